@@ -1,0 +1,32 @@
+//! # faas-adapters
+//!
+//! Implementations of the `faas-ports` traits, each behind its own cargo feature:
+//!
+//! | feature | module | port |
+//! |---|---|---|
+//! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
+//! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
+//! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | `testkit` | [`testkit`] | the `SourceStore` contract suite every backend runs |
+//!
+//! Invariants: adapters translate backend errors into `PortError`s by meaning
+//! (one `map_error` per backend) and never let a backend type escape through a
+//! port; every read and wait is bounded; blocking file work runs on
+//! `spawn_blocking` or tokio's fs.
+
+pub mod bootstrap;
+mod error;
+
+pub use error::AdapterError;
+
+#[cfg(feature = "fs")]
+pub mod fs;
+
+#[cfg(feature = "process")]
+pub mod process;
+
+#[cfg(feature = "http-fetch")]
+pub mod fetch;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

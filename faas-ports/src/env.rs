@@ -1,0 +1,209 @@
+//! Validated environment maps (SPEC §5).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::truncate_for_message;
+use crate::PortError;
+
+/// Maximum bytes of an env key.
+pub const MAX_ENV_KEY_LEN: usize = 256;
+/// Maximum bytes of an env value.
+pub const MAX_ENV_VALUE_LEN: usize = 4096;
+/// Maximum entries in one env map.
+pub const MAX_ENV_ENTRIES: usize = 256;
+/// Prefix reserved for variables the platform sets.
+pub const RESERVED_ENV_PREFIX: &str = "LOWCODE_FAAS_";
+
+/// An environment map of a collection, a function or a request.
+///
+/// Invariants: at most 256 entries; keys match `^[A-Za-z_][A-Za-z0-9_]*$`,
+/// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`;
+/// values are at most 4096 bytes with no NUL, CR or LF.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+pub struct EnvMap(BTreeMap<String, String>);
+
+impl EnvMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates a map.
+    pub fn parse(map: BTreeMap<String, String>) -> Result<Self, PortError> {
+        if map.len() > MAX_ENV_ENTRIES {
+            return Err(PortError::InvalidEnv(format!(
+                "{} entries, at most {MAX_ENV_ENTRIES} allowed",
+                map.len()
+            )));
+        }
+        for (key, value) in &map {
+            check_key(key)?;
+            check_value(key, value)?;
+        }
+        Ok(Self(map))
+    }
+
+    /// Validates a JSON value: `null` is empty, an object of strings is parsed,
+    /// anything else is `INVALID_ENV`.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, PortError> {
+        match value {
+            serde_json::Value::Null => Ok(Self::new()),
+            serde_json::Value::Object(object) => {
+                let mut map = BTreeMap::new();
+                for (key, value) in object {
+                    let serde_json::Value::String(s) = value else {
+                        return Err(PortError::InvalidEnv(format!(
+                            "value of '{}' must be a string",
+                            truncate_for_message(key)
+                        )));
+                    };
+                    map.insert(key.clone(), s.clone());
+                }
+                Self::parse(map)
+            }
+            _ => Err(PortError::InvalidEnv("env must be an object of strings".into())),
+        }
+    }
+
+    /// Like [`EnvMap::parse`] but drops invalid entries instead of failing,
+    /// returning the names of the dropped keys. For data written by older
+    /// implementations, which checked less.
+    pub fn parse_lenient(map: BTreeMap<String, String>) -> (Self, Vec<String>) {
+        let mut kept = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for (key, value) in map {
+            if kept.len() < MAX_ENV_ENTRIES && check_key(&key).is_ok() && check_value(&key, &value).is_ok() {
+                kept.insert(key, value);
+            } else {
+                dropped.push(key);
+            }
+        }
+        (Self(kept), dropped)
+    }
+
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Looks a key up.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The underlying map.
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl TryFrom<BTreeMap<String, String>> for EnvMap {
+    type Error = PortError;
+    fn try_from(value: BTreeMap<String, String>) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<EnvMap> for BTreeMap<String, String> {
+    fn from(value: EnvMap) -> Self {
+        value.0
+    }
+}
+
+fn check_key(key: &str) -> Result<(), PortError> {
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !first_ok || !rest_ok {
+        return Err(PortError::InvalidEnv(format!(
+            "key '{}' must match ^[A-Za-z_][A-Za-z0-9_]*$",
+            truncate_for_message(key)
+        )));
+    }
+    if key.len() > MAX_ENV_KEY_LEN {
+        return Err(PortError::InvalidEnv(format!(
+            "key '{}' is longer than {MAX_ENV_KEY_LEN} bytes",
+            truncate_for_message(key)
+        )));
+    }
+    if key == "PORT" || key.starts_with(RESERVED_ENV_PREFIX) {
+        return Err(PortError::InvalidEnv(format!("key '{}' is reserved", truncate_for_message(key))));
+    }
+    Ok(())
+}
+
+fn check_value(key: &str, value: &str) -> Result<(), PortError> {
+    if value.len() > MAX_ENV_VALUE_LEN {
+        return Err(PortError::InvalidEnv(format!(
+            "value of '{key}' is longer than {MAX_ENV_VALUE_LEN} bytes"
+        )));
+    }
+    if value.contains(['\0', '\r', '\n']) {
+        return Err(PortError::InvalidEnv(format!(
+            "value of '{key}' contains NUL, CR or LF"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn check(value: serde_json::Value, ok: bool) {
+        assert_eq!(EnvMap::from_json(&value).is_ok(), ok, "env {value}");
+    }
+
+    #[test]
+    fn env_rules() {
+        check(json!(null), true);
+        check(json!({}), true);
+        check(json!({"A": "1", "_b": "", "x_1": "y"}), true);
+        check(json!({"1A": "x"}), false);
+        check(json!({"A-B": "x"}), false);
+        check(json!({"": "x"}), false);
+        check(json!({"PORT": "1"}), false);
+        check(json!({"LOWCODE_FAAS_X": "1"}), false);
+        check(json!({"A": 1}), false);
+        check(json!({"A": "a\nb"}), false);
+        check(json!({"A": "a\rb"}), false);
+        check(json!({"A": "a\u{0}b"}), false);
+        check(json!({"A": "x".repeat(4096)}), true);
+        check(json!({"A": "x".repeat(4097)}), false);
+        check(json!({ "K".repeat(256): "x" }), true);
+        check(json!({ "K".repeat(257): "x" }), false);
+        check(json!([]), false);
+        check(json!("A=1"), false);
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..257).map(|i| (format!("K{i}"), json!("v"))).collect();
+        check(serde_json::Value::Object(many), false);
+    }
+
+    #[test]
+    fn lenient_parse_drops_bad_entries() {
+        let map = BTreeMap::from([
+            ("GOOD".to_owned(), "1".to_owned()),
+            ("PORT".to_owned(), "2".to_owned()),
+        ]);
+        let (env, dropped) = EnvMap::parse_lenient(map);
+        assert_eq!(env.get("GOOD"), Some("1"));
+        assert_eq!(dropped, vec!["PORT".to_owned()]);
+    }
+}

@@ -1,0 +1,394 @@
+//! Contract types: what is stored, what goes over the wire (SPEC §4–§5, §9).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::{CollectionPath, EnvMap, FunctionName, Language, Version};
+
+/// Serialises a timestamp as RFC 3339 UTC with millisecond precision (`2026-01-02T03:04:05.678Z`).
+pub fn serialize_timestamp<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// The id of a function: `name` for the root, `collection/path/name` otherwise.
+pub fn function_id(collection_path: &CollectionPath, name: &FunctionName) -> String {
+    if collection_path.is_root() {
+        name.to_string()
+    } else {
+        format!("{}/{}", collection_path.as_str(), name)
+    }
+}
+
+/// The id of a deployment: `<function id>@v<N>`.
+pub fn deployment_id(collection_path: &CollectionPath, name: &FunctionName, version: Version) -> String {
+    format!("{}@v{}", function_id(collection_path, name), version)
+}
+
+/// One stored version of a function: everything needed to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// The function's collection.
+    pub collection_path: CollectionPath,
+    /// The function's name.
+    pub name: FunctionName,
+    /// Its language.
+    pub language: Language,
+    /// The ESM module source.
+    pub source_code: String,
+    /// The function's own env (not merged with collections).
+    pub env: EnvMap,
+    /// This version's number.
+    pub version: Version,
+    /// When this version was written.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// See [`function_id`].
+    pub fn function_id(&self) -> String {
+        function_id(&self.collection_path, &self.name)
+    }
+
+    /// See [`deployment_id`].
+    pub fn deployment_id(&self) -> String {
+        deployment_id(&self.collection_path, &self.name, self.version)
+    }
+}
+
+/// A version to write: the store allocates its number and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    /// The function's collection (must exist).
+    pub collection_path: CollectionPath,
+    /// The function's name.
+    pub name: FunctionName,
+    /// Its language.
+    pub language: Language,
+    /// The ESM module source.
+    pub source_code: String,
+    /// The function's own env.
+    pub env: EnvMap,
+}
+
+/// One row of a function listing, as the store returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSummary {
+    /// The function's collection.
+    pub collection_path: CollectionPath,
+    /// The function's name.
+    pub name: FunctionName,
+    /// Its language.
+    pub language: Language,
+    /// The current version.
+    pub version: Version,
+    /// When the current version was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The `Function` body of the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Function {
+    /// Function id.
+    pub id: String,
+    /// Collection path, omitted for the root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection_path: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Language.
+    pub language: Language,
+    /// Source.
+    pub source_code: String,
+    /// Function env, omitted when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// When this version was written.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    /// Version number.
+    pub version: u64,
+    /// Deployment id.
+    pub deployment_id: String,
+}
+
+impl From<&Deployment> for Function {
+    fn from(d: &Deployment) -> Self {
+        Function {
+            id: d.function_id(),
+            collection_path: d.collection_path.as_option().map(str::to_owned),
+            name: d.name.to_string(),
+            language: d.language,
+            source_code: d.source_code.clone(),
+            env: d.env.as_map().clone(),
+            created_at: d.created_at,
+            version: d.version.get(),
+            deployment_id: d.deployment_id(),
+        }
+    }
+}
+
+/// One element of `GET /functions`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionListItem {
+    /// Function id.
+    pub id: String,
+    /// Collection path, omitted for the root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection_path: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Language.
+    pub language: Language,
+    /// Current version.
+    pub version: u64,
+    /// When the current version was written.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&FunctionSummary> for FunctionListItem {
+    fn from(s: &FunctionSummary) -> Self {
+        FunctionListItem {
+            id: function_id(&s.collection_path, &s.name),
+            collection_path: s.collection_path.as_option().map(str::to_owned),
+            name: s.name.to_string(),
+            language: s.language,
+            version: s.version.get(),
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// One element of `GET /functions/{name}/versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionItem {
+    /// Version number.
+    pub version: Version,
+    /// When it was written.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A collection as listed and created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionInfo {
+    /// The collection's path (never the root in a listing).
+    pub path: CollectionPath,
+    /// When it was created.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The platform ran the handler and it returned a valid result (even `ok:false`).
+    Success,
+    /// The platform could not produce a handler result.
+    Failed,
+}
+
+/// Why a run failed (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The handler threw or rejected.
+    HandlerThrow,
+    /// The handler returned something other than `{ok:true,…}` / `{ok:false,error}`.
+    BadReturn,
+    /// The module has no `handler` export.
+    NoHandler,
+    /// `input.json` could not be read.
+    BadInput,
+    /// The module failed to load (syntax or import error).
+    SyntaxError,
+    /// The run passed its deadline and was killed.
+    Timeout,
+    /// The run was killed for memory.
+    OutOfMemory,
+    /// The result was larger than the output limit.
+    OutputTooLarge,
+    /// The process ended without writing a result.
+    ExitedWithoutOutput,
+    /// The runtime (Docker daemon, node) could not be reached.
+    RuntimeUnavailable,
+    /// The image could not be found or pulled.
+    ImageUnavailable,
+    /// Anything else that went wrong in the platform.
+    Internal,
+}
+
+impl ErrorCode {
+    /// All codes, for tables and metrics.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::HandlerThrow,
+        ErrorCode::BadReturn,
+        ErrorCode::NoHandler,
+        ErrorCode::BadInput,
+        ErrorCode::SyntaxError,
+        ErrorCode::Timeout,
+        ErrorCode::OutOfMemory,
+        ErrorCode::OutputTooLarge,
+        ErrorCode::ExitedWithoutOutput,
+        ErrorCode::RuntimeUnavailable,
+        ErrorCode::ImageUnavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire string (`HANDLER_THROW` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::HandlerThrow => "HANDLER_THROW",
+            ErrorCode::BadReturn => "BAD_RETURN",
+            ErrorCode::NoHandler => "NO_HANDLER",
+            ErrorCode::BadInput => "BAD_INPUT",
+            ErrorCode::SyntaxError => "SYNTAX_ERROR",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
+            ErrorCode::OutputTooLarge => "OUTPUT_TOO_LARGE",
+            ErrorCode::ExitedWithoutOutput => "EXITED_WITHOUT_OUTPUT",
+            ErrorCode::RuntimeUnavailable => "RUNTIME_UNAVAILABLE",
+            ErrorCode::ImageUnavailable => "IMAGE_UNAVAILABLE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// Parses a wire string.
+    pub fn parse(raw: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+}
+
+/// The result of an invoke (HTTP 200 whenever a run was attempted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// `run-` + UUIDv7.
+    pub run_id: String,
+    /// Equals `run_id`.
+    pub execution_id: String,
+    /// `success` or `failed`.
+    pub status: RunStatus,
+    /// Why it failed; omitted on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<ErrorCode>,
+    /// 200 on success, 0 on failure.
+    pub http_status_code: u16,
+    /// `{"Content-Type":"application/json"}` on success, omitted on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_headers: Option<BTreeMap<String, String>>,
+    /// The handler's return value, or `{ok:false,error,code}` for a failure.
+    pub output: serde_json::Value,
+    /// `""` on success.
+    pub error_message: String,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
+    /// What ran.
+    pub function_id: String,
+    /// Omitted for the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_path: Option<String>,
+    /// What ran.
+    pub deployment_version: u64,
+    /// What ran.
+    pub deployment_id: String,
+}
+
+/// Level of a captured `console.*` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
+}
+
+impl LogLevel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Log => "log",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// One captured `console.*` call with its run context (SPEC §9; field order is the wire order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Run id.
+    pub run_id: String,
+    /// Equals `run_id`.
+    pub execution_id: String,
+    /// Function name.
+    pub function_name: String,
+    /// Collection path (`""` for the root).
+    pub collection_path: String,
+    /// Version that ran.
+    pub deployment_version: u64,
+    /// Deployment id.
+    pub deployment_id: String,
+    /// When the call happened (RFC 3339).
+    pub ts: String,
+    /// Console method.
+    pub level: LogLevel,
+    /// Arguments formatted like Node's `util.format`.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn function_serialises_like_the_spec() {
+        let d = Deployment {
+            collection_path: CollectionPath::root(),
+            name: FunctionName::parse("hello").unwrap(),
+            language: Language::Javascript,
+            source_code: "x".into(),
+            env: EnvMap::new(),
+            version: Version::new(2).unwrap(),
+            created_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        };
+        let v = serde_json::to_value(Function::from(&d)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "id": "hello", "name": "hello", "language": "javascript", "source_code": "x",
+                "created_at": "2026-01-02T03:04:05.000Z", "version": 2, "deployment_id": "hello@v2"
+            })
+        );
+        let nested = Deployment {
+            collection_path: CollectionPath::parse("a/b").unwrap(),
+            ..d
+        };
+        assert_eq!(nested.deployment_id(), "a/b/hello@v2");
+        let v = serde_json::to_value(Function::from(&nested)).unwrap();
+        assert_eq!(v["collection_path"], "a/b");
+        assert_eq!(v["id"], "a/b/hello");
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for code in ErrorCode::ALL {
+            let s = serde_json::to_value(code).unwrap();
+            assert_eq!(s, serde_json::json!(code.as_str()));
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Validated names: function names, collection paths, versions, run ids, source URLs.
+//!
+//! Each type is built only through `parse` (or `TryFrom<String>` for serde), so
+//! a value of the type always satisfies the rules of SPEC §3.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::PortError;
+
+/// Maximum length of a function name in bytes.
+pub const MAX_FUNCTION_NAME_LEN: usize = 64;
+/// Maximum length of a normalised collection path in bytes.
+pub const MAX_COLLECTION_PATH_LEN: usize = 256;
+/// Maximum number of segments of a collection path.
+pub const MAX_COLLECTION_SEGMENTS: usize = 32;
+/// Segments that may never appear in a collection path.
+pub const RESERVED_SEGMENTS: [&str; 3] = ["__root__", "functions", "env"];
+
+/// A function name.
+///
+/// Invariants: matches `^[A-Za-z][A-Za-z0-9_-]{0,63}$` (so it never contains
+/// `/`, `.` or anything else that could leave a directory or an S3 prefix).
+/// Case-sensitive.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FunctionName(String);
+
+impl FunctionName {
+    /// Validates `raw` as a function name.
+    pub fn parse(raw: &str) -> Result<Self, PortError> {
+        let mut chars = raw.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if raw.is_empty() {
+            return Err(PortError::InvalidName("name is required".into()));
+        }
+        if !first_ok || !rest_ok || raw.len() > MAX_FUNCTION_NAME_LEN {
+            return Err(PortError::InvalidName(format!(
+                "'{}' must match ^[A-Za-z][A-Za-z0-9_-]{{0,63}}$",
+                truncate_for_message(raw)
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for FunctionName {
+    type Error = PortError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<FunctionName> for String {
+    fn from(value: FunctionName) -> Self {
+        value.0
+    }
+}
+
+/// A normalised collection path; the empty path is the root collection.
+///
+/// Invariants: lowercase; no leading or trailing `/`; at most 256 bytes and
+/// 32 segments; every segment matches `^[a-z0-9_-]+$` and is none of
+/// `__root__`, `functions`, `env`. So a path can be joined under a directory
+/// or an S3 prefix without escaping it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CollectionPath(String);
+
+impl CollectionPath {
+    /// The root collection.
+    pub fn root() -> Self {
+        Self(String::new())
+    }
+
+    /// Normalises (trim, strip `/` at both ends, lowercase) and validates `raw`.
+    pub fn parse(raw: &str) -> Result<Self, PortError> {
+        let normalised = raw.trim().trim_matches('/').to_lowercase();
+        if normalised.is_empty() {
+            return Ok(Self::root());
+        }
+        if normalised.len() > MAX_COLLECTION_PATH_LEN {
+            return Err(PortError::InvalidCollectionPath(format!(
+                "path is longer than {MAX_COLLECTION_PATH_LEN} bytes"
+            )));
+        }
+        let segments: Vec<&str> = normalised.split('/').collect();
+        if segments.len() > MAX_COLLECTION_SEGMENTS {
+            return Err(PortError::InvalidCollectionPath(format!(
+                "path has more than {MAX_COLLECTION_SEGMENTS} segments"
+            )));
+        }
+        for segment in &segments {
+            if segment.is_empty() {
+                return Err(PortError::InvalidCollectionPath(
+                    "empty segment ('//') in path".into(),
+                ));
+            }
+            if !segment
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            {
+                return Err(PortError::InvalidCollectionPath(format!(
+                    "segment '{}' must match ^[a-z0-9_-]+$",
+                    truncate_for_message(segment)
+                )));
+            }
+            if RESERVED_SEGMENTS.contains(segment) {
+                return Err(PortError::InvalidCollectionPath(format!(
+                    "segment '{segment}' is reserved"
+                )));
+            }
+        }
+        Ok(Self(normalised))
+    }
+
+    /// True for the root collection.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The path as a string; `""` for the root.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `None` for the root, else the path (the wire form that omits the root).
+    pub fn as_option(&self) -> Option<&str> {
+        (!self.is_root()).then_some(self.0.as_str())
+    }
+
+    /// The segments, empty for the root.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The parent collection; `None` for the root.
+    pub fn parent(&self) -> Option<CollectionPath> {
+        if self.is_root() {
+            return None;
+        }
+        Some(match self.0.rfind('/') {
+            Some(i) => Self(self.0[..i].to_owned()),
+            None => Self::root(),
+        })
+    }
+
+    /// The root, every ancestor and the path itself, root first.
+    pub fn lineage(&self) -> Vec<CollectionPath> {
+        let mut out = vec![Self::root()];
+        let mut acc = String::new();
+        for segment in self.segments() {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(segment);
+            out.push(Self(acc.clone()));
+        }
+        out
+    }
+
+    /// True when `self` equals `prefix` or lies below it (`a/b` starts with `a`).
+    pub fn starts_with(&self, prefix: &CollectionPath) -> bool {
+        prefix.is_root()
+            || self.0 == prefix.0
+            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+    }
+
+    /// The child path `self/segment` (the segment is validated).
+    pub fn child(&self, segment: &str) -> Result<CollectionPath, PortError> {
+        if segment.contains('/') {
+            return Err(PortError::InvalidCollectionPath(format!(
+                "segment '{}' contains '/'",
+                truncate_for_message(segment)
+            )));
+        }
+        if self.is_root() {
+            Self::parse(segment)
+        } else {
+            Self::parse(&format!("{}/{segment}", self.0))
+        }
+    }
+}
+
+impl fmt::Display for CollectionPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_root() {
+            f.write_str("/")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+impl TryFrom<String> for CollectionPath {
+    type Error = PortError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<CollectionPath> for String {
+    fn from(value: CollectionPath) -> Self {
+        value.0
+    }
+}
+
+/// A deployment version: an integer >= 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Version(u64);
+
+impl Version {
+    /// The first version of every function.
+    pub const FIRST: Version = Version(1);
+
+    /// Validates a number.
+    pub fn new(n: u64) -> Result<Self, PortError> {
+        if n == 0 {
+            return Err(PortError::InvalidVersion("version must be >= 1".into()));
+        }
+        Ok(Self(n))
+    }
+
+    /// Parses a query-string value such as `"3"`.
+    pub fn parse(raw: &str) -> Result<Self, PortError> {
+        let n: u64 = raw.trim().parse().map_err(|_| {
+            PortError::InvalidVersion(format!(
+                "'{}' is not an integer >= 1",
+                truncate_for_message(raw)
+            ))
+        })?;
+        Self::new(n)
+    }
+
+    /// Validates a JSON value: an integer >= 1 (a float such as `2.0` is refused).
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, PortError> {
+        match value.as_u64() {
+            Some(n) => Self::new(n),
+            None => Err(PortError::InvalidVersion(format!(
+                "{} is not an integer >= 1",
+                truncate_for_message(&value.to_string())
+            ))),
+        }
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The version after this one.
+    pub fn next(self) -> Version {
+        Version(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl TryFrom<u64> for Version {
+    type Error = PortError;
+    fn try_from(value: u64) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Version> for u64 {
+    fn from(value: Version) -> Self {
+        value.0
+    }
+}
+
+/// The id of one run: `run-` followed by a UUIDv7 (time-ordered, 74 random bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A fresh, unguessable run id.
+    pub fn generate() -> Self {
+        Self(format!("run-{}", uuid::Uuid::now_v7()))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An absolute `http` or `https` URL to fetch a source from.
+///
+/// Only the scheme and shape are checked here; which addresses may be
+/// reached is the fetcher's rule (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUrl(url::Url);
+
+impl SourceUrl {
+    /// Validates `raw`.
+    pub fn parse(raw: &str) -> Result<Self, PortError> {
+        let url = url::Url::parse(raw.trim()).map_err(|e| {
+            PortError::InvalidSourceUrl(format!("'{}': {e}", truncate_for_message(raw)))
+        })?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => {
+                return Err(PortError::InvalidSourceUrl(format!(
+                    "scheme '{other}' is not allowed (http or https only)"
+                )))
+            }
+        }
+        if url.host().is_none() {
+            return Err(PortError::InvalidSourceUrl("URL has no host".into()));
+        }
+        Ok(Self(url))
+    }
+
+    /// The parsed URL.
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    /// The URL as a string.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// The language of a function. Only JavaScript (Node ESM) exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// A Node ESM module.
+    #[default]
+    Javascript,
+}
+
+impl Language {
+    /// `None` or `""` is JavaScript; `Some(other)` is `Err(other)`.
+    pub fn parse(raw: Option<&str>) -> Result<Self, String> {
+        match raw.map(str::trim) {
+            None | Some("") | Some("javascript") => Ok(Language::Javascript),
+            Some(other) => Err(other.to_owned()),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Javascript => "javascript",
+        }
+    }
+}
+
+/// Cuts user text that goes back into an error message to a readable length.
+pub(crate) fn truncate_for_message(raw: &str) -> String {
+    const MAX: usize = 80;
+    if raw.len() <= MAX {
+        return raw.to_owned();
+    }
+    let mut end = MAX;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &raw[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_name(raw: &str, ok: bool) {
+        assert_eq!(FunctionName::parse(raw).is_ok(), ok, "name {raw:?}");
+    }
+
+    #[test]
+    fn function_names() {
+        for good in ["a", "hello", "Hello_World-2", "env", "functions", &"a".repeat(64)] {
+            check_name(good, true);
+        }
+        for bad in [
+            "",
+            "1abc",
+            "_a",
+            "-a",
+            "a.b",
+            "a/b",
+            "../etc",
+            "..",
+            "a b",
+            "é",
+            &"a".repeat(65),
+            "a\0",
+        ] {
+            check_name(bad, false);
+        }
+    }
+
+    fn check_path(raw: &str, want: Option<&str>) {
+        let got = CollectionPath::parse(raw).ok();
+        assert_eq!(got.as_ref().map(|p| p.as_str()), want, "path {raw:?}");
+    }
+
+    #[test]
+    fn collection_paths() {
+        check_path("", Some(""));
+        check_path("/", Some(""));
+        check_path("  /Team/API/ ", Some("team/api"));
+        check_path("a/b_c/d-1", Some("a/b_c/d-1"));
+        check_path("a//b", None);
+        check_path("../a", None);
+        check_path("a/./b", None);
+        check_path("a/functions", None);
+        check_path("env", None);
+        check_path("__root__", None);
+        check_path("a b", None);
+        check_path("a\\b", None);
+        check_path(&vec!["a"; 32].join("/"), Some(&vec!["a"; 32].join("/")));
+        check_path(&vec!["a"; 33].join("/"), None);
+        check_path(&"a".repeat(257), None);
+    }
+
+    #[test]
+    fn reserved_segment_is_named_in_message() {
+        let err = CollectionPath::parse("a/functions/b").unwrap_err();
+        assert_eq!(err.code(), "INVALID_COLLECTION_PATH");
+        assert!(err.to_string().contains("functions"));
+    }
+
+    #[test]
+    fn lineage_and_parent() {
+        let p = CollectionPath::parse("a/b/c").unwrap();
+        let lineage: Vec<String> = p.lineage().into_iter().map(String::from).collect();
+        assert_eq!(lineage, vec!["", "a", "a/b", "a/b/c"]);
+        assert_eq!(p.parent().unwrap().as_str(), "a/b");
+        assert_eq!(CollectionPath::parse("a").unwrap().parent(), Some(CollectionPath::root()));
+        assert_eq!(CollectionPath::root().parent(), None);
+        assert!(p.starts_with(&CollectionPath::parse("a/b").unwrap()));
+        assert!(!CollectionPath::parse("ab").unwrap().starts_with(&CollectionPath::parse("a").unwrap()));
+        assert!(p.starts_with(&CollectionPath::root()));
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(Version::parse("3").unwrap().get(), 3);
+        assert!(Version::parse("0").is_err());
+        assert!(Version::parse("-1").is_err());
+        assert!(Version::parse("x").is_err());
+        assert!(Version::from_json(&serde_json::json!(2.5)).is_err());
+        assert!(Version::from_json(&serde_json::json!("2")).is_err());
+        assert_eq!(Version::from_json(&serde_json::json!(2)).unwrap().get(), 2);
+    }
+
+    #[test]
+    fn run_ids_are_unique_and_prefixed() {
+        let a = RunId::generate();
+        let b = RunId::generate();
+        assert!(a.as_str().starts_with("run-"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn source_urls() {
+        assert!(SourceUrl::parse("https://example.com/a.mjs").is_ok());
+        assert!(SourceUrl::parse("http://127.0.0.1:8080/x").is_ok());
+        assert_eq!(SourceUrl::parse("file:///etc/passwd").unwrap_err().code(), "INVALID_SOURCE_URL");
+        assert!(SourceUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn languages() {
+        assert_eq!(Language::parse(None), Ok(Language::Javascript));
+        assert_eq!(Language::parse(Some("")), Ok(Language::Javascript));
+        assert_eq!(Language::parse(Some("python")), Err("python".into()));
+    }
+}

@@ -1,0 +1,156 @@
+//! The async port traits. Every adapter implements one of these; the domain
+//! holds them as `Arc<dyn Port>`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    CollectionInfo, CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, FunctionSummary,
+    LogEntry, NewVersion, PortError, RunId, SourceUrl, Version, VersionItem,
+};
+
+/// Where collections and function versions live (`files`, `db_s3`, memory).
+///
+/// Rules every implementation keeps (checked by the contract suite in
+/// `faas-adapters`' `testkit`):
+/// - the root collection always exists; creating `a/b/c` creates `a` and `a/b`;
+/// - saving allocates the next version atomically: concurrent saves of one
+///   function never lose or duplicate a version;
+/// - a failed call leaves nothing half-written;
+/// - errors are [`PortError`]s by meaning (`CollectionNotFound`, …,
+///   `Unavailable { component: Storage }`).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates a collection (and its missing ancestors) with its env.
+    /// `CollectionExists` if the path exists; the root always exists.
+    async fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError>;
+
+    /// Every collection below the root, sorted by path.
+    async fn list_collections(&self) -> Result<Vec<CollectionInfo>, PortError>;
+
+    /// True when the collection exists (always for the root).
+    async fn collection_exists(&self, path: &CollectionPath) -> Result<bool, PortError>;
+
+    /// The collection's own env. `CollectionNotFound` if it does not exist.
+    async fn collection_env(&self, path: &CollectionPath) -> Result<EnvMap, PortError>;
+
+    /// Replaces the collection's own env. `CollectionNotFound` if it does not exist.
+    async fn set_collection_env(&self, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError>;
+
+    /// Deletes an empty collection. `CollectionNotEmpty` if it has functions or
+    /// sub-collections, `CollectionNotFound` if it does not exist.
+    async fn delete_collection(&self, path: &CollectionPath) -> Result<(), PortError>;
+
+    /// Writes a new version of a function (creating the function at version 1).
+    /// `CollectionNotFound` if the collection does not exist.
+    async fn save_function(&self, new: &NewVersion) -> Result<Deployment, PortError>;
+
+    /// Loads the current version, or a pinned one. `FunctionNotFound`,
+    /// `VersionNotFound`, or `VersionNotAvailable` (storage that keeps only
+    /// the current version).
+    async fn get_function(
+        &self,
+        collection: &CollectionPath,
+        name: &FunctionName,
+        version: Option<Version>,
+    ) -> Result<Deployment, PortError>;
+
+    /// The current version number only: the cheap check a cache uses to
+    /// revalidate. `FunctionNotFound` if there is none.
+    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError>;
+
+    /// The functions of one collection (not of its sub-collections), sorted by name.
+    async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError>;
+
+    /// The stored versions of a function, newest first. `FunctionNotFound` if none.
+    async fn list_versions(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Vec<VersionItem>, PortError>;
+
+    /// Deletes every version of a function. `FunctionNotFound` if none.
+    async fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError>;
+
+    /// Answers when the backend is reachable and usable.
+    async fn health(&self) -> Result<(), PortError>;
+}
+
+/// Everything a runtime needs for one run. The runtime adds the embedded
+/// bootstrap itself; the domain decides everything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunJob {
+    /// The run's id (container label, temp dir name).
+    pub run_id: RunId,
+    /// Function id, for labels and logs.
+    pub function_id: String,
+    /// Deployment id, for labels and logs.
+    pub deployment_id: String,
+    /// The user's ESM module, written as `function.mjs`.
+    pub source_code: String,
+    /// The serialised input object, written as `input.json`.
+    pub input_json: Vec<u8>,
+    /// The complete environment of the run (merged user env plus platform
+    /// variables). Nothing else from the host reaches the run.
+    pub env: BTreeMap<String, String>,
+    /// Time left for the run; past it the runtime kills everything it started.
+    pub timeout: Duration,
+    /// Largest `output.json` accepted, in bytes (the envelope included).
+    pub max_output_bytes: u64,
+    /// Largest captured log file read back, in bytes.
+    pub max_log_bytes: u64,
+}
+
+/// What a finished run left behind: the bootstrap's result envelope and its
+/// captured logs, both still raw bytes for the domain to judge.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunOutput {
+    /// Content of `output.json`.
+    pub output_json: Vec<u8>,
+    /// Content of the captured log file (NDJSON), possibly empty.
+    pub logs: Vec<u8>,
+}
+
+/// A run that produced no result envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    /// Why (`TIMEOUT`, `OUT_OF_MEMORY`, `EXITED_WITHOUT_OUTPUT`, …).
+    pub code: ErrorCode,
+    /// A clear message for the caller.
+    pub message: String,
+    /// Logs captured before the failure, possibly empty.
+    pub logs: Vec<u8>,
+}
+
+/// Runs one job in isolation (a Docker container, a `node` process).
+///
+/// Rules every implementation keeps: nothing it starts outlives the call
+/// (kill and remove in every outcome, including a dropped future); reads of
+/// `output.json` and logs are bounded by the job's limits; the deadline is
+/// enforced by killing.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + std::fmt::Debug + 'static {
+    /// Runs the job to completion or failure.
+    async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure>;
+
+    /// Answers when the runtime can start runs.
+    async fn health(&self) -> Result<(), PortError>;
+}
+
+/// Receives captured function logs. Implementations never block a run for
+/// long: a slow backend drops (and counts) instead.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait LogSink: Send + Sync + std::fmt::Debug + 'static {
+    /// Hands over the entries of one run, in order.
+    async fn emit(&self, entries: &[LogEntry]) -> Result<(), PortError>;
+}
+
+/// Fetches a function source from a URL (SPEC §10).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SourceFetcher: Send + Sync + std::fmt::Debug + 'static {
+    /// The body of `url` as UTF-8 text. `SourceTooLarge` past `max_bytes`,
+    /// `SourceUrlForbidden` for a refused address, `SourceFetchFailed` otherwise.
+    async fn fetch(&self, url: &SourceUrl, max_bytes: u64) -> Result<String, PortError>;
+}
