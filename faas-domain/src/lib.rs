@@ -1,1 +1,42 @@
-//! placeholder
+//! # faas-domain
+//!
+//! What lowcode-faas decides, over the `faas-ports` traits:
+//!
+//! - collection env inheritance and env precedence ([`env`]): root → … →
+//!   leaf collection → function → request, last wins, then the platform
+//!   variables;
+//! - deployments and version pinning, the create/update/pull/delete/list/
+//!   versions use cases (`functions`), collections (`collections`);
+//! - the invoke use case ([`Engine::invoke`]) and the judgement of what a run
+//!   returned into a [`faas_ports::RunResult`] ([`run_result`]);
+//! - capacity limits: at most N runs at once, a bounded queue, refusal beyond
+//!   it ([`capacity`]).
+//!
+//! The entry point is [`Engine`], built with [`Engine::builder`] from
+//! `Arc<dyn SourceStore>` and `Arc<dyn ContainerRuntime>` (plus an optional
+//! fetcher and log sink).
+//!
+//! Invariants: this crate never touches HTTP, SQL, Docker, S3, files,
+//! processes or environment variables. Its only runtime dependency beyond
+//! serde/thiserror/tracing is tokio's `sync` and `time` (a semaphore and
+//! timers for the run queue), no I/O. Errors carry stable machine codes and
+//! know nothing about HTTP status numbers.
+#![warn(missing_docs)]
+
+pub mod capacity;
+mod collections;
+mod engine;
+pub mod env;
+mod error;
+mod functions;
+mod invoke;
+pub mod logs;
+pub mod run_result;
+
+pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits};
+pub use error::DomainError;
+pub use functions::{CreateFunction, SourceSpec, UpdateFunction};
+pub use invoke::{InvokeRequest, RunInput};
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,10 @@ pub const RESERVED_ENV_PREFIX: &str = "LOWCODE_FAAS_";
 /// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`;
 /// values are at most 4096 bytes with no NUL, CR or LF.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
 pub struct EnvMap(BTreeMap<String, String>);
 
 impl EnvMap {
@@ -64,7 +67,9 @@ impl EnvMap {
                 }
                 Self::parse(map)
             }
-            _ => Err(PortError::InvalidEnv("env must be an object of strings".into())),
+            _ => Err(PortError::InvalidEnv(
+                "env must be an object of strings".into(),
+            )),
         }
     }
 
@@ -75,7 +80,10 @@ impl EnvMap {
         let mut kept = BTreeMap::new();
         let mut dropped = Vec::new();
         for (key, value) in map {
-            if kept.len() < MAX_ENV_ENTRIES && check_key(&key).is_ok() && check_value(&key, &value).is_ok() {
+            if kept.len() < MAX_ENV_ENTRIES
+                && check_key(&key).is_ok()
+                && check_value(&key, &value).is_ok()
+            {
                 kept.insert(key, value);
             } else {
                 dropped.push(key);
@@ -142,7 +150,10 @@ fn check_key(key: &str) -> Result<(), PortError> {
         )));
     }
     if key == "PORT" || key.starts_with(RESERVED_ENV_PREFIX) {
-        return Err(PortError::InvalidEnv(format!("key '{}' is reserved", truncate_for_message(key))));
+        return Err(PortError::InvalidEnv(format!(
+            "key '{}' is reserved",
+            truncate_for_message(key)
+        )));
     }
     Ok(())
 }

@@ -176,7 +176,8 @@ impl CollectionPath {
     pub fn starts_with(&self, prefix: &CollectionPath) -> bool {
         prefix.is_root()
             || self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&prefix.0)
+                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 
     /// The child path `self/segment` (the segment is validated).
@@ -403,7 +404,14 @@ mod tests {
 
     #[test]
     fn function_names() {
-        for good in ["a", "hello", "Hello_World-2", "env", "functions", &"a".repeat(64)] {
+        for good in [
+            "a",
+            "hello",
+            "Hello_World-2",
+            "env",
+            "functions",
+            &"a".repeat(64),
+        ] {
             check_name(good, true);
         }
         for bad in [
@@ -461,10 +469,15 @@ mod tests {
         let lineage: Vec<String> = p.lineage().into_iter().map(String::from).collect();
         assert_eq!(lineage, vec!["", "a", "a/b", "a/b/c"]);
         assert_eq!(p.parent().unwrap().as_str(), "a/b");
-        assert_eq!(CollectionPath::parse("a").unwrap().parent(), Some(CollectionPath::root()));
+        assert_eq!(
+            CollectionPath::parse("a").unwrap().parent(),
+            Some(CollectionPath::root())
+        );
         assert_eq!(CollectionPath::root().parent(), None);
         assert!(p.starts_with(&CollectionPath::parse("a/b").unwrap()));
-        assert!(!CollectionPath::parse("ab").unwrap().starts_with(&CollectionPath::parse("a").unwrap()));
+        assert!(!CollectionPath::parse("ab")
+            .unwrap()
+            .starts_with(&CollectionPath::parse("a").unwrap()));
         assert!(p.starts_with(&CollectionPath::root()));
     }
 
@@ -491,7 +504,10 @@ mod tests {
     fn source_urls() {
         assert!(SourceUrl::parse("https://example.com/a.mjs").is_ok());
         assert!(SourceUrl::parse("http://127.0.0.1:8080/x").is_ok());
-        assert_eq!(SourceUrl::parse("file:///etc/passwd").unwrap_err().code(), "INVALID_SOURCE_URL");
+        assert_eq!(
+            SourceUrl::parse("file:///etc/passwd").unwrap_err().code(),
+            "INVALID_SOURCE_URL"
+        );
         assert!(SourceUrl::parse("not a url").is_err());
     }
 
