@@ -154,7 +154,7 @@ impl Engine {
     ) -> Result<Vec<VersionItem>, DomainError> {
         self.ensure_collection(collection).await?;
         let mut versions = self.store.list_versions(collection, name).await?;
-        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
         Ok(versions)
     }
 
