@@ -1,1 +1,387 @@
-// placeholder, replaced by the real bootstrap
+// lowcode-faas bootstrap: runs one handler call inside a workspace directory.
+//
+// Protocol (see faas-adapters/src/bootstrap.rs and SPEC §6). Every file lives
+// in this script's own directory, never in the current working directory:
+//   in:  function.mjs  the user's ESM module
+//        input.json    the input object
+//   out: output.json   exactly one envelope, written atomically (temp + rename):
+//                        {"type":"result","value":<handler return value>}
+//                        {"type":"error","code":"<ERROR_CODE>","message":"..."}
+//        logs.ndjson   one {"ts","level","message"} line per console.* call,
+//                      bounded by LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES
+//
+// Every path that reaches a verdict writes an envelope and exits 0. A process
+// that ends without output.json (process.exit in the handler, a fatal V8
+// error, a kill) is judged by the runtime, not here.
+//
+// Error codes written here: SYNTAX_ERROR, NO_HANDLER, BAD_INPUT, HANDLER_THROW,
+// BAD_RETURN.
+//
+// Only Node built-ins are used; it runs on Node >= 18.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import util from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// Keep our own references to everything used after user code has run, so a
+// handler that reassigns globals (JSON.stringify, process.exit, fs methods)
+// cannot break the envelope.
+const exit = process.exit.bind(process);
+const stringify = JSON.stringify;
+const parse = JSON.parse;
+const { openSync, writeSync, writeFileSync, renameSync, readFileSync } = fs;
+const format = util.format;
+const inspect = util.inspect;
+const stderrWrite = process.stderr.write.bind(process.stderr);
+const byteLength = Buffer.byteLength;
+const isArray = Array.isArray;
+const ObjectPrototype = Object.prototype;
+const getPrototypeOf = Object.getPrototypeOf;
+
+const DIR = path.dirname(fileURLToPath(import.meta.url));
+const FUNCTION_FILE = path.join(DIR, 'function.mjs');
+const INPUT_FILE = path.join(DIR, 'input.json');
+const OUTPUT_FILE = path.join(DIR, 'output.json');
+const OUTPUT_TMP_FILE = path.join(DIR, 'output.json.tmp');
+const LOG_FILE = path.join(DIR, 'logs.ndjson');
+
+const DEFAULT_LOG_MAX_BYTES = 1048576;
+
+// ---------------------------------------------------------------------------
+// Console capture, installed before the user module is imported so that its
+// top-level console calls are captured too. Nothing reaches the real
+// stdout/stderr through console.*.
+
+function logMaxBytes() {
+  const raw = process.env.LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES;
+  if (raw === undefined || !/^\d+$/.test(raw.trim())) return DEFAULT_LOG_MAX_BYTES;
+  const n = Number(raw.trim());
+  return Number.isSafeInteger(n) ? n : DEFAULT_LOG_MAX_BYTES;
+}
+
+const log = {
+  max: logMaxBytes(),
+  written: 0,
+  truncated: false,
+  fd: -1,
+};
+
+try {
+  log.fd = openSync(LOG_FILE, 'a');
+} catch {
+  // No log file: capture silently drops entries, the run itself goes on.
+  log.fd = -1;
+}
+
+function appendLine(line) {
+  if (log.fd < 0) return;
+  try {
+    writeSync(log.fd, line);
+  } catch {
+    // A full disk must not turn into a handler failure.
+  }
+}
+
+function entryLine(level, message) {
+  return stringify({ ts: new Date().toISOString(), level, message }) + '\n';
+}
+
+// One console call = one NDJSON line, written synchronously so it survives
+// process.exit() and a later kill. When the next line would pass the cap, one
+// final warning entry is written (it may itself pass the cap by its own size;
+// readers allow some slack for it) and everything after it is dropped.
+function capture(level, message) {
+  if (log.truncated) return;
+  const line = entryLine(level, message);
+  const size = byteLength(line);
+  if (log.written + size > log.max) {
+    log.truncated = true;
+    const note = entryLine(
+      'warn',
+      `[lowcode-faas] function log truncated: limit of ${log.max} bytes reached`,
+    );
+    log.written += byteLength(note);
+    appendLine(note);
+    return;
+  }
+  log.written += size;
+  appendLine(line);
+}
+
+function formatArgs(args) {
+  try {
+    return format(...args);
+  } catch (err) {
+    return `[lowcode-faas] could not format log arguments: ${describe(err)}`;
+  }
+}
+
+function installConsoleCapture() {
+  for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
+    console[level] = (...args) => capture(level, formatArgs(args));
+  }
+  // Same text as Node's console.trace ("Trace: <message>" plus the stack),
+  // captured at level debug.
+  console.trace = (...args) => {
+    const err = { name: 'Trace', message: formatArgs(args) };
+    Error.captureStackTrace(err, console.trace);
+    capture('debug', String(err.stack));
+  };
+  console.dir = (obj, options) => {
+    let message;
+    try {
+      message = inspect(obj, { customInspect: false, ...options });
+    } catch (err) {
+      message = `[lowcode-faas] could not inspect value: ${describe(err)}`;
+    }
+    capture('log', message);
+  };
+  // console.assert, count, table, time* go through this.log/this.warn in
+  // Node, so they are captured by the methods above.
+}
+
+installConsoleCapture();
+
+// ---------------------------------------------------------------------------
+// Envelopes.
+
+// Workspace paths are meaningless to the caller and differ between runtimes
+// (/workspace in Docker, a temp dir for the process runtime): strip them.
+const DIR_URL_PREFIX = pathToFileURL(DIR).href + '/';
+const DIR_PREFIX = DIR + path.sep;
+
+function clean(text) {
+  return String(text).split(DIR_URL_PREFIX).join('').split(DIR_PREFIX).join('');
+}
+
+// A human description of any thrown value.
+function describe(err) {
+  try {
+    if (err instanceof Error) return err.message === '' ? err.name : err.message;
+    if (typeof err === 'string') return err;
+    return String(err);
+  } catch {
+    try {
+      return inspect(err);
+    } catch {
+      return 'unknown error';
+    }
+  }
+}
+
+function describeWithName(err) {
+  try {
+    if (err instanceof Error) {
+      return err.message === '' ? String(err.name) : `${err.name}: ${err.message}`;
+    }
+  } catch {
+    // fall through
+  }
+  return describe(err);
+}
+
+function stackOf(err) {
+  try {
+    if (err instanceof Error && typeof err.stack === 'string') return err.stack;
+  } catch {
+    // fall through
+  }
+  return null;
+}
+
+let finished = false;
+
+function writeEnvelope(text) {
+  try {
+    writeFileSync(OUTPUT_TMP_FILE, text);
+    renameSync(OUTPUT_TMP_FILE, OUTPUT_FILE);
+  } catch (err) {
+    // Nothing left to report through: the runtime sees no output.json and
+    // reports EXITED_WITHOUT_OUTPUT with this line from stderr.
+    stderrWrite(`lowcode-faas bootstrap: cannot write output.json: ${describe(err)}\n`);
+  }
+}
+
+function finishWithResult(valueJson) {
+  if (finished) return;
+  finished = true;
+  writeEnvelope('{"type":"result","value":' + valueJson + '}');
+  exit(0);
+}
+
+function finishWithError(code, message) {
+  if (finished) return;
+  finished = true;
+  writeEnvelope(stringify({ type: 'error', code, message: clean(message) }));
+  exit(0);
+}
+
+// Records the stack of a failure in the function log (level error) so the
+// developer can find where it came from; the envelope carries the message.
+function logStack(prefix, err) {
+  const stack = stackOf(err);
+  if (stack !== null) capture('error', `[lowcode-faas] ${prefix}: ${clean(stack)}`);
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous failures of user code (a throw in a timer, a rejected promise
+// nobody awaits) while the module loads or the handler runs are reported as
+// HANDLER_THROW: they come from the function's code at run time.
+
+process.on('uncaughtException', (err) => {
+  logStack('uncaught exception', err);
+  finishWithError('HANDLER_THROW', `uncaught exception: ${describe(err)}`);
+});
+
+process.on('unhandledRejection', (reason) => {
+  logStack('unhandled rejection', reason);
+  finishWithError('HANDLER_THROW', `unhandled promise rejection: ${describe(reason)}`);
+});
+
+// The event loop ran dry while the handler's promise was still pending (it
+// never settles and nothing else is scheduled). Say so on stderr; the runtime
+// reports EXITED_WITHOUT_OUTPUT with this line.
+process.on('beforeExit', () => {
+  if (!finished) {
+    stderrWrite(
+      'lowcode-faas bootstrap: the process ran out of work before the handler settled ' +
+        '(a promise that never resolves?)\n',
+    );
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Return value validation (SPEC §5): an object with boolean `ok`; `ok:false`
+// needs a string `error` and, when present, a string `code`. The value is
+// validated as the caller will receive it, i.e. after a JSON round trip
+// (toJSON applied, undefined fields dropped).
+
+function typeName(v) {
+  if (v === null) return 'null';
+  if (isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function isPlainObject(v) {
+  if (typeof v !== 'object' || v === null || isArray(v)) return false;
+  const proto = getPrototypeOf(v);
+  return proto === ObjectPrototype || proto === null;
+}
+
+// Returns [json, null] on success or [null, problem].
+function checkReturn(value) {
+  if (value === undefined) {
+    return [null, 'handler returned undefined; it must return an object with a boolean "ok" field'];
+  }
+  let json;
+  try {
+    json = stringify(value);
+  } catch (err) {
+    return [null, `handler return value cannot be serialised to JSON: ${describe(err)}`];
+  }
+  if (typeof json !== 'string') {
+    return [null, `handler returned ${typeName(value)} that serialises to nothing; it must return an object with a boolean "ok" field`];
+  }
+  const v = parse(json);
+  if (!isPlainObject(v)) {
+    return [null, `handler returned ${typeName(v)}; it must return an object with a boolean "ok" field`];
+  }
+  if (typeof v.ok !== 'boolean') {
+    const got = 'ok' in v ? typeName(v.ok) : 'nothing';
+    return [null, `handler return value must have a boolean "ok" field, got ${got}`];
+  }
+  if (v.ok === false) {
+    if (typeof v.error !== 'string') {
+      const got = 'error' in v ? typeName(v.error) : 'nothing';
+      return [null, `handler returned ok:false, so "error" must be a string, got ${got}`];
+    }
+    if ('code' in v && typeof v.code !== 'string') {
+      return [null, `handler returned ok:false with "code" ${typeName(v.code)}; "code" must be a string when present`];
+    }
+  }
+  return [json, null];
+}
+
+// ---------------------------------------------------------------------------
+// The run.
+
+function buildContext() {
+  const env = process.env;
+  const str = (name) => (typeof env[name] === 'string' ? env[name] : '');
+  const rawVersion = str('LOWCODE_FAAS_DEPLOYMENT_VERSION').trim();
+  // The platform always sets it; 0 stands for "unknown" rather than NaN.
+  const version = /^\d+$/.test(rawVersion) ? Number(rawVersion) : 0;
+  return Object.freeze({
+    runId: str('LOWCODE_FAAS_RUN_ID'),
+    executionId: str('LOWCODE_FAAS_EXECUTION_ID'),
+    functionName: str('LOWCODE_FAAS_FUNCTION_NAME'),
+    collectionPath: str('LOWCODE_FAAS_COLLECTION_PATH'),
+    deploymentId: str('LOWCODE_FAAS_DEPLOYMENT_ID'),
+    deploymentVersion: version,
+  });
+}
+
+// The handler is the named export `handler`. As a convenience a module
+// without a `handler` export whose default export is a function uses that
+// function. A `handler` export that is not a function is NO_HANDLER even
+// when a default export exists.
+function pickHandler(mod) {
+  if ('handler' in mod) {
+    if (typeof mod.handler === 'function') return [mod.handler, null];
+    return [null, `the export "handler" is ${typeName(mod.handler)}, not a function`];
+  }
+  if (typeof mod.default === 'function') return [mod.default, null];
+  return [null, 'the module has no "handler" export; export async function handler(input, context)'];
+}
+
+async function main() {
+  let mod;
+  try {
+    mod = await import(pathToFileURL(FUNCTION_FILE).href);
+  } catch (err) {
+    logStack('loading the function failed', err);
+    finishWithError('SYNTAX_ERROR', describeWithName(err));
+    return;
+  }
+
+  const [handler, noHandler] = pickHandler(mod);
+  if (handler === null) {
+    finishWithError('NO_HANDLER', noHandler);
+    return;
+  }
+
+  let input;
+  try {
+    input = parse(readFileSync(INPUT_FILE, 'utf8'));
+  } catch (err) {
+    finishWithError('BAD_INPUT', `cannot read input.json: ${describe(err)}`);
+    return;
+  }
+  if (!isPlainObject(input)) {
+    finishWithError('BAD_INPUT', `input must be a JSON object, got ${typeName(input)}`);
+    return;
+  }
+
+  let value;
+  try {
+    value = await handler(input, buildContext());
+  } catch (err) {
+    logStack('handler threw', err);
+    finishWithError('HANDLER_THROW', describe(err));
+    return;
+  }
+
+  const [json, problem] = checkReturn(value);
+  if (json === null) {
+    finishWithError('BAD_RETURN', problem);
+    return;
+  }
+  finishWithResult(json);
+}
+
+main().catch((err) => {
+  // A bug in this file, not in the function.
+  stderrWrite(`lowcode-faas bootstrap: internal error: ${stackOf(err) ?? describe(err)}\n`);
+  exit(70);
+});
