@@ -90,9 +90,7 @@ impl HttpSourceFetcher {
         }
         let client = reqwest::Client::builder()
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .redirect(redirect_policy(policy.clone(), config.max_redirects))
             .referer(false)
             .timeout(config.timeout)
@@ -109,19 +107,12 @@ impl HttpSourceFetcher {
 
     async fn fetch_bounded(&self, url: &Url, max_bytes: u64) -> Result<String, PortError> {
         check_hop(&self.policy, url).map_err(|refusal| refusal.to_port_error())?;
-        let mut response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(map_error)?;
+        let mut response = self.client.get(url.clone()).send().await.map_err(map_error)?;
         let status = response.status();
         let host = response.url().host_str().unwrap_or_default().to_owned();
         tracing::debug!(host = %host, status = status.as_u16(), "source server answered");
         if status != StatusCode::OK {
-            return Err(PortError::SourceFetchFailed(format!(
-                "status {status} from '{host}'"
-            )));
+            return Err(PortError::SourceFetchFailed(format!("status {status} from '{host}'")));
         }
         if response.content_length().is_some_and(|len| len > max_bytes) {
             return Err(PortError::SourceTooLarge { limit: max_bytes });
@@ -156,12 +147,7 @@ impl SourceFetcher for HttpSourceFetcher {
     async fn fetch(&self, url: &SourceUrl, max_bytes: u64) -> Result<String, PortError> {
         let host = url.url().host_str().unwrap_or_default();
         tracing::debug!(host = %host, max_bytes, "fetching source");
-        let result = match tokio::time::timeout(
-            self.timeout,
-            self.fetch_bounded(url.url(), max_bytes),
-        )
-        .await
-        {
+        let result = match tokio::time::timeout(self.timeout, self.fetch_bounded(url.url(), max_bytes)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(PortError::SourceFetchFailed(format!(
                 "timed out after {:?} fetching from '{host}'",
@@ -190,11 +176,7 @@ fn map_error(error: reqwest::Error) -> PortError {
         }
         cause = current.source();
     }
-    let host = error
-        .url()
-        .and_then(Url::host_str)
-        .unwrap_or_default()
-        .to_owned();
+    let host = error.url().and_then(Url::host_str).unwrap_or_default().to_owned();
     let root = root_cause(&error);
     let message = if error.is_timeout() {
         format!("timed out fetching from '{host}'")
@@ -404,10 +386,7 @@ const REFUSED_V4: &[(Ipv4Net, &str)] = &[
     (v4(127, 0, 0, 0, 8), "loopback"),
     (v4(169, 254, 0, 0, 16), "link-local"),
     (v4(172, 16, 0, 0, 12), "private (172.16.0.0/12)"),
-    (
-        v4(192, 0, 0, 0, 24),
-        "IETF protocol assignments (192.0.0.0/24)",
-    ),
+    (v4(192, 0, 0, 0, 24), "IETF protocol assignments (192.0.0.0/24)"),
     (v4(192, 0, 2, 0, 24), "documentation"),
     (v4(192, 88, 99, 0, 24), "6to4 relay anycast"),
     (v4(192, 168, 0, 0, 16), "private (192.168.0.0/16)"),
@@ -444,10 +423,7 @@ const REFUSED_V6: &[(Ipv6Net, &str)] = &[
     (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
     (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique-local"),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
-    (
-        v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
-        "site-local (deprecated)",
-    ),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "site-local (deprecated)"),
     (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
 ];
 
@@ -457,10 +433,7 @@ const GLOBAL_UNICAST_V6: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
 /// The refused range `ip` falls in, `None` for a public address.
 fn refused_range(ip: IpAddr) -> Option<RefusedRange> {
     match ip {
-        IpAddr::V4(ip) => refused_v4(ip).map(|name| RefusedRange {
-            name,
-            embedded: None,
-        }),
+        IpAddr::V4(ip) => refused_v4(ip).map(|name| RefusedRange { name, embedded: None }),
         IpAddr::V6(ip) => refused_v6(ip),
     }
 }
@@ -473,10 +446,7 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn refused_v6(ip: Ipv6Addr) -> Option<RefusedRange> {
-    let named = |name| RefusedRange {
-        name,
-        embedded: None,
-    };
+    let named = |name| RefusedRange { name, embedded: None };
     // `::` and `::1` sit inside the IPv4-compatible prefix; name them first.
     if ip.is_unspecified() {
         return Some(named("unspecified"));
@@ -526,12 +496,7 @@ mod tests {
 
     fn check_address(raw: &str, refused: bool) {
         let ip: IpAddr = raw.parse().unwrap();
-        assert_eq!(
-            refused_range(ip).is_some(),
-            refused,
-            "{raw}: {:?}",
-            refused_range(ip)
-        );
+        assert_eq!(refused_range(ip).is_some(), refused, "{raw}: {:?}", refused_range(ip));
     }
 
     #[test]
@@ -680,10 +645,7 @@ mod tests {
     }
 
     fn redirect_to(location: String) -> Vec<u8> {
-        head(
-            "302 Found",
-            &[("Location", location), ("Content-Length", "0".into())],
-        )
+        head("302 Found", &[("Location", location), ("Content-Length", "0".into())])
     }
 
     async fn serve(mut stream: TcpStream, port: u16) {
@@ -761,11 +723,7 @@ mod tests {
     /// Public-only, except the address the test server listens on.
     fn fetcher_exempting(ip: Ipv4Addr) -> HttpSourceFetcher {
         let exempt: Arc<[IpAddr]> = Arc::new([IpAddr::V4(ip)]);
-        HttpSourceFetcher::with_policy(
-            &FetchConfig::default(),
-            AddressPolicy::PublicOnlyExcept(exempt),
-        )
-        .unwrap()
+        HttpSourceFetcher::with_policy(&FetchConfig::default(), AddressPolicy::PublicOnlyExcept(exempt)).unwrap()
     }
 
     fn assert_fails(result: Result<String, PortError>, code: &str, contains: &str) {
@@ -777,10 +735,7 @@ mod tests {
     #[tokio::test]
     async fn fetches_a_200_body() {
         let server = TestServer::start(Ipv4Addr::LOCALHOST).await;
-        let body = fetcher(true)
-            .fetch(&server.url("/ok"), LIMIT)
-            .await
-            .unwrap();
+        let body = fetcher(true).fetch(&server.url("/ok"), LIMIT).await.unwrap();
         assert_eq!(body, SOURCE);
     }
 
@@ -789,14 +744,8 @@ mod tests {
         let server = TestServer::start(Ipv4Addr::LOCALHOST).await;
         let fetcher = fetcher(true);
         let exact = SOURCE.len() as u64;
-        assert_eq!(
-            fetcher.fetch(&server.url("/ok"), exact).await.unwrap(),
-            SOURCE
-        );
-        let err = fetcher
-            .fetch(&server.url("/ok"), exact - 1)
-            .await
-            .unwrap_err();
+        assert_eq!(fetcher.fetch(&server.url("/ok"), exact).await.unwrap(), SOURCE);
+        let err = fetcher.fetch(&server.url("/ok"), exact - 1).await.unwrap_err();
         assert!(matches!(err, PortError::SourceTooLarge { limit } if limit == exact - 1));
     }
 
@@ -818,10 +767,7 @@ mod tests {
                 "{path}: {err}"
             );
         }
-        let body = fetcher
-            .fetch(&server.url("/chunked-big"), 4 * LIMIT)
-            .await
-            .unwrap();
+        let body = fetcher.fetch(&server.url("/chunked-big"), 4 * LIMIT).await.unwrap();
         assert_eq!(body.len(), 4 * LIMIT as usize);
     }
 
@@ -832,20 +778,14 @@ mod tests {
             .fetch(&server.url("/declared-big"), LIMIT)
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, PortError::SourceTooLarge { limit: LIMIT }),
-            "{err}"
-        );
+        assert!(matches!(err, PortError::SourceTooLarge { limit: LIMIT }), "{err}");
     }
 
     #[tokio::test]
     async fn follows_up_to_max_redirects() {
         let server = TestServer::start(Ipv4Addr::LOCALHOST).await;
         let fetcher = fetcher(true);
-        assert_eq!(
-            fetcher.fetch(&server.url("/hop/5"), LIMIT).await.unwrap(),
-            SOURCE
-        );
+        assert_eq!(fetcher.fetch(&server.url("/hop/5"), LIMIT).await.unwrap(), SOURCE);
         let result = fetcher.fetch(&server.url("/hop/6"), LIMIT).await;
         assert_fails(result, "SOURCE_FETCH_FAILED", "too many redirects");
     }
@@ -939,11 +879,7 @@ mod tests {
     #[tokio::test]
     async fn ipv4_mapped_loopback_is_forbidden() {
         let server = TestServer::start(Ipv4Addr::LOCALHOST).await;
-        let url = SourceUrl::parse(&format!(
-            "http://[::ffff:127.0.0.1]:{}/ok",
-            server.addr.port()
-        ))
-        .unwrap();
+        let url = SourceUrl::parse(&format!("http://[::ffff:127.0.0.1]:{}/ok", server.addr.port())).unwrap();
         let result = fetcher(false).fetch(&url, LIMIT).await;
         assert_fails(result, "SOURCE_URL_FORBIDDEN", "::ffff:127.0.0.1");
         assert_eq!(server.connections(), 0);
@@ -958,10 +894,7 @@ mod tests {
         let fetcher = fetcher_exempting(server_ip);
 
         let direct = fetcher.fetch(&server.url("/hop/1"), LIMIT).await.unwrap();
-        assert_eq!(
-            direct, SOURCE,
-            "hops within the allowed address are followed"
-        );
+        assert_eq!(direct, SOURCE, "hops within the allowed address are followed");
 
         for (path, named) in [
             ("/to/127.0.0.1/ok", "address 127.0.0.1 is loopback"),
@@ -980,11 +913,7 @@ mod tests {
         let open = GuardedResolver {
             policy: AddressPolicy::Any,
         };
-        let addrs: Vec<SocketAddr> = open
-            .resolve("localhost".parse().unwrap())
-            .await
-            .unwrap()
-            .collect();
+        let addrs: Vec<SocketAddr> = open.resolve("localhost".parse().unwrap()).await.unwrap().collect();
         assert!(addrs.iter().any(|a| a.ip().is_loopback()), "{addrs:?}");
 
         let guarded = GuardedResolver {

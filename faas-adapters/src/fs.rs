@@ -59,8 +59,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use faas_ports::{
-    function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary,
-    Language, NewVersion, PortError, SourceStore, Version, VersionItem,
+    function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language,
+    NewVersion, PortError, SourceStore, Version, VersionItem,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -147,11 +147,7 @@ impl FsSourceStore {
     async fn lock_function(&self, collection: &CollectionPath, name: &FunctionName) -> SaveGuard {
         let key = (collection.clone(), name.clone());
         let lock = {
-            let mut locks = self
-                .inner
-                .save_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut locks = self.inner.save_locks.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(locks.entry(key.clone()).or_default())
         };
         // Built before the wait, so a cancelled wait still prunes the map.
@@ -188,17 +184,9 @@ struct SaveGuard {
 impl Drop for SaveGuard {
     fn drop(&mut self) {
         drop(self.held.take());
-        let mut locks = self
-            .inner
-            .save_locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut locks = self.inner.save_locks.lock().unwrap_or_else(PoisonError::into_inner);
         // Clones are only made under this lock: 2 = the map's and ours.
-        if Arc::strong_count(&self.lock) == 2
-            && locks
-                .get(&self.key)
-                .is_some_and(|l| Arc::ptr_eq(l, &self.lock))
-        {
+        if Arc::strong_count(&self.lock) == 2 && locks.get(&self.key).is_some_and(|l| Arc::ptr_eq(l, &self.lock)) {
             locks.remove(&self.key);
         }
     }
@@ -299,9 +287,7 @@ impl Inner {
         let dir = self.collection_dir(path);
         match fs::metadata(&dir) {
             Ok(meta) => Ok(meta.is_dir()),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                Ok(false)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(false),
             Err(e) => Err(self.map_error("reading", &dir, e)),
         }
     }
@@ -314,17 +300,12 @@ impl Inner {
         }
     }
 
-    fn create_collection(
-        &self,
-        path: &CollectionPath,
-        env: &EnvMap,
-    ) -> Result<CollectionInfo, PortError> {
+    fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError> {
         if path.is_root() {
             return Err(PortError::CollectionExists(path.to_string()));
         }
         let collections = self.collections_dir();
-        fs::create_dir_all(&collections)
-            .map_err(|e| self.map_error("creating", &collections, e))?;
+        fs::create_dir_all(&collections).map_err(|e| self.map_error("creating", &collections, e))?;
         let lineage = path.lineage();
         // Ancestors (not the root, not the leaf): mkdir -p, with their `functions/`.
         for ancestor in lineage.iter().skip(1).take(lineage.len().saturating_sub(2)) {
@@ -392,9 +373,7 @@ impl Inner {
     ) -> Result<Vec<(CollectionPath, PathBuf, Metadata)>, PortError> {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                return Ok(Vec::new())
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
             Err(e) => return Err(self.map_error("listing", dir, e)),
         };
         let mut out = Vec::new();
@@ -411,10 +390,7 @@ impl Inner {
                 tracing::warn!(dir = %self.rel(&child_dir), "Skipping a directory whose name is not UTF-8.");
                 continue;
             };
-            if segment == FUNCTIONS_DIR
-                || (path.is_root() && segment == ROOT_DIR)
-                || segment.starts_with('.')
-            {
+            if segment == FUNCTIONS_DIR || (path.is_root() && segment == ROOT_DIR) || segment.starts_with('.') {
                 continue;
             }
             match path.child(&segment) {
@@ -464,8 +440,7 @@ impl Inner {
         self.require_collection(path)?;
         let not_empty = || PortError::CollectionNotEmpty(path.to_string());
         let dir = self.collection_dir(path);
-        if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty()
-        {
+        if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty() {
             return Err(not_empty());
         }
         // What is left is ours (env file, lock files, `functions/`) or
@@ -482,11 +457,7 @@ impl Inner {
     // ---- functions ----
 
     /// The current version of a function, new layout first, then legacy.
-    fn find(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<Option<Found>, PortError> {
+    fn find(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Option<Found>, PortError> {
         let source = self.function_file(collection, name, SOURCE_EXT);
         if let Some(meta) = self.file_metadata(&source)? {
             let version = self.read_meta(&self.function_file(collection, name, META_EXT))?;
@@ -520,11 +491,7 @@ impl Inner {
         }
     }
 
-    fn find_required(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<Found, PortError> {
+    fn find_required(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Found, PortError> {
         self.find(collection, name)?
             .ok_or_else(|| self.not_found(collection, name))
     }
@@ -546,9 +513,7 @@ impl Inner {
             }
             let source_code = match fs::read_to_string(&found.source) {
                 Ok(source) => source,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(self.not_found(collection, name))
-                }
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(self.not_found(collection, name)),
                 Err(e) => return Err(self.map_error("reading", &found.source, e)),
             };
             Ok(Deployment {
@@ -563,10 +528,7 @@ impl Inner {
         })
     }
 
-    fn list_functions(
-        &self,
-        collection: &CollectionPath,
-    ) -> Result<Vec<FunctionSummary>, PortError> {
+    fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {
         self.require_collection(collection)?;
         let mut out: BTreeMap<FunctionName, FunctionSummary> = BTreeMap::new();
         for (name, meta) in self.function_files(&self.functions_dir(collection))? {
@@ -578,10 +540,7 @@ impl Inner {
         if collection.is_root() {
             for (name, meta) in self.function_files(&self.legacy_dir())? {
                 if !out.contains_key(&name) {
-                    out.insert(
-                        name.clone(),
-                        summary(collection, name, Version::FIRST, &meta),
-                    );
+                    out.insert(name.clone(), summary(collection, name, Version::FIRST, &meta));
                 }
             }
         }
@@ -592,9 +551,7 @@ impl Inner {
     fn function_files(&self, dir: &Path) -> Result<Vec<(FunctionName, Metadata)>, PortError> {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                return Ok(Vec::new())
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
             Err(e) => return Err(self.map_error("listing", dir, e)),
         };
         let mut out = Vec::new();
@@ -637,10 +594,8 @@ impl Inner {
         } else {
             Some(self.stage(&env_path, &env_json(&new.env)?, Visibility::Private)?)
         };
-        let meta_bytes = serde_json::to_vec(&Meta {
-            version: version.get(),
-        })
-        .map_err(|e| PortError::internal("serialising meta", e))?;
+        let meta_bytes = serde_json::to_vec(&Meta { version: version.get() })
+            .map_err(|e| PortError::internal("serialising meta", e))?;
         let meta = self.stage(&meta_path, &meta_bytes, Visibility::Public)?;
 
         self.commit(source, &source_path)?;
@@ -665,11 +620,7 @@ impl Inner {
         })
     }
 
-    fn delete_function(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<(), PortError> {
+    fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
         let _file_lock = self.lock_exclusive(collection, name)?;
         self.find_required(collection, name)?;
         // The source first: once it is gone, the function is gone.
@@ -688,11 +639,7 @@ impl Inner {
 
     /// Takes the cross-process lock of a function, creating its `functions/`
     /// directory when needed. `CollectionNotFound` if the collection is missing.
-    fn lock_exclusive(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<File, PortError> {
+    fn lock_exclusive(&self, collection: &CollectionPath, name: &FunctionName) -> Result<File, PortError> {
         let dir = self.functions_dir(collection);
         if collection.is_root() {
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -701,9 +648,7 @@ impl Inner {
             match fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(Self::collection_not_found(collection))
-                }
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(Self::collection_not_found(collection)),
                 Err(e) => return Err(self.map_error("creating", &dir, e)),
             }
         }
@@ -716,9 +661,7 @@ impl Inner {
             .open(&path)
         {
             Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Self::collection_not_found(collection))
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Self::collection_not_found(collection)),
             Err(e) => return Err(self.map_error("opening lock file", &path, e)),
         };
         // Fully qualified: std's inherent `File::lock` needs Rust 1.89, above our MSRV.
@@ -729,20 +672,13 @@ impl Inner {
     /// Runs `read` under a shared lock of `lock_path` when the file exists.
     /// Without a lock file no save has started; if one appears meanwhile,
     /// the read is repeated under the lock.
-    fn with_read_lock<T>(
-        &self,
-        lock_path: &Path,
-        read: impl Fn() -> Result<T, PortError>,
-    ) -> Result<T, PortError> {
+    fn with_read_lock<T>(&self, lock_path: &Path, read: impl Fn() -> Result<T, PortError>) -> Result<T, PortError> {
         let open = || match File::open(lock_path) {
             Ok(file) => {
-                fs4::FileExt::lock_shared(&file)
-                    .map_err(|e| self.map_error("locking", lock_path, e))?;
+                fs4::FileExt::lock_shared(&file).map_err(|e| self.map_error("locking", lock_path, e))?;
                 Ok(Some(file))
             }
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                Ok(None)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(self.map_error("opening lock file", lock_path, e)),
         };
         if let Some(_shared) = open()? {
@@ -762,9 +698,7 @@ impl Inner {
         match fs::metadata(path) {
             Ok(meta) if meta.is_file() => Ok(Some(meta)),
             Ok(_) => Ok(None),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                Ok(None)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(self.map_error("reading", path, e)),
         }
     }
@@ -785,17 +719,13 @@ impl Inner {
         let Some(bytes) = self.read_optional(path)? else {
             return Ok(EnvMap::new());
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
         let object = match value {
             serde_json::Value::Null => return Ok(EnvMap::new()),
             serde_json::Value::Object(object) => object,
             other => {
                 return Err(PortError::Internal {
-                    message: format!(
-                        "{} holds {other} instead of an object of strings",
-                        self.rel(path)
-                    ),
+                    message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
                     source: None,
                 })
             }
@@ -826,9 +756,7 @@ impl Inner {
     fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>, PortError> {
         match fs::read(path) {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                Ok(None)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(self.map_error("reading", path, e)),
         }
     }
@@ -843,19 +771,11 @@ impl Inner {
     }
 
     /// Writes `bytes` to a synced temp file next to `target`.
-    fn stage(
-        &self,
-        target: &Path,
-        bytes: &[u8],
-        visibility: Visibility,
-    ) -> Result<tempfile::NamedTempFile, PortError> {
+    fn stage(&self, target: &Path, bytes: &[u8], visibility: Visibility) -> Result<tempfile::NamedTempFile, PortError> {
         let dir = target.parent().unwrap_or(&self.data_dir);
         let prefix = format!(
             ".{}.",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
+            target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
         );
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
@@ -908,8 +828,7 @@ impl Inner {
 
     fn health(&self) -> Result<(), PortError> {
         let dir = &self.data_dir;
-        let meta =
-            fs::metadata(dir).map_err(|e| self.map_error("reading data directory", dir, e))?;
+        let meta = fs::metadata(dir).map_err(|e| self.map_error("reading data directory", dir, e))?;
         if !meta.is_dir() {
             return Err(PortError::storage_unavailable(
                 "the data directory is not a directory",
@@ -931,12 +850,7 @@ fn env_json(env: &EnvMap) -> Result<Vec<u8>, PortError> {
     serde_json::to_vec(env.as_map()).map_err(|e| PortError::internal("serialising env", e))
 }
 
-fn summary(
-    collection: &CollectionPath,
-    name: FunctionName,
-    version: Version,
-    meta: &Metadata,
-) -> FunctionSummary {
+fn summary(collection: &CollectionPath, name: FunctionName, version: Version, meta: &Metadata) -> FunctionSummary {
     FunctionSummary {
         collection_path: collection.clone(),
         name,
@@ -947,9 +861,7 @@ fn summary(
 }
 
 fn modified_time(meta: &Metadata) -> DateTime<Utc> {
-    meta.modified()
-        .map(DateTime::from)
-        .unwrap_or_else(|_| Utc::now())
+    meta.modified().map(DateTime::from).unwrap_or_else(|_| Utc::now())
 }
 
 /// Birth time where the platform has it, else the modification time.
@@ -961,14 +873,9 @@ fn birth_time(meta: &Metadata) -> DateTime<Utc> {
 
 #[async_trait]
 impl SourceStore for FsSourceStore {
-    async fn create_collection(
-        &self,
-        path: &CollectionPath,
-        env: &EnvMap,
-    ) -> Result<CollectionInfo, PortError> {
+    async fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError> {
         let (path, env) = (path.clone(), env.clone());
-        self.blocking(move |s| s.create_collection(&path, &env))
-            .await
+        self.blocking(move |s| s.create_collection(&path, &env)).await
     }
 
     async fn list_collections(&self) -> Result<Vec<CollectionInfo>, PortError> {
@@ -985,14 +892,9 @@ impl SourceStore for FsSourceStore {
         self.blocking(move |s| s.collection_env(&path)).await
     }
 
-    async fn set_collection_env(
-        &self,
-        path: &CollectionPath,
-        env: &EnvMap,
-    ) -> Result<(), PortError> {
+    async fn set_collection_env(&self, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
         let (path, env) = (path.clone(), env.clone());
-        self.blocking(move |s| s.set_collection_env(&path, &env))
-            .await
+        self.blocking(move |s| s.set_collection_env(&path, &env)).await
     }
 
     async fn delete_collection(&self, path: &CollectionPath) -> Result<(), PortError> {
@@ -1021,20 +923,13 @@ impl SourceStore for FsSourceStore {
             .await
     }
 
-    async fn current_version(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<Version, PortError> {
+    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
         self.blocking(move |s| Ok(s.find_required(&collection, &name)?.version))
             .await
     }
 
-    async fn list_functions(
-        &self,
-        collection: &CollectionPath,
-    ) -> Result<Vec<FunctionSummary>, PortError> {
+    async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {
         let collection = collection.clone();
         self.blocking(move |s| s.list_functions(&collection)).await
     }
@@ -1055,11 +950,7 @@ impl SourceStore for FsSourceStore {
         .await
     }
 
-    async fn delete_function(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<(), PortError> {
+    async fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
         let guard = self.lock_function(collection, name).await;
         let (collection, name) = (collection.clone(), name.clone());
         self.blocking(move |s| {
@@ -1090,16 +981,8 @@ mod tests {
         FunctionName::parse(raw).unwrap()
     }
 
-    fn new_version(
-        collection: &str,
-        fname: &str,
-        source: &str,
-        env: &[(&str, &str)],
-    ) -> NewVersion {
-        let map: BTreeMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+    fn new_version(collection: &str, fname: &str, source: &str, env: &[(&str, &str)]) -> NewVersion {
+        let map: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         NewVersion {
             collection_path: cp(collection),
             name: name(fname),
@@ -1128,12 +1011,7 @@ mod tests {
                 if path.is_dir() {
                     walk(base, &path, out);
                 } else {
-                    out.push(
-                        path.strip_prefix(base)
-                            .unwrap()
-                            .to_string_lossy()
-                            .replace('\\', "/"),
-                    );
+                    out.push(path.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/"));
                 }
             }
         }
@@ -1147,11 +1025,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_the_source_store_contract() {
         let (_dir, store) = store();
-        crate::testkit::source_store_contract(
-            &store,
-            crate::testkit::ContractOptions::CURRENT_ONLY,
-        )
-        .await;
+        crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::CURRENT_ONLY).await;
     }
 
     #[tokio::test]
@@ -1162,10 +1036,7 @@ mod tests {
             &data.join("functions/hello.mjs"),
             "export const handler = async () => ({ ok: true });",
         );
-        write(
-            &data.join("functions/hello.env.json"),
-            r#"{"GREETING":"hi"}"#,
-        );
+        write(&data.join("functions/hello.env.json"), r#"{"GREETING":"hi"}"#);
         // Unrelated files and names that are not function names are ignored.
         write(&data.join("functions/notes.txt"), "x");
         write(&data.join("functions/bad.name.mjs"), "x");
@@ -1173,10 +1044,7 @@ mod tests {
         fs::create_dir_all(data.join("functions/sub.mjs")).unwrap();
 
         let listed = store.list_functions(&CollectionPath::root()).await.unwrap();
-        let rows: Vec<(String, u64)> = listed
-            .iter()
-            .map(|f| (f.name.to_string(), f.version.get()))
-            .collect();
+        let rows: Vec<(String, u64)> = listed.iter().map(|f| (f.name.to_string(), f.version.get())).collect();
         assert_eq!(rows, [("hello".to_owned(), 1)]);
 
         let d = store
@@ -1184,17 +1052,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(d.version.get(), 1);
-        assert_eq!(
-            d.source_code,
-            "export const handler = async () => ({ ok: true });"
-        );
+        assert_eq!(d.source_code, "export const handler = async () => ({ ok: true });");
         assert_eq!(d.env.get("GREETING"), Some("hi"));
         let pinned = store
-            .get_function(
-                &CollectionPath::root(),
-                &name("hello"),
-                Some(Version::FIRST),
-            )
+            .get_function(&CollectionPath::root(), &name("hello"), Some(Version::FIRST))
             .await;
         assert_eq!(pinned.unwrap().version, Version::FIRST);
         assert_eq!(
@@ -1212,26 +1073,17 @@ mod tests {
         assert_eq!(versions.len(), 1);
 
         // Saving writes the new layout as current + 1; the new layout wins from then on.
-        let saved = store
-            .save_function(&new_version("", "hello", "v2", &[]))
-            .await
-            .unwrap();
+        let saved = store.save_function(&new_version("", "hello", "v2", &[])).await.unwrap();
         assert_eq!(saved.version.get(), 2);
         let d = store
             .get_function(&CollectionPath::root(), &name("hello"), None)
             .await
             .unwrap();
         assert_eq!((d.version.get(), d.source_code.as_str()), (2, "v2"));
-        assert!(
-            d.env.is_empty(),
-            "the legacy env does not leak into the new layout"
-        );
-        assert!(data
-            .join("collections/__root__/functions/hello.mjs")
-            .is_file());
+        assert!(d.env.is_empty(), "the legacy env does not leak into the new layout");
+        assert!(data.join("collections/__root__/functions/hello.mjs").is_file());
         assert_eq!(
-            fs::read_to_string(data.join("collections/__root__/functions/hello.meta.json"))
-                .unwrap(),
+            fs::read_to_string(data.join("collections/__root__/functions/hello.meta.json")).unwrap(),
             r#"{"version":2}"#
         );
         let listed = store.list_functions(&CollectionPath::root()).await.unwrap();
@@ -1245,9 +1097,7 @@ mod tests {
             .unwrap();
         assert!(!data.join("functions/hello.mjs").exists());
         assert!(!data.join("functions/hello.env.json").exists());
-        assert!(!data
-            .join("collections/__root__/functions/hello.mjs")
-            .exists());
+        assert!(!data.join("collections/__root__/functions/hello.mjs").exists());
         let err = store
             .get_function(&CollectionPath::root(), &name("hello"), None)
             .await
@@ -1262,18 +1112,12 @@ mod tests {
         // As the Go implementation wrote it: functions/ in every collection, no meta.
         fs::create_dir_all(data.join("collections/__root__/functions")).unwrap();
         write(&data.join("collections/team/functions/greet.mjs"), "greet");
-        write(
-            &data.join("collections/team/api/functions/list.mjs"),
-            "list",
-        );
+        write(&data.join("collections/team/api/functions/list.mjs"), "list");
         write(
             &data.join("collections/team/api/functions/list.meta.json"),
             r#"{"version":7}"#,
         );
-        write(
-            &data.join("collections/team/collection.env.json"),
-            r#"{"TEAM":"t"}"#,
-        );
+        write(&data.join("collections/team/collection.env.json"), r#"{"TEAM":"t"}"#);
         // Unrelated entries.
         write(&data.join("collections/team/README.md"), "x");
         write(&data.join("collections/team/functions/readme.md"), "x");
@@ -1289,22 +1133,10 @@ mod tests {
             .map(|c| String::from(c.path))
             .collect();
         assert_eq!(paths, ["team", "team/api"]);
-        assert_eq!(
-            store.collection_env(&cp("team")).await.unwrap().get("TEAM"),
-            Some("t")
-        );
+        assert_eq!(store.collection_env(&cp("team")).await.unwrap().get("TEAM"), Some("t"));
         let listed = store.list_functions(&cp("team")).await.unwrap();
-        assert_eq!(
-            listed
-                .iter()
-                .map(|f| f.name.to_string())
-                .collect::<Vec<_>>(),
-            ["greet"]
-        );
-        let list = store
-            .get_function(&cp("team/api"), &name("list"), None)
-            .await
-            .unwrap();
+        assert_eq!(listed.iter().map(|f| f.name.to_string()).collect::<Vec<_>>(), ["greet"]);
+        let list = store.get_function(&cp("team/api"), &name("list"), None).await.unwrap();
         assert_eq!((list.version.get(), list.source_code.as_str()), (7, "list"));
         let saved = store
             .save_function(&new_version("team/api", "list", "list2", &[]))
@@ -1330,10 +1162,7 @@ mod tests {
         );
 
         let listed = store.list_functions(&CollectionPath::root()).await.unwrap();
-        let rows: Vec<(String, u64)> = listed
-            .iter()
-            .map(|f| (f.name.to_string(), f.version.get()))
-            .collect();
+        let rows: Vec<(String, u64)> = listed.iter().map(|f| (f.name.to_string(), f.version.get())).collect();
         assert_eq!(rows, [("dup".to_owned(), 3)]);
         let d = store
             .get_function(&CollectionPath::root(), &name("dup"), None)
@@ -1389,10 +1218,7 @@ mod tests {
             store.data_dir().join("collections/a/functions").is_dir(),
             "ancestors get their functions/ as in Go"
         );
-        let f = store
-            .get_function(&cp("a/b"), &name("f"), None)
-            .await
-            .unwrap();
+        let f = store.get_function(&cp("a/b"), &name("f"), None).await.unwrap();
         assert_eq!(
             (f.version.get(), f.source_code.as_str(), f.env.get("E")),
             (3, "v2", Some("1"))
@@ -1402,14 +1228,8 @@ mod tests {
     #[tokio::test]
     async fn other_versions_are_not_available() {
         let (_dir, store) = store();
-        store
-            .save_function(&new_version("", "f", "one", &[]))
-            .await
-            .unwrap();
-        store
-            .save_function(&new_version("", "f", "two", &[]))
-            .await
-            .unwrap();
+        store.save_function(&new_version("", "f", "one", &[])).await.unwrap();
+        store.save_function(&new_version("", "f", "two", &[])).await.unwrap();
         let err = store
             .get_function(&CollectionPath::root(), &name("f"), Some(Version::FIRST))
             .await
@@ -1448,10 +1268,7 @@ mod tests {
         let (_dir, store) = store();
         let data = store.data_dir().to_owned();
         write(&data.join("collections/__root__/functions/c.mjs"), "c");
-        write(
-            &data.join("collections/__root__/functions/c.meta.json"),
-            "{\"vers",
-        );
+        write(&data.join("collections/__root__/functions/c.meta.json"), "{\"vers");
         let err = store
             .get_function(&CollectionPath::root(), &name("c"), None)
             .await
@@ -1498,14 +1315,8 @@ mod tests {
     async fn root_collection_is_created_lazily_and_never_deleted() {
         let (_dir, store) = store();
         assert!(!store.data_dir().join("collections").exists());
-        assert!(store
-            .collection_exists(&CollectionPath::root())
-            .await
-            .unwrap());
-        let err = store
-            .delete_collection(&CollectionPath::root())
-            .await
-            .unwrap_err();
+        assert!(store.collection_exists(&CollectionPath::root()).await.unwrap());
+        let err = store.delete_collection(&CollectionPath::root()).await.unwrap_err();
         assert_eq!(err.code(), "INVALID_COLLECTION_PATH");
     }
 
@@ -1514,10 +1325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("file");
         fs::write(&file, "x").unwrap();
-        assert!(matches!(
-            FsSourceStore::new(&file),
-            Err(AdapterError::Config(_))
-        ));
+        assert!(matches!(FsSourceStore::new(&file), Err(AdapterError::Config(_))));
         let nested = dir.path().join("a/b/data");
         FsSourceStore::new(&nested).unwrap();
         assert!(nested.is_dir());

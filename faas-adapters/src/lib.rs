@@ -7,7 +7,7 @@
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
-//! | `testkit` | [`testkit`] | the `SourceStore` contract suite every backend runs |
+//! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning
 //! (one `map_error` per backend) and never let a backend type escape through a
@@ -16,6 +16,7 @@
 
 pub mod bootstrap;
 mod error;
+pub mod unavailable;
 
 pub use error::AdapterError;
 

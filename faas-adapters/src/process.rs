@@ -25,9 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use faas_ports::{
-    Component, ContainerRuntime, ErrorCode, PortError, RunFailure, RunJob, RunOutput,
-};
+use faas_ports::{Component, ContainerRuntime, ErrorCode, PortError, RunFailure, RunJob, RunOutput};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -36,8 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use crate::bootstrap::{
-    BOOTSTRAP_FILE, BOOTSTRAP_MJS, FUNCTION_FILE, INPUT_FILE, LOG_FILE, LOG_MAX_BYTES_ENV,
-    OUTPUT_FILE,
+    BOOTSTRAP_FILE, BOOTSTRAP_MJS, FUNCTION_FILE, INPUT_FILE, LOG_FILE, LOG_MAX_BYTES_ENV, OUTPUT_FILE,
 };
 use crate::AdapterError;
 
@@ -194,11 +191,7 @@ impl ProcessRuntime {
                 abort.abort();
             }
         }
-        let stderr = tail
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .bytes()
-            .to_vec();
+        let stderr = tail.lock().unwrap_or_else(PoisonError::into_inner).bytes().to_vec();
         self.judge(&workspace, job, status, &stderr).await
     }
 
@@ -244,10 +237,7 @@ impl ProcessRuntime {
                 if OOM_MARKERS.iter().any(|m| stderr_text.contains(m)) {
                     return Err(failure(
                         ErrorCode::OutOfMemory,
-                        format!(
-                            "function ran out of memory (heap limit {} MB)",
-                            self.memory_mb
-                        ),
+                        format!("function ran out of memory (heap limit {} MB)", self.memory_mb),
                         logs,
                     ));
                 }
@@ -297,12 +287,11 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     async fn health(&self) -> Result<(), PortError> {
-        let unavailable =
-            |message: String, source: Option<faas_ports::BoxError>| PortError::Unavailable {
-                component: Component::Runtime,
-                message,
-                source,
-            };
+        let unavailable = |message: String, source: Option<faas_ports::BoxError>| PortError::Unavailable {
+            component: Component::Runtime,
+            message,
+            source,
+        };
         let mut cmd = Command::new(&self.node_bin);
         cmd.arg("--version")
             .env_clear()
@@ -313,14 +302,8 @@ impl ContainerRuntime for ProcessRuntime {
         let node = self.node_bin.display();
         match tokio::time::timeout(HEALTH_TIMEOUT, cmd.status()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(unavailable(
-                format!("{node} --version failed ({status})"),
-                None,
-            )),
-            Ok(Err(e)) => Err(unavailable(
-                format!("cannot start {node}"),
-                Some(Box::new(e)),
-            )),
+            Ok(Ok(status)) => Err(unavailable(format!("{node} --version failed ({status})"), None)),
+            Ok(Err(e)) => Err(unavailable(format!("cannot start {node}"), Some(Box::new(e)))),
             Err(_) => Err(unavailable(
                 format!(
                     "{node} --version did not answer within {} ms",
@@ -333,11 +316,7 @@ impl ContainerRuntime for ProcessRuntime {
 }
 
 fn failure(code: ErrorCode, message: String, logs: Vec<u8>) -> RunFailure {
-    RunFailure {
-        code,
-        message,
-        logs,
-    }
+    RunFailure { code, message, logs }
 }
 
 /// A bare program name (`node`) resolved against the host `PATH`: the run's
@@ -466,10 +445,7 @@ async fn drain_stderr(mut stderr: impl AsyncRead + Unpin, tail: Arc<Mutex<Stderr
     loop {
         match stderr.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => tail
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(&chunk[..n]),
+            Ok(n) => tail.lock().unwrap_or_else(PoisonError::into_inner).push(&chunk[..n]),
         }
     }
 }
@@ -525,8 +501,7 @@ fn read_output(path: &Path, max_bytes: u64) -> io::Result<Output> {
     }
     let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // One byte more than allowed tells a file that grew since the check.
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut buf)?;
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut buf)?;
     let read = u64::try_from(buf.len()).unwrap_or(u64::MAX);
     if read > max_bytes {
         return Ok(Output::TooLarge(read));
@@ -587,22 +562,10 @@ mod tests {
         let env = BTreeMap::from([
             ("LOWCODE_FAAS_RUN_ID".to_string(), run_id.to_string()),
             ("LOWCODE_FAAS_EXECUTION_ID".to_string(), run_id.to_string()),
-            (
-                "LOWCODE_FAAS_FUNCTION_NAME".to_string(),
-                "hello".to_string(),
-            ),
-            (
-                "LOWCODE_FAAS_COLLECTION_PATH".to_string(),
-                "a/b".to_string(),
-            ),
-            (
-                "LOWCODE_FAAS_DEPLOYMENT_ID".to_string(),
-                "a/b/hello@v2".to_string(),
-            ),
-            (
-                "LOWCODE_FAAS_DEPLOYMENT_VERSION".to_string(),
-                "2".to_string(),
-            ),
+            ("LOWCODE_FAAS_FUNCTION_NAME".to_string(), "hello".to_string()),
+            ("LOWCODE_FAAS_COLLECTION_PATH".to_string(), "a/b".to_string()),
+            ("LOWCODE_FAAS_DEPLOYMENT_ID".to_string(), "a/b/hello@v2".to_string()),
+            ("LOWCODE_FAAS_DEPLOYMENT_VERSION".to_string(), "2".to_string()),
         ]);
         RunJob {
             run_id,
@@ -687,10 +650,7 @@ mod tests {
             }}})
         );
         let entries = log_entries(&output.logs);
-        let levels: Vec<_> = entries
-            .iter()
-            .map(|e| e["level"].as_str().unwrap())
-            .collect();
+        let levels: Vec<_> = entries.iter().map(|e| e["level"].as_str().unwrap()).collect();
         assert_eq!(levels, ["log", "log", "warn"]);
         assert_eq!(log_messages(&output.logs), ["top level", "a 7", "n=42"]);
         assert!(!Path::new(&cwd).exists(), "workspace {cwd} was not removed");
@@ -698,7 +658,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_environment_is_exactly_the_job_env() {
-        let mut job = job("export async function handler() { return { ok: true, data: Object.keys(process.env).sort() }; }");
+        let mut job =
+            job("export async function handler() { return { ok: true, data: Object.keys(process.env).sort() }; }");
         job.env.insert("USER_VAR".into(), "1".into());
         let mut expected: Vec<String> = job.env.keys().cloned().collect();
         expected.push(LOG_MAX_BYTES_ENV.to_string());
@@ -706,8 +667,7 @@ mod tests {
 
         let output = runtime().run(job).await.unwrap();
 
-        let keys: Vec<String> =
-            serde_json::from_value(envelope(&output)["value"]["data"].clone()).unwrap();
+        let keys: Vec<String> = serde_json::from_value(envelope(&output)["value"]["data"].clone()).unwrap();
         assert_eq!(keys, expected);
         assert!(!keys.iter().any(|k| k == "PATH" || k == "HOME"));
     }
@@ -736,18 +696,8 @@ mod tests {
                 "BAD_RETURN",
                 "boolean \"ok\"",
             ),
-            (
-                "export const other = 1;",
-                b"{}",
-                "NO_HANDLER",
-                "no \"handler\" export",
-            ),
-            (
-                "export async function handler( {",
-                b"{}",
-                "SYNTAX_ERROR",
-                "SyntaxError",
-            ),
+            ("export const other = 1;", b"{}", "NO_HANDLER", "no \"handler\" export"),
+            ("export async function handler( {", b"{}", "SYNTAX_ERROR", "SyntaxError"),
             (valid, b"{not json\xff", "BAD_INPUT", "input.json"),
         ];
         let rt = runtime();
@@ -765,20 +715,10 @@ mod tests {
 
     #[tokio::test]
     async fn process_exit_in_the_handler_is_exited_without_output() {
-        let job =
-            job("export async function handler() { console.log('before exit'); process.exit(3); }");
+        let job = job("export async function handler() { console.log('before exit'); process.exit(3); }");
         let failure = runtime().run(job).await.unwrap_err();
-        assert_eq!(
-            failure.code,
-            ErrorCode::ExitedWithoutOutput,
-            "{}",
-            failure.message
-        );
-        assert!(
-            failure.message.contains("exit status: 3"),
-            "{}",
-            failure.message
-        );
+        assert_eq!(failure.code, ErrorCode::ExitedWithoutOutput, "{}", failure.message);
+        assert!(failure.message.contains("exit status: 3"), "{}", failure.message);
         assert_eq!(log_messages(&failure.logs), ["before exit"]);
     }
 
@@ -797,30 +737,17 @@ mod tests {
             }"#);
         let failure = rt.run(job).await.unwrap_err();
         assert_eq!(failure.code, ErrorCode::OutOfMemory, "{}", failure.message);
-        assert_eq!(
-            failure.message,
-            "function ran out of memory (heap limit 32 MB)"
-        );
+        assert_eq!(failure.message, "function ran out of memory (heap limit 32 MB)");
         assert_eq!(log_messages(&failure.logs), ["allocating"]);
     }
 
     #[tokio::test]
     async fn output_over_the_limit_is_output_too_large() {
-        let mut job =
-            job("export async function handler() { return { ok: true, data: 'x'.repeat(4096) }; }");
+        let mut job = job("export async function handler() { return { ok: true, data: 'x'.repeat(4096) }; }");
         job.max_output_bytes = 1024;
         let failure = runtime().run(job).await.unwrap_err();
-        assert_eq!(
-            failure.code,
-            ErrorCode::OutputTooLarge,
-            "{}",
-            failure.message
-        );
-        assert!(
-            failure.message.contains("limit of 1024 bytes"),
-            "{}",
-            failure.message
-        );
+        assert_eq!(failure.code, ErrorCode::OutputTooLarge, "{}", failure.message);
+        assert!(failure.message.contains("limit of 1024 bytes"), "{}", failure.message);
     }
 
     #[tokio::test]
@@ -880,10 +807,8 @@ mod tests {
               const socket = net.connect(Number(process.env.REPORT_PORT), "127.0.0.1", () => socket.end(report));
               return new Promise(() => setInterval(() => {}, 1000));
             }"#);
-        job.env.insert(
-            "REPORT_PORT".into(),
-            listener.local_addr().unwrap().port().to_string(),
-        );
+        job.env
+            .insert("REPORT_PORT".into(), listener.local_addr().unwrap().port().to_string());
         let rt = runtime();
         // Boxed so that `drop` really drops the future (a pinned stack
         // future would live to the end of the scope).
@@ -966,11 +891,7 @@ mod tests {
             export async function handler() { fs.symlinkSync("/etc/hostname", "output.json"); process.exit(0); }"#);
         let failure = runtime().run(job).await.unwrap_err();
         assert_eq!(failure.code, ErrorCode::Internal);
-        assert!(
-            failure.message.contains("not a regular file"),
-            "{}",
-            failure.message
-        );
+        assert!(failure.message.contains("not a regular file"), "{}", failure.message);
     }
 
     #[tokio::test]
@@ -999,35 +920,25 @@ mod tests {
         let config: ProcessRuntimeConfig = serde_json::from_value(json!({})).unwrap();
         assert_eq!(config.node_bin, PathBuf::from("node"));
         assert_eq!(config.memory_mb, 256);
-        let config: ProcessRuntimeConfig =
-            serde_json::from_value(json!({"memory_mb": 64})).unwrap();
+        let config: ProcessRuntimeConfig = serde_json::from_value(json!({"memory_mb": 64})).unwrap();
         assert_eq!(config.memory_mb, 64);
         let zero = ProcessRuntimeConfig {
             memory_mb: 0,
             ..ProcessRuntimeConfig::default()
         };
-        assert!(matches!(
-            ProcessRuntime::new(zero),
-            Err(AdapterError::Config(_))
-        ));
+        assert!(matches!(ProcessRuntime::new(zero), Err(AdapterError::Config(_))));
         let empty = ProcessRuntimeConfig {
             node_bin: PathBuf::new(),
             ..ProcessRuntimeConfig::default()
         };
-        assert!(matches!(
-            ProcessRuntime::new(empty),
-            Err(AdapterError::Config(_))
-        ));
+        assert!(matches!(ProcessRuntime::new(empty), Err(AdapterError::Config(_))));
     }
 
     #[test]
     fn a_bare_program_name_is_resolved_on_the_host_path() {
         let resolved = resolve_program(Path::new("node"));
         assert!(resolved.is_absolute(), "{}", resolved.display());
-        assert_eq!(
-            resolve_program(Path::new("./node")),
-            PathBuf::from("./node")
-        );
+        assert_eq!(resolve_program(Path::new("./node")), PathBuf::from("./node"));
     }
 
     #[test]

@@ -11,9 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use faas_ports::{
-    CollectionPath, EnvMap, FunctionName, Language, NewVersion, PortError, SourceStore, Version,
-};
+use faas_ports::{CollectionPath, EnvMap, FunctionName, Language, NewVersion, PortError, SourceStore, Version};
 
 /// What a backend keeps, where the contract allows a choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +25,9 @@ pub struct ContractOptions {
 
 impl ContractOptions {
     /// A backend that keeps only the current version (`files`).
-    pub const CURRENT_ONLY: ContractOptions = ContractOptions {
-        keeps_history: false,
-    };
+    pub const CURRENT_ONLY: ContractOptions = ContractOptions { keeps_history: false };
     /// A backend that keeps every version (`db_s3`).
-    pub const FULL_HISTORY: ContractOptions = ContractOptions {
-        keeps_history: true,
-    };
+    pub const FULL_HISTORY: ContractOptions = ContractOptions { keeps_history: true };
 }
 
 /// Runs every check of the contract, in order, on a fresh empty store.
@@ -67,29 +61,20 @@ pub async fn check_fresh_store(store: &dyn SourceStore) {
         store.collection_env(&root).await.unwrap().is_empty(),
         "a fresh root has an empty env"
     );
-    store
-        .health()
-        .await
-        .expect("a usable store answers its health check");
+    store.health().await.expect("a usable store answers its health check");
 }
 
 /// Creating, listing and checking collections.
 pub async fn check_collections(store: &dyn SourceStore) {
     let root = CollectionPath::root();
-    let err = store
-        .create_collection(&root, &EnvMap::new())
-        .await
-        .unwrap_err();
+    let err = store.create_collection(&root, &EnvMap::new()).await.unwrap_err();
     assert!(
         matches!(err, PortError::CollectionExists(_)),
         "creating the root is CollectionExists (the root always exists), got {err:?}"
     );
 
     // On a fresh store this is the very first write: nothing may be assumed to exist.
-    let solo = store
-        .create_collection(&cp("solo"), &EnvMap::new())
-        .await
-        .unwrap();
+    let solo = store.create_collection(&cp("solo"), &EnvMap::new()).await.unwrap();
     assert_eq!(
         solo.path,
         cp("solo"),
@@ -98,15 +83,8 @@ pub async fn check_collections(store: &dyn SourceStore) {
     store.delete_collection(&cp("solo")).await.unwrap();
 
     let api_env = env(&[("TEAM_API", "1")]);
-    let info = store
-        .create_collection(&cp("team/api"), &api_env)
-        .await
-        .unwrap();
-    assert_eq!(
-        info.path,
-        cp("team/api"),
-        "create_collection returns the created path"
-    );
+    let info = store.create_collection(&cp("team/api"), &api_env).await.unwrap();
+    assert_eq!(info.path, cp("team/api"), "create_collection returns the created path");
     assert!(
         store.collection_exists(&cp("team/api")).await.unwrap(),
         "a created collection exists"
@@ -123,10 +101,7 @@ pub async fn check_collections(store: &dyn SourceStore) {
         !store.collection_exists(&cp("team/api/x")).await.unwrap(),
         "a child that was never created does not exist"
     );
-    store
-        .create_collection(&cp("team/web"), &EnvMap::new())
-        .await
-        .unwrap();
+    store.create_collection(&cp("team/web"), &EnvMap::new()).await.unwrap();
 
     assert_eq!(
         collection_paths(store).await,
@@ -174,19 +149,13 @@ pub async fn check_collection_env(store: &dyn SourceStore) {
         root_env,
         "the root collection has its own env"
     );
-    store
-        .set_collection_env(&root, &EnvMap::new())
-        .await
-        .unwrap();
+    store.set_collection_env(&root, &EnvMap::new()).await.unwrap();
     assert!(
         store.collection_env(&root).await.unwrap().is_empty(),
         "setting an empty env clears the root env"
     );
 
-    store
-        .create_collection(&cp("envs"), &EnvMap::new())
-        .await
-        .unwrap();
+    store.create_collection(&cp("envs"), &EnvMap::new()).await.unwrap();
     let first = env(&[("A", "1"), ("B", "two words")]);
     store.set_collection_env(&cp("envs"), &first).await.unwrap();
     assert_eq!(
@@ -195,10 +164,7 @@ pub async fn check_collection_env(store: &dyn SourceStore) {
         "set_collection_env stores the env"
     );
     let second = env(&[("C", "3")]);
-    store
-        .set_collection_env(&cp("envs"), &second)
-        .await
-        .unwrap();
+    store.set_collection_env(&cp("envs"), &second).await.unwrap();
     assert_eq!(
         store.collection_env(&cp("envs")).await.unwrap(),
         second,
@@ -209,10 +175,7 @@ pub async fn check_collection_env(store: &dyn SourceStore) {
         "a collection's env does not leak into the root's"
     );
 
-    let err = store
-        .set_collection_env(&cp("ghost"), &first)
-        .await
-        .unwrap_err();
+    let err = store.set_collection_env(&cp("ghost"), &first).await.unwrap_err();
     assert!(
         matches!(err, PortError::CollectionNotFound(_)),
         "set_collection_env on a missing collection is CollectionNotFound, got {err:?}"
@@ -240,16 +203,8 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         .save_function(&new_version(&root, "hello", SOURCE_1, &v1_env))
         .await
         .unwrap();
-    assert_eq!(
-        d1.version,
-        version(1),
-        "the first save of a function is version 1"
-    );
-    assert_eq!(
-        d1.deployment_id(),
-        "hello@v1",
-        "deployment id of a root function"
-    );
+    assert_eq!(d1.version, version(1), "the first save of a function is version 1");
+    assert_eq!(d1.deployment_id(), "hello@v1", "deployment id of a root function");
     assert_eq!(
         (
             d1.collection_path.clone(),
@@ -283,31 +238,21 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         .save_function(&new_version(&root, "hello", SOURCE_2, &EnvMap::new()))
         .await
         .unwrap();
-    assert_eq!(
-        d2.version,
-        version(2),
-        "saving again writes the next version"
-    );
+    assert_eq!(d2.version, version(2), "saving again writes the next version");
     let got = store.get_function(&root, &hello, None).await.unwrap();
     assert_eq!(
         (got.version, got.source_code.as_str()),
         (version(2), SOURCE_2),
         "get_function without a pin loads the newest version"
     );
-    assert!(
-        got.env.is_empty(),
-        "a version saved with an empty env has an empty env"
-    );
+    assert!(got.env.is_empty(), "a version saved with an empty env has an empty env");
     assert_eq!(
         store.current_version(&root, &hello).await.unwrap(),
         version(2),
         "current_version follows saves"
     );
 
-    let pinned = store
-        .get_function(&root, &hello, Some(version(2)))
-        .await
-        .unwrap();
+    let pinned = store.get_function(&root, &hello, Some(version(2))).await.unwrap();
     assert_eq!(
         (pinned.version, pinned.source_code.as_str()),
         (version(2), SOURCE_2),
@@ -349,15 +294,8 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         .iter()
         .map(|v| v.version.get())
         .collect();
-    let want: Vec<u64> = if options.keeps_history {
-        vec![2, 1]
-    } else {
-        vec![2]
-    };
-    assert_eq!(
-        versions, want,
-        "list_versions lists the stored versions, newest first"
-    );
+    let want: Vec<u64> = if options.keeps_history { vec![2, 1] } else { vec![2] };
+    assert_eq!(versions, want, "list_versions lists the stored versions, newest first");
 
     // Versions are counted per (collection, name).
     store
@@ -365,12 +303,7 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         .await
         .unwrap();
     let nested = store
-        .save_function(&new_version(
-            &cp("nested/deep"),
-            "hello",
-            SOURCE_1,
-            &EnvMap::new(),
-        ))
+        .save_function(&new_version(&cp("nested/deep"), "hello", SOURCE_1, &EnvMap::new()))
         .await
         .unwrap();
     assert_eq!(
@@ -464,18 +397,12 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         "a deleted function is no longer listed"
     );
     assert_eq!(
-        store
-            .current_version(&cp("nested/deep"), &hello)
-            .await
-            .unwrap(),
+        store.current_version(&cp("nested/deep"), &hello).await.unwrap(),
         version(1),
         "deleting a root function leaves a same-named function elsewhere alone"
     );
 
-    store
-        .delete_function(&cp("nested/deep"), &hello)
-        .await
-        .unwrap();
+    store.delete_function(&cp("nested/deep"), &hello).await.unwrap();
     store.delete_collection(&cp("nested/deep")).await.unwrap();
     store.delete_collection(&cp("nested")).await.unwrap();
 }
@@ -483,10 +410,7 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
 /// `list_functions`: one collection, not recursive, sorted by name.
 pub async fn check_listings(store: &dyn SourceStore) {
     let root = CollectionPath::root();
-    store
-        .create_collection(&cp("shop/cart"), &EnvMap::new())
-        .await
-        .unwrap();
+    store.create_collection(&cp("shop/cart"), &EnvMap::new()).await.unwrap();
     for (collection, fname) in [
         ("shop/cart", "zeta"),
         ("shop/cart", "alpha"),
@@ -495,30 +419,17 @@ pub async fn check_listings(store: &dyn SourceStore) {
         ("", "top"),
     ] {
         store
-            .save_function(&new_version(
-                &cp(collection),
-                fname,
-                SOURCE_1,
-                &EnvMap::new(),
-            ))
+            .save_function(&new_version(&cp(collection), fname, SOURCE_1, &EnvMap::new()))
             .await
             .unwrap();
     }
     store
-        .save_function(&new_version(
-            &cp("shop/cart"),
-            "alpha",
-            SOURCE_2,
-            &EnvMap::new(),
-        ))
+        .save_function(&new_version(&cp("shop/cart"), "alpha", SOURCE_2, &EnvMap::new()))
         .await
         .unwrap();
 
     let cart = store.list_functions(&cp("shop/cart")).await.unwrap();
-    let rows: Vec<(String, u64)> = cart
-        .iter()
-        .map(|f| (f.name.to_string(), f.version.get()))
-        .collect();
+    let rows: Vec<(String, u64)> = cart.iter().map(|f| (f.name.to_string(), f.version.get())).collect();
     assert_eq!(
         rows,
         [("Beta".to_owned(), 1), ("alpha".to_owned(), 2), ("zeta".to_owned(), 1)],
@@ -536,11 +447,7 @@ pub async fn check_listings(store: &dyn SourceStore) {
         "list_functions does not include sub-collections' functions"
     );
     let top: Vec<String> = names(&store.list_functions(&root).await.unwrap());
-    assert_eq!(
-        top,
-        ["top"],
-        "list_functions of the root lists only root functions"
-    );
+    assert_eq!(top, ["top"], "list_functions of the root lists only root functions");
 
     for (collection, fname) in [
         ("shop/cart", "zeta"),
@@ -549,10 +456,7 @@ pub async fn check_listings(store: &dyn SourceStore) {
         ("shop", "mid"),
         ("", "top"),
     ] {
-        store
-            .delete_function(&cp(collection), &name(fname))
-            .await
-            .unwrap();
+        store.delete_function(&cp(collection), &name(fname)).await.unwrap();
     }
     store.delete_collection(&cp("shop/cart")).await.unwrap();
     store.delete_collection(&cp("shop")).await.unwrap();
@@ -565,12 +469,7 @@ pub async fn check_delete_collection(store: &dyn SourceStore) {
         .await
         .unwrap();
     store
-        .save_function(&new_version(
-            &cp("box/inner"),
-            "f",
-            SOURCE_1,
-            &EnvMap::new(),
-        ))
+        .save_function(&new_version(&cp("box/inner"), "f", SOURCE_1, &EnvMap::new()))
         .await
         .unwrap();
 
@@ -589,18 +488,12 @@ pub async fn check_delete_collection(store: &dyn SourceStore) {
         "a refused delete keeps the collection"
     );
     assert_eq!(
-        store
-            .current_version(&cp("box/inner"), &name("f"))
-            .await
-            .unwrap(),
+        store.current_version(&cp("box/inner"), &name("f")).await.unwrap(),
         version(1),
         "a refused delete keeps its functions"
     );
 
-    store
-        .delete_function(&cp("box/inner"), &name("f"))
-        .await
-        .unwrap();
+    store.delete_function(&cp("box/inner"), &name("f")).await.unwrap();
     store.delete_collection(&cp("box/inner")).await.unwrap();
     assert!(
         !store.collection_exists(&cp("box/inner")).await.unwrap(),
@@ -633,10 +526,7 @@ pub async fn check_delete_collection(store: &dyn SourceStore) {
     );
 
     // A re-created collection starts empty, env included.
-    store
-        .create_collection(&cp("box"), &EnvMap::new())
-        .await
-        .unwrap();
+    store.create_collection(&cp("box"), &EnvMap::new()).await.unwrap();
     assert!(
         store.collection_env(&cp("box")).await.unwrap().is_empty(),
         "a re-created collection has a fresh env"
@@ -644,17 +534,11 @@ pub async fn check_delete_collection(store: &dyn SourceStore) {
     store.delete_collection(&cp("box")).await.unwrap();
 
     assert!(
-        store
-            .delete_collection(&CollectionPath::root())
-            .await
-            .is_err(),
+        store.delete_collection(&CollectionPath::root()).await.is_err(),
         "the root collection can never be deleted"
     );
     assert!(
-        store
-            .collection_exists(&CollectionPath::root())
-            .await
-            .unwrap(),
+        store.collection_exists(&CollectionPath::root()).await.unwrap(),
         "the root still exists"
     );
 }
@@ -684,26 +568,17 @@ pub async fn check_concurrent_saves(store: &dyn SourceStore) {
         "concurrent saves of one function get distinct versions without gaps (no lost update)"
     );
     assert_eq!(
-        store
-            .current_version(&root, &name("counter"))
-            .await
-            .unwrap(),
+        store.current_version(&root, &name("counter")).await.unwrap(),
         version(SAVES),
         "after concurrent saves the current version is the number of saves"
     );
-    let current = store
-        .get_function(&root, &name("counter"), None)
-        .await
-        .unwrap();
+    let current = store.get_function(&root, &name("counter"), None).await.unwrap();
     assert_eq!(
         current.version,
         version(SAVES),
         "get_function sees the last concurrent save"
     );
-    store
-        .delete_function(&root, &name("counter"))
-        .await
-        .unwrap();
+    store.delete_function(&root, &name("counter")).await.unwrap();
 }
 
 const SOURCE_1: &str = "export async function handler(input) { return { ok: true, data: 1 }; }\n";
@@ -722,10 +597,7 @@ fn version(n: u64) -> Version {
 }
 
 fn env(pairs: &[(&str, &str)]) -> EnvMap {
-    let map: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     EnvMap::parse(map).unwrap()
 }
 

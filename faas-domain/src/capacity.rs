@@ -72,8 +72,7 @@ impl Capacity {
 
     /// Runs holding a slot now.
     pub fn in_flight(&self) -> usize {
-        self.max_concurrent
-            .saturating_sub(self.slots.available_permits())
+        self.max_concurrent.saturating_sub(self.slots.available_permits())
     }
 
     /// Invokes waiting for a slot now.

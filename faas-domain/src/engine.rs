@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_ports::{
-    CollectionPath, ContainerRuntime, LogSink, PortError, SourceFetcher, SourceStore,
-};
+use faas_ports::{CollectionPath, ContainerRuntime, LogSink, PortError, SourceFetcher, SourceStore};
 
 use crate::capacity::Capacity;
 
@@ -81,10 +79,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts a builder from the two ports every engine needs.
-    pub fn builder(
-        store: Arc<dyn SourceStore>,
-        runtime: Arc<dyn ContainerRuntime>,
-    ) -> EngineBuilder {
+    pub fn builder(store: Arc<dyn SourceStore>, runtime: Arc<dyn ContainerRuntime>) -> EngineBuilder {
         EngineBuilder {
             store,
             runtime,

@@ -23,18 +23,12 @@ pub fn platform_vars(run_id: &RunId, deployment: &Deployment) -> BTreeMap<String
     BTreeMap::from([
         ("LOWCODE_FAAS_RUN_ID".to_owned(), run_id.to_string()),
         ("LOWCODE_FAAS_EXECUTION_ID".to_owned(), run_id.to_string()),
-        (
-            "LOWCODE_FAAS_FUNCTION_NAME".to_owned(),
-            deployment.name.to_string(),
-        ),
+        ("LOWCODE_FAAS_FUNCTION_NAME".to_owned(), deployment.name.to_string()),
         (
             "LOWCODE_FAAS_COLLECTION_PATH".to_owned(),
             deployment.collection_path.as_str().to_owned(),
         ),
-        (
-            "LOWCODE_FAAS_DEPLOYMENT_ID".to_owned(),
-            deployment.deployment_id(),
-        ),
+        ("LOWCODE_FAAS_DEPLOYMENT_ID".to_owned(), deployment.deployment_id()),
         (
             "LOWCODE_FAAS_DEPLOYMENT_VERSION".to_owned(),
             deployment.version.to_string(),
@@ -43,11 +37,7 @@ pub fn platform_vars(run_id: &RunId, deployment: &Deployment) -> BTreeMap<String
 }
 
 /// The complete environment of a run: `layers` merged, then the platform variables.
-pub fn run_env(
-    layers: &[&EnvMap],
-    run_id: &RunId,
-    deployment: &Deployment,
-) -> BTreeMap<String, String> {
+pub fn run_env(layers: &[&EnvMap], run_id: &RunId, deployment: &Deployment) -> BTreeMap<String, String> {
     let mut env = merge(layers);
     env.extend(platform_vars(run_id, deployment));
     env
@@ -126,9 +116,6 @@ mod tests {
             ],
             json!({"R": "1", "A": "2", "B": "3", "F": "4", "Q": "5"}),
         );
-        check(
-            &[json!({"A": "x"}), json!({}), json!({"A": ""})],
-            json!({"A": ""}),
-        );
+        check(&[json!({"A": "x"}), json!({}), json!({"A": ""})], json!({"A": ""}));
     }
 }

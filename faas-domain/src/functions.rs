@@ -2,8 +2,8 @@
 //! pinning), list, versions, delete.
 
 use faas_ports::{
-    CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language, NewVersion,
-    PortError, SourceUrl, Version, VersionItem,
+    CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language, NewVersion, PortError, SourceUrl,
+    Version, VersionItem,
 };
 
 use crate::{DomainError, Engine};
@@ -27,10 +27,7 @@ impl SourceSpec {
     }
 
     /// At most one of the two (`SOURCE_CONFLICT` for both).
-    pub fn at_most_one(
-        code: Option<String>,
-        url: Option<SourceUrl>,
-    ) -> Result<Option<Self>, DomainError> {
+    pub fn at_most_one(code: Option<String>, url: Option<SourceUrl>) -> Result<Option<Self>, DomainError> {
         match (code, url) {
             (Some(_), Some(_)) => Err(DomainError::SourceConflict),
             (Some(code), None) => Ok(Some(SourceSpec::Code(code))),
@@ -87,9 +84,7 @@ impl Engine {
     /// Writes a new version of an existing function.
     #[tracing::instrument(skip_all, fields(collection = %req.collection_path, function = %req.name))]
     pub async fn update_function(&self, req: UpdateFunction) -> Result<Deployment, DomainError> {
-        let current = self
-            .get_function(&req.collection_path, &req.name, None)
-            .await?;
+        let current = self.get_function(&req.collection_path, &req.name, None).await?;
         let source_code = match &req.source {
             Some(spec) => self.resolve_source(spec).await?,
             None => current.source_code,
@@ -136,10 +131,7 @@ impl Engine {
     }
 
     /// The functions of one collection, sorted by name.
-    pub async fn list_functions(
-        &self,
-        collection: &CollectionPath,
-    ) -> Result<Vec<FunctionSummary>, DomainError> {
+    pub async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, DomainError> {
         self.ensure_collection(collection).await?;
         let mut list = self.store.list_functions(collection).await?;
         list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -160,11 +152,7 @@ impl Engine {
 
     /// Deletes every version of a function.
     #[tracing::instrument(skip_all, fields(collection = %collection, function = %name))]
-    pub async fn delete_function(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<(), DomainError> {
+    pub async fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), DomainError> {
         self.ensure_collection(collection).await?;
         Ok(self.store.delete_function(collection, name).await?)
     }
@@ -181,9 +169,7 @@ impl Engine {
 
     async fn fetch(&self, url: &SourceUrl) -> Result<String, DomainError> {
         let Some(fetcher) = &self.fetcher else {
-            return Err(
-                PortError::SourceFetchFailed("this engine has no source fetcher".into()).into(),
-            );
+            return Err(PortError::SourceFetchFailed("this engine has no source fetcher".into()).into());
         };
         let code = fetcher.fetch(url, self.limits.max_source_bytes).await?;
         self.check_source_size(&code)?;

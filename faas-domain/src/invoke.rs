@@ -5,13 +5,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use faas_ports::{
-    CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, RunFailure, RunId, RunJob,
-    RunResult, Version,
+    CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, RunFailure, RunId, RunJob, RunResult, Version,
 };
 use serde_json::{Map, Value};
 
 use crate::capacity::Admission;
-use crate::run_result::{self, Outcome};
+use crate::run_result;
 use crate::{env, logs, DomainError, Engine, Limits};
 
 /// The input object of a run: a JSON object (absent or `null` is `{}`).
@@ -90,9 +89,7 @@ impl Engine {
     pub async fn invoke(&self, req: InvokeRequest) -> Result<RunResult, DomainError> {
         let started = Instant::now();
         let timeout = self.limits.resolve_timeout(req.timeout_ms)?;
-        let deployment = self
-            .get_function(&req.collection_path, &req.name, req.version)
-            .await?;
+        let deployment = self.get_function(&req.collection_path, &req.name, req.version).await?;
         let mut layers = Vec::new();
         for path in req.collection_path.lineage() {
             layers.push(self.store.collection_env(&path).await?);
@@ -106,14 +103,9 @@ impl Engine {
         refs.push(&deployment.env);
         refs.push(&req.env);
         let run_env = env::run_env(&refs, &run_id, &deployment);
-        let input_json =
-            serde_json::to_vec(req.input.as_map()).map_err(|_| DomainError::InvalidInput)?;
+        let input_json = serde_json::to_vec(req.input.as_map()).map_err(|_| DomainError::InvalidInput)?;
 
-        let outcome = match self
-            .capacity
-            .acquire(timeout.saturating_sub(started.elapsed()))
-            .await?
-        {
+        let outcome = match self.capacity.acquire(timeout.saturating_sub(started.elapsed())).await? {
             Admission::TimedOut => Err(RunFailure {
                 code: ErrorCode::Timeout,
                 message: format!(
@@ -135,12 +127,11 @@ impl Engine {
                     max_output_bytes: self.limits.max_output_bytes,
                     max_log_bytes: self.limits.max_log_bytes,
                 };
-                self.runtime.run(job).await
+                with_timeout_message(self.runtime.run(job).await, timeout)
             }
         };
 
         let judged = run_result::classify(&outcome, self.limits.max_output_bytes);
-        let judged = with_timeout_message(judged, timeout);
         self.emit_logs(&outcome, &run_id, &deployment).await;
 
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -182,16 +173,17 @@ impl Engine {
     }
 }
 
-/// A timeout's message always names the limit in ms (SPEC §5).
-fn with_timeout_message(outcome: Outcome, timeout: Duration) -> Outcome {
-    match outcome {
-        Outcome::Failed {
-            code: ErrorCode::Timeout,
-            message,
-        } if !message.contains(" ms") => Outcome::Failed {
-            code: ErrorCode::Timeout,
+/// A runtime timeout's message names the run's limit in ms (SPEC §5): the
+/// runtime only knows the time that was left when it started.
+fn with_timeout_message(
+    outcome: Result<faas_ports::RunOutput, RunFailure>,
+    timeout: Duration,
+) -> Result<faas_ports::RunOutput, RunFailure> {
+    outcome.map_err(|failure| match failure.code {
+        ErrorCode::Timeout => RunFailure {
             message: format!("function timed out after {} ms", timeout.as_millis()),
+            ..failure
         },
-        other => other,
-    }
+        _ => failure,
+    })
 }

@@ -76,9 +76,7 @@ fn classify_envelope(raw: &[u8], max_output_bytes: u64) -> Outcome {
             if let Err(message) = validate_return(&value) {
                 return Outcome::failed(ErrorCode::BadReturn, message);
             }
-            let size = serde_json::to_vec(&value)
-                .map(|v| v.len() as u64)
-                .unwrap_or(u64::MAX);
+            let size = serde_json::to_vec(&value).map(|v| v.len() as u64).unwrap_or(u64::MAX);
             if size > max_output_bytes {
                 return too_large(max_output_bytes);
             }
@@ -90,11 +88,7 @@ fn classify_envelope(raw: &[u8], max_output_bytes: u64) -> Outcome {
                 .and_then(Value::as_str)
                 .unwrap_or("the function failed")
                 .to_owned();
-            match envelope
-                .get("code")
-                .and_then(Value::as_str)
-                .and_then(ErrorCode::parse)
-            {
+            match envelope.get("code").and_then(Value::as_str).and_then(ErrorCode::parse) {
                 Some(code) if BOOTSTRAP_CODES.contains(&code) => Outcome::failed(code, message),
                 _ => Outcome::failed(
                     ErrorCode::Internal,
@@ -156,14 +150,8 @@ fn json_type(value: &Value) -> &'static str {
 }
 
 /// Attaches ids and timing to an outcome.
-pub fn build(
-    run_id: &RunId,
-    deployment: &Deployment,
-    outcome: Outcome,
-    duration_ms: u64,
-) -> RunResult {
-    let (status, error_code, http_status_code, http_headers, output, error_message) = match outcome
-    {
+pub fn build(run_id: &RunId, deployment: &Deployment, outcome: Outcome, duration_ms: u64) -> RunResult {
+    let (status, error_code, http_status_code, http_headers, output, error_message) = match outcome {
         Outcome::Returned(value) => (
             RunStatus::Success,
             None,
@@ -220,10 +208,7 @@ mod tests {
 
     #[test]
     fn classification_table() {
-        check(
-            ok_output(json!({"type": "result", "value": {"ok": true}})),
-            None,
-        );
+        check(ok_output(json!({"type": "result", "value": {"ok": true}})), None);
         check(
             ok_output(json!({"type": "result", "value": {"ok": true, "data": [1, 2]}})),
             None,
@@ -233,9 +218,7 @@ mod tests {
             None,
         );
         check(
-            ok_output(
-                json!({"type": "result", "value": {"ok": false, "error": "nope", "code": "E1"}}),
-            ),
+            ok_output(json!({"type": "result", "value": {"ok": false, "error": "nope", "code": "E1"}})),
             None,
         );
         check(
@@ -258,14 +241,8 @@ mod tests {
             ok_output(json!({"type": "result", "value": 42})),
             Some(ErrorCode::BadReturn),
         );
-        check(
-            ok_output(json!({"type": "result"})),
-            Some(ErrorCode::BadReturn),
-        );
-        check(
-            ok_output(json!({"nothing": true})),
-            Some(ErrorCode::BadReturn),
-        );
+        check(ok_output(json!({"type": "result"})), Some(ErrorCode::BadReturn));
+        check(ok_output(json!({"nothing": true})), Some(ErrorCode::BadReturn));
         for code in BOOTSTRAP_CODES {
             check(
                 ok_output(json!({"type": "error", "code": code.as_str(), "message": "m"})),
@@ -337,20 +314,12 @@ mod tests {
         assert_eq!(v["collection_path"], "a");
         assert_eq!(v["execution_id"], v["run_id"]);
 
-        let ok = build(
-            &run_id,
-            &deployment,
-            Outcome::Returned(json!({"ok": true})),
-            1,
-        );
+        let ok = build(&run_id, &deployment, Outcome::Returned(json!({"ok": true})), 1);
         let v = serde_json::to_value(&ok).unwrap();
         assert_eq!(v["status"], "success");
         assert!(v.get("error_code").is_none());
         assert_eq!(v["http_status_code"], 200);
-        assert_eq!(
-            v["http_headers"],
-            json!({"Content-Type": "application/json"})
-        );
+        assert_eq!(v["http_headers"], json!({"Content-Type": "application/json"}));
         assert_eq!(v["error_message"], "");
     }
 }

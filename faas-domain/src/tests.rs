@@ -4,9 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faas_ports::{
-    CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, Language, MockContainerRuntime,
-    MockLogSink, MockSourceFetcher, MockSourceStore, PortError, RunFailure, RunJob, RunOutput,
-    RunStatus, SourceUrl, Version,
+    CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, Language, MockContainerRuntime, MockLogSink,
+    MockSourceFetcher, MockSourceStore, PortError, RunFailure, RunJob, RunOutput, RunStatus, SourceUrl, Version,
 };
 use serde_json::json;
 
@@ -38,10 +37,7 @@ fn deployment(cp: &str, n: &str, version: u64, fn_env: serde_json::Value) -> Dep
 
 fn success_output() -> RunOutput {
     RunOutput {
-        output_json: serde_json::to_vec(
-            &json!({"type": "result", "value": {"ok": true, "data": 1}}),
-        )
-        .unwrap(),
+        output_json: serde_json::to_vec(&json!({"type": "result", "value": {"ok": true, "data": 1}})).unwrap(),
         logs: b"{\"ts\":\"t\",\"level\":\"info\",\"message\":\"hi 1\"}\n".to_vec(),
     }
 }
@@ -58,14 +54,9 @@ fn store_with_function() -> MockSourceStore {
             other => panic!("unexpected collection {other}"),
         })
     });
-    store.expect_get_function().returning(|cp, n, _| {
-        Ok(deployment(
-            cp.as_str(),
-            n.as_str(),
-            3,
-            json!({"A": "fn", "F": "fn"}),
-        ))
-    });
+    store
+        .expect_get_function()
+        .returning(|cp, n, _| Ok(deployment(cp.as_str(), n.as_str(), 3, json!({"A": "fn", "F": "fn"}))));
     store
 }
 
@@ -129,9 +120,7 @@ async fn invoke_merges_env_in_precedence_order_and_sets_platform_vars() {
 async fn invoke_passes_the_pinned_version_to_the_store() {
     let mut store = MockSourceStore::new();
     store.expect_collection_exists().returning(|_| Ok(true));
-    store
-        .expect_collection_env()
-        .returning(|_| Ok(EnvMap::new()));
+    store.expect_collection_env().returning(|_| Ok(EnvMap::new()));
     store
         .expect_get_function()
         .withf(|_, _, v| *v == Some(Version::new(2).unwrap()))
@@ -160,12 +149,9 @@ async fn invoke_on_a_missing_collection_is_collection_not_found() {
 async fn storage_errors_surface_with_their_code() {
     let mut store = MockSourceStore::new();
     store.expect_collection_exists().returning(|_| Ok(true));
-    store.expect_get_function().returning(|_, _, _| {
-        Err(PortError::storage_unavailable(
-            "down",
-            std::io::Error::other("x"),
-        ))
-    });
+    store
+        .expect_get_function()
+        .returning(|_, _, _| Err(PortError::storage_unavailable("down", std::io::Error::other("x"))));
     let err = engine(store, MockContainerRuntime::new())
         .invoke(invoke_request(json!({})))
         .await
@@ -200,11 +186,7 @@ async fn captured_logs_reach_the_sink_with_run_context() {
     runtime.expect_run().returning(|_| Ok(success_output()));
     let mut sink = MockLogSink::new();
     sink.expect_emit()
-        .withf(|entries| {
-            entries.len() == 1
-                && entries[0].message == "hi 1"
-                && entries[0].deployment_id == "a/b/f@v3"
-        })
+        .withf(|entries| entries.len() == 1 && entries[0].message == "hi 1" && entries[0].deployment_id == "a/b/f@v3")
         .times(1)
         .returning(|_| Ok(()));
     let engine = Engine::builder(Arc::new(store_with_function()), Arc::new(runtime))
@@ -220,22 +202,10 @@ fn timeouts_resolve_against_the_limits() {
         max_timeout: Duration::from_millis(1000),
         ..Limits::default()
     };
-    assert_eq!(
-        limits.resolve_timeout(None).unwrap(),
-        Duration::from_millis(100)
-    );
-    assert_eq!(
-        limits.resolve_timeout(Some(0)).unwrap(),
-        Duration::from_millis(100)
-    );
-    assert_eq!(
-        limits.resolve_timeout(Some(-5)).unwrap(),
-        Duration::from_millis(100)
-    );
-    assert_eq!(
-        limits.resolve_timeout(Some(1000)).unwrap(),
-        Duration::from_millis(1000)
-    );
+    assert_eq!(limits.resolve_timeout(None).unwrap(), Duration::from_millis(100));
+    assert_eq!(limits.resolve_timeout(Some(0)).unwrap(), Duration::from_millis(100));
+    assert_eq!(limits.resolve_timeout(Some(-5)).unwrap(), Duration::from_millis(100));
+    assert_eq!(limits.resolve_timeout(Some(1000)).unwrap(), Duration::from_millis(1000));
     assert_eq!(
         limits.resolve_timeout(Some(1001)).unwrap_err().code(),
         "INVALID_TIMEOUT"
@@ -245,18 +215,9 @@ fn timeouts_resolve_against_the_limits() {
 #[test]
 fn input_must_be_an_object() {
     assert!(RunInput::parse(None).unwrap().as_map().is_empty());
-    assert!(RunInput::parse(Some(json!(null)))
-        .unwrap()
-        .as_map()
-        .is_empty());
-    assert_eq!(
-        RunInput::parse(Some(json!([1]))).unwrap_err().code(),
-        "INVALID_INPUT"
-    );
-    assert_eq!(
-        RunInput::parse(Some(json!("x"))).unwrap_err().code(),
-        "INVALID_INPUT"
-    );
+    assert!(RunInput::parse(Some(json!(null))).unwrap().as_map().is_empty());
+    assert_eq!(RunInput::parse(Some(json!([1]))).unwrap_err().code(), "INVALID_INPUT");
+    assert_eq!(RunInput::parse(Some(json!("x"))).unwrap_err().code(), "INVALID_INPUT");
 }
 
 #[test]
@@ -360,12 +321,7 @@ async fn update_keeps_source_and_env_unless_given() {
         .expect_get_function()
         .returning(|cp, n, _| Ok(deployment(cp.as_str(), n.as_str(), 4, json!({"K": "v"}))));
     store.expect_save_function().times(2).returning(|new| {
-        let mut d = deployment(
-            new.collection_path.as_str(),
-            new.name.as_str(),
-            5,
-            json!({}),
-        );
+        let mut d = deployment(new.collection_path.as_str(), new.name.as_str(), 5, json!({}));
         d.env = new.env.clone();
         d.source_code = new.source_code.clone();
         Ok(d)

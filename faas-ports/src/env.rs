@@ -22,10 +22,7 @@ pub const RESERVED_ENV_PREFIX: &str = "LOWCODE_FAAS_";
 /// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`;
 /// values are at most 4096 bytes with no NUL, CR or LF.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "BTreeMap<String, String>",
-    into = "BTreeMap<String, String>"
-)]
+#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
 pub struct EnvMap(BTreeMap<String, String>);
 
 impl EnvMap {
@@ -67,9 +64,7 @@ impl EnvMap {
                 }
                 Self::parse(map)
             }
-            _ => Err(PortError::InvalidEnv(
-                "env must be an object of strings".into(),
-            )),
+            _ => Err(PortError::InvalidEnv("env must be an object of strings".into())),
         }
     }
 
@@ -80,10 +75,7 @@ impl EnvMap {
         let mut kept = BTreeMap::new();
         let mut dropped = Vec::new();
         for (key, value) in map {
-            if kept.len() < MAX_ENV_ENTRIES
-                && check_key(&key).is_ok()
-                && check_value(&key, &value).is_ok()
-            {
+            if kept.len() < MAX_ENV_ENTRIES && check_key(&key).is_ok() && check_value(&key, &value).is_ok() {
                 kept.insert(key, value);
             } else {
                 dropped.push(key);
@@ -133,9 +125,7 @@ impl From<EnvMap> for BTreeMap<String, String> {
 
 fn check_key(key: &str) -> Result<(), PortError> {
     let mut chars = key.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !first_ok || !rest_ok {
         return Err(PortError::InvalidEnv(format!(
@@ -209,10 +199,7 @@ mod tests {
 
     #[test]
     fn lenient_parse_drops_bad_entries() {
-        let map = BTreeMap::from([
-            ("GOOD".to_owned(), "1".to_owned()),
-            ("PORT".to_owned(), "2".to_owned()),
-        ]);
+        let map = BTreeMap::from([("GOOD".to_owned(), "1".to_owned()), ("PORT".to_owned(), "2".to_owned())]);
         let (env, dropped) = EnvMap::parse_lenient(map);
         assert_eq!(env.get("GOOD"), Some("1"));
         assert_eq!(dropped, vec!["PORT".to_owned()]);

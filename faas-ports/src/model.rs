@@ -22,11 +22,7 @@ pub fn function_id(collection_path: &CollectionPath, name: &FunctionName) -> Str
 }
 
 /// The id of a deployment: `<function id>@v<N>`.
-pub fn deployment_id(
-    collection_path: &CollectionPath,
-    name: &FunctionName,
-    version: Version,
-) -> String {
+pub fn deployment_id(collection_path: &CollectionPath, name: &FunctionName, version: Version) -> String {
     format!("{}@v{}", function_id(collection_path, name), version)
 }
 

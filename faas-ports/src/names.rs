@@ -105,9 +105,7 @@ impl CollectionPath {
         }
         for segment in &segments {
             if segment.is_empty() {
-                return Err(PortError::InvalidCollectionPath(
-                    "empty segment ('//') in path".into(),
-                ));
+                return Err(PortError::InvalidCollectionPath("empty segment ('//') in path".into()));
             }
             if !segment
                 .chars()
@@ -176,8 +174,7 @@ impl CollectionPath {
     pub fn starts_with(&self, prefix: &CollectionPath) -> bool {
         prefix.is_root()
             || self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0)
-                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 
     /// The child path `self/segment` (the segment is validated).
@@ -239,10 +236,7 @@ impl Version {
     /// Parses a query-string value such as `"3"`.
     pub fn parse(raw: &str) -> Result<Self, PortError> {
         let n: u64 = raw.trim().parse().map_err(|_| {
-            PortError::InvalidVersion(format!(
-                "'{}' is not an integer >= 1",
-                truncate_for_message(raw)
-            ))
+            PortError::InvalidVersion(format!("'{}' is not an integer >= 1", truncate_for_message(raw)))
         })?;
         Self::new(n)
     }
@@ -321,9 +315,8 @@ pub struct SourceUrl(url::Url);
 impl SourceUrl {
     /// Validates `raw`.
     pub fn parse(raw: &str) -> Result<Self, PortError> {
-        let url = url::Url::parse(raw.trim()).map_err(|e| {
-            PortError::InvalidSourceUrl(format!("'{}': {e}", truncate_for_message(raw)))
-        })?;
+        let url = url::Url::parse(raw.trim())
+            .map_err(|e| PortError::InvalidSourceUrl(format!("'{}': {e}", truncate_for_message(raw))))?;
         match url.scheme() {
             "http" | "https" => {}
             other => {
@@ -404,14 +397,7 @@ mod tests {
 
     #[test]
     fn function_names() {
-        for good in [
-            "a",
-            "hello",
-            "Hello_World-2",
-            "env",
-            "functions",
-            &"a".repeat(64),
-        ] {
+        for good in ["a", "hello", "Hello_World-2", "env", "functions", &"a".repeat(64)] {
             check_name(good, true);
         }
         for bad in [

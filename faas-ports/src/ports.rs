@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    CollectionInfo, CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, FunctionSummary,
-    LogEntry, NewVersion, PortError, RunId, SourceUrl, Version, VersionItem,
+    CollectionInfo, CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, FunctionSummary, LogEntry, NewVersion,
+    PortError, RunId, SourceUrl, Version, VersionItem,
 };
 
 /// Where collections and function versions live (`files`, `db_s3`, memory).
@@ -26,11 +26,7 @@ use crate::{
 pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
     /// Creates a collection (and its missing ancestors) with its env.
     /// `CollectionExists` if the path exists; the root always exists.
-    async fn create_collection(
-        &self,
-        path: &CollectionPath,
-        env: &EnvMap,
-    ) -> Result<CollectionInfo, PortError>;
+    async fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError>;
 
     /// Every collection below the root, sorted by path.
     async fn list_collections(&self) -> Result<Vec<CollectionInfo>, PortError>;
@@ -42,11 +38,7 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
     async fn collection_env(&self, path: &CollectionPath) -> Result<EnvMap, PortError>;
 
     /// Replaces the collection's own env. `CollectionNotFound` if it does not exist.
-    async fn set_collection_env(
-        &self,
-        path: &CollectionPath,
-        env: &EnvMap,
-    ) -> Result<(), PortError>;
+    async fn set_collection_env(&self, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError>;
 
     /// Deletes an empty collection. `CollectionNotEmpty` if it has functions or
     /// sub-collections, `CollectionNotFound` if it does not exist.
@@ -68,17 +60,10 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The current version number only: the cheap check a cache uses to
     /// revalidate. `FunctionNotFound` if there is none.
-    async fn current_version(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<Version, PortError>;
+    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError>;
 
     /// The functions of one collection (not of its sub-collections), sorted by name.
-    async fn list_functions(
-        &self,
-        collection: &CollectionPath,
-    ) -> Result<Vec<FunctionSummary>, PortError>;
+    async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError>;
 
     /// The stored versions of a function, newest first. `FunctionNotFound` if none.
     async fn list_versions(
@@ -88,11 +73,7 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<VersionItem>, PortError>;
 
     /// Deletes every version of a function. `FunctionNotFound` if none.
-    async fn delete_function(
-        &self,
-        collection: &CollectionPath,
-        name: &FunctionName,
-    ) -> Result<(), PortError>;
+    async fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError>;
 
     /// Answers when the backend is reachable and usable.
     async fn health(&self) -> Result<(), PortError>;

@@ -1,1 +1,149 @@
-//! x
+//! Helpers of the black-box suite: [`spawn_app`] starts the real dispatcher
+//! (the same code the `faas-server` binary runs) on `127.0.0.1:0` over a
+//! fresh temp data directory, and [`TestApp`] talks to it over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use faas_server::app::{self, RunningServer};
+use faas_server::Settings;
+use serde_json::Value;
+
+/// A running dispatcher and a client for it.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The data directory (removed on drop).
+    pub data: tempfile::TempDir,
+    server: Option<RunningServer>,
+}
+
+/// A reply: status, headers and the JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed body.
+    pub body: Value,
+    /// Raw body.
+    pub text: String,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Settings used by every test app; `extra` overrides them.
+pub fn test_vars(data: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("LOWCODE_FAAS_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("LOWCODE_FAAS_RUNTIME".to_owned(), "process".to_owned()),
+        ("LOWCODE_FAAS_DATA_DIR".to_owned(), data.display().to_string()),
+        ("LOWCODE_FAAS_SHUTDOWN_GRACE_MS".to_owned(), "5000".to_owned()),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    vars
+}
+
+/// Starts a dispatcher on a fresh data dir.
+pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    spawn_app_on(data, extra).await
+}
+
+/// Starts a dispatcher on the given data dir (pre-populate it for legacy-layout tests).
+pub async fn spawn_app_on(data: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
+    let settings = Settings::from_vars(test_vars(data.path(), extra)).unwrap();
+    let server = app::spawn(settings).await.unwrap();
+    TestApp {
+        base: format!("http://{}", server.addr),
+        client: reqwest::Client::new(),
+        data,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Sends a request with an optional JSON body.
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.reply(req).await
+    }
+
+    /// Sends a prepared request builder.
+    pub async fn reply(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// `GET`
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+
+    /// `POST` with JSON.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(body)).await
+    }
+
+    /// `PUT` with JSON.
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send("PUT", path, Some(body)).await
+    }
+
+    /// `DELETE`
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None).await
+    }
+
+    /// Creates a function at the root or in a collection and asserts 201.
+    pub async fn create_function(&self, collection: &str, name: &str, source: &str, env: Value) -> Reply {
+        let mut body = serde_json::json!({"name": name, "source_code": source, "env": env});
+        if !collection.is_empty() {
+            body["collection_path"] = Value::String(collection.to_owned());
+        }
+        let reply = self.post("/functions", body).await;
+        assert_eq!(reply.status, 201, "create {collection}/{name}: {}", reply.text);
+        reply
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().to_path_buf()
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}

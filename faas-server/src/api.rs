@@ -1,0 +1,303 @@
+//! The dispatcher's routes (SPEC §4–§5): parse and validate at the boundary,
+//! call the engine, shape the reply. Every domain error becomes its JSON
+//! error here, through [`ApiError::from`].
+
+use std::sync::Arc;
+
+use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec, UpdateFunction};
+use faas_ports::{
+    CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, SourceUrl,
+    Version,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::http::{self, Incoming, RouteInfo, Service};
+use crate::metrics::Metrics;
+use crate::router::{self, Route};
+use crate::{ApiError, Settings};
+
+/// The dispatcher: the engine plus the settings the HTTP edge needs.
+#[derive(Debug)]
+pub struct Dispatcher {
+    /// The engine every route calls.
+    pub engine: Arc<Engine>,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Process metrics.
+    pub metrics: Metrics,
+}
+
+#[derive(Deserialize)]
+struct CreateCollectionBody {
+    path: Option<String>,
+    env: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EnvBody {
+    env: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CreateFunctionBody {
+    name: Option<String>,
+    language: Option<String>,
+    source_code: Option<String>,
+    source_url: Option<String>,
+    collection_path: Option<String>,
+    env: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct UpdateFunctionBody {
+    source_code: Option<String>,
+    source_url: Option<String>,
+    env: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PullBody {
+    source_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InvokeBody {
+    input: Option<Value>,
+    timeout_ms: Option<i64>,
+    env: Option<Value>,
+    version: Option<Value>,
+}
+
+#[async_trait::async_trait]
+impl Service for Dispatcher {
+    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo, ApiError> {
+        let route = router::route(method, path)?;
+        Ok(RouteInfo {
+            public: route.is_public(),
+            route,
+        })
+    }
+
+    fn token(&self) -> Option<&str> {
+        self.settings.api_token.as_ref().map(|t| t.expose())
+    }
+
+    fn max_body_bytes(&self) -> u64 {
+        self.settings.max_body_bytes
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
+        let method = req.method.clone();
+        match routed.route {
+            Route::Healthz => Ok(http::json(StatusCode::OK, &json!({"status": "ok"}))),
+            Route::Readyz => Ok(self.readyz().await),
+            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
+            Route::Collections if method == Method::GET => self.list_collections(&req).await,
+            Route::Collections => self.create_collection(&mut req).await,
+            Route::CollectionEnv(cp) => self.set_collection_env(&cp, &mut req).await,
+            Route::Collection(cp) => {
+                let cp = collection_in_url(&cp)?;
+                self.engine.delete_collection(&cp).await?;
+                Ok(http::no_content())
+            }
+            Route::Functions(cp) if method == Method::GET => {
+                let cp = collection_of(cp.as_deref(), None, &req)?;
+                let list: Vec<FunctionListItem> = self
+                    .engine
+                    .list_functions(&cp)
+                    .await?
+                    .iter()
+                    .map(FunctionListItem::from)
+                    .collect();
+                Ok(http::json(StatusCode::OK, &list))
+            }
+            Route::Functions(cp) => self.create_function(cp.as_deref(), &mut req).await,
+            Route::Function(cp, name) => {
+                let cp = collection_of(cp.as_deref(), None, &req)?;
+                let name = FunctionName::parse(&name)?;
+                match method {
+                    Method::GET => {
+                        let version = req.query("version").map(Version::parse).transpose()?;
+                        let d = self.engine.get_function(&cp, &name, version).await?;
+                        Ok(http::json(StatusCode::OK, &Function::from(&d)))
+                    }
+                    Method::PUT => self.update_function(cp, name, &mut req).await,
+                    _ => {
+                        self.engine.delete_function(&cp, &name).await?;
+                        Ok(http::no_content())
+                    }
+                }
+            }
+            Route::Versions(cp, name) => {
+                let cp = collection_of(cp.as_deref(), None, &req)?;
+                let name = FunctionName::parse(&name)?;
+                let versions = self.engine.list_versions(&cp, &name).await?;
+                Ok(http::json(StatusCode::OK, &versions))
+            }
+            Route::Invoke(cp, name) => self.invoke(cp.as_deref(), &name, &mut req).await,
+            Route::Pull(cp, name) => {
+                let cp = collection_of(cp.as_deref(), None, &req)?;
+                let name = FunctionName::parse(&name)?;
+                let body: PullBody = req.json(false).await?;
+                let url = body.source_url.ok_or(faas_domain::DomainError::SourceRequired)?;
+                let url = SourceUrl::parse(&url)?;
+                let d = self.engine.pull_function(&cp, &name, &url).await?;
+                Ok(http::json(StatusCode::OK, &Function::from(&d)))
+            }
+            Route::LogsQuery => Err(ApiError::not_implemented("GET /function-logs/query")),
+            Route::Logs => Err(ApiError::not_implemented("GET /function-logs")),
+        }
+    }
+}
+
+impl Dispatcher {
+    async fn readyz(&self) -> Response {
+        let health = self.engine.health().await;
+        let mut failing = serde_json::Map::new();
+        for (component, result) in [("storage", &health.storage), ("runtime", &health.runtime)] {
+            if let Err(e) = result {
+                failing.insert(component.to_owned(), Value::String(e.to_string()));
+            }
+        }
+        if failing.is_empty() {
+            return http::json(StatusCode::OK, &json!({"status": "ready"}));
+        }
+        let names: Vec<&str> = failing.keys().map(String::as_str).collect();
+        http::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "not_ready",
+                "error": format!("not ready: {}", names.join(", ")),
+                "code": "NOT_READY",
+                "components": failing,
+            }),
+        )
+    }
+
+    async fn list_collections(&self, req: &Incoming) -> Result<Response, ApiError> {
+        let prefix = req.query("prefix").map(CollectionPath::parse).transpose()?;
+        let prefix = prefix.filter(|p| !p.is_root());
+        let list: Vec<CollectionInfo> = self.engine.list_collections(prefix.as_ref()).await?;
+        Ok(http::json(StatusCode::OK, &list))
+    }
+
+    async fn create_collection(&self, req: &mut Incoming) -> Result<Response, ApiError> {
+        let body: CreateCollectionBody = req.json(false).await?;
+        let raw = body
+            .path
+            .ok_or_else(|| PortError::InvalidCollectionPath("path is required".into()))?;
+        let path = CollectionPath::parse(&raw)?;
+        let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
+        let info = self.engine.create_collection(&path, &env).await?;
+        Ok(http::json(StatusCode::CREATED, &info))
+    }
+
+    async fn set_collection_env(&self, cp: &str, req: &mut Incoming) -> Result<Response, ApiError> {
+        let cp = collection_in_url(cp)?;
+        let body: EnvBody = req.json(false).await?;
+        let env = EnvMap::from_json(
+            &body
+                .env
+                .ok_or_else(|| PortError::InvalidEnv("env is required".into()))?,
+        )?;
+        self.engine.set_collection_env(&cp, &env).await?;
+        Ok(http::json(StatusCode::OK, &json!({"status": "ok"})))
+    }
+
+    async fn create_function(&self, url_cp: Option<&str>, req: &mut Incoming) -> Result<Response, ApiError> {
+        let body: CreateFunctionBody = req.json(false).await?;
+        let name = FunctionName::parse(body.name.as_deref().unwrap_or(""))?;
+        let cp = collection_of(url_cp, body.collection_path.as_deref(), req)?;
+        let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
+        let language =
+            Language::parse(body.language.as_deref()).map_err(faas_domain::DomainError::UnsupportedLanguage)?;
+        let url = body.source_url.as_deref().map(SourceUrl::parse).transpose()?;
+        let source = SourceSpec::exactly_one(body.source_code, url)?;
+        let d = self
+            .engine
+            .create_function(CreateFunction {
+                collection_path: cp,
+                name,
+                language,
+                source,
+                env,
+            })
+            .await?;
+        Ok(http::json(StatusCode::CREATED, &Function::from(&d)))
+    }
+
+    async fn update_function(
+        &self,
+        cp: CollectionPath,
+        name: FunctionName,
+        req: &mut Incoming,
+    ) -> Result<Response, ApiError> {
+        let body: UpdateFunctionBody = req.json(false).await?;
+        let env = match body.env {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(EnvMap::from_json(&v)?),
+        };
+        let url = body.source_url.as_deref().map(SourceUrl::parse).transpose()?;
+        let source = SourceSpec::at_most_one(body.source_code, url)?;
+        let d = self
+            .engine
+            .update_function(UpdateFunction {
+                collection_path: cp,
+                name,
+                source,
+                env,
+            })
+            .await?;
+        Ok(http::json(StatusCode::OK, &Function::from(&d)))
+    }
+
+    async fn invoke(&self, url_cp: Option<&str>, name: &str, req: &mut Incoming) -> Result<Response, ApiError> {
+        let cp = collection_of(url_cp, None, req)?;
+        let name = FunctionName::parse(name)?;
+        let query_version = req.query("version").map(Version::parse).transpose()?;
+        let body: InvokeBody = req.json(true).await?;
+        let version = match body.version {
+            None | Some(Value::Null) => query_version,
+            Some(v) => Some(Version::from_json(&v)?),
+        };
+        let request = InvokeRequest {
+            collection_path: cp,
+            name,
+            input: RunInput::parse(body.input)?,
+            timeout_ms: body.timeout_ms,
+            env: EnvMap::from_json(&body.env.unwrap_or(Value::Null))?,
+            version,
+        };
+        let result = self.engine.invoke(request).await?;
+        self.metrics.observe_run(&result);
+        Ok(http::json(StatusCode::OK, &result))
+    }
+}
+
+/// A collection path from the URL (`""` = root).
+fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
+    Ok(CollectionPath::parse(raw)?)
+}
+
+/// The collection of a `/functions…` request: URL `{cp}` wins over the body,
+/// the body over `?collection_path=`; absent = root.
+fn collection_of(url: Option<&str>, body: Option<&str>, req: &Incoming) -> Result<CollectionPath, ApiError> {
+    let raw = url.or(body).or_else(|| req.query("collection_path")).unwrap_or("");
+    Ok(CollectionPath::parse(raw)?)
+}
+
+fn metrics_reply(text: String) -> Response {
+    let mut res = Response::new(text.into());
+    res.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}

@@ -1,0 +1,188 @@
+//! The composition root: settings → adapters → engine → warp server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
+use faas_adapters::fs::FsSourceStore;
+use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
+use faas_adapters::unavailable::UnavailableRuntime;
+use faas_domain::Engine;
+use faas_ports::{ContainerRuntime, SourceStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::Dispatcher;
+use crate::config::{RuntimeKind, StorageSettings};
+use crate::metrics::Metrics;
+use crate::{ServerError, Settings};
+
+fn adapter_error(context: &str) -> impl FnOnce(faas_adapters::AdapterError) -> ServerError + '_ {
+    move |e| ServerError::Adapter {
+        context: context.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// Builds the storage adapter of the settings and checks it answers.
+pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, ServerError> {
+    let store: Arc<dyn SourceStore> = match &settings.storage {
+        StorageSettings::Files { data_dir } => {
+            tracing::info!(data_dir = %data_dir.display(), "using files storage");
+            Arc::new(FsSourceStore::new(data_dir.clone()).map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?)
+        }
+        StorageSettings::DbS3(_) => {
+            return Err(ServerError::Config(
+                "LOWCODE_FAAS_STORAGE=db_s3 is not available in this build yet (PostgreSQL + S3 storage is being built); use files".into(),
+            ))
+        }
+    };
+    store.health().await.map_err(|e| ServerError::Adapter {
+        context: "storage health check failed".into(),
+        source: Box::new(e),
+    })?;
+    Ok(store)
+}
+
+/// Builds the runtime of the settings. An unusable runtime is not fatal:
+/// runs answer `RUNTIME_UNAVAILABLE` and `/readyz` reports it.
+pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn ContainerRuntime>, ServerError> {
+    let runtime: Arc<dyn ContainerRuntime> = match settings.runtime.kind {
+        RuntimeKind::Process => Arc::new(
+            ProcessRuntime::new(ProcessRuntimeConfig {
+                node_bin: settings.runtime.node_bin.clone(),
+                memory_mb: settings.runtime.container_memory_mb,
+            })
+            .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
+        ),
+        RuntimeKind::Docker => {
+            tracing::error!(
+                "the docker runtime is not built yet: every invoke answers RUNTIME_UNAVAILABLE; set LOWCODE_FAAS_RUNTIME=process for development"
+            );
+            Arc::new(UnavailableRuntime::new(
+                "the docker runtime is not available in this build yet; set LOWCODE_FAAS_RUNTIME=process",
+            ))
+        }
+    };
+    if let Err(e) = runtime.health().await {
+        tracing::warn!(error = %e, "container runtime is not ready");
+    }
+    Ok(runtime)
+}
+
+/// Builds the engine with every adapter of the settings.
+pub async fn build_engine(settings: &Settings) -> Result<Engine, ServerError> {
+    if settings.logs.enabled {
+        return Err(ServerError::Config(
+            "LOWCODE_FAAS_FUNCTION_LOGS=true is not available in this build yet (function-log capture is being built)"
+                .into(),
+        ));
+    }
+    let store = build_store(settings).await?;
+    let runtime = build_runtime(settings).await?;
+    let fetcher = HttpSourceFetcher::new(FetchConfig {
+        allow_private: settings.source_fetch_allow_private,
+        ..FetchConfig::default()
+    })
+    .map_err(adapter_error("source fetcher"))?;
+    Ok(Engine::builder(store, runtime)
+        .fetcher(Arc::new(fetcher))
+        .limits(settings.limits.clone())
+        .build())
+}
+
+/// Builds the dispatcher service (engine, settings, metrics).
+pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, ServerError> {
+    if settings.worker_url.is_some() {
+        return Err(ServerError::Config(
+            "LOWCODE_FAAS_WORKER_URL: forwarding invokes to a worker is not available in this build yet; unset it to run in-process".into(),
+        ));
+    }
+    let engine = build_engine(&settings).await?;
+    let metrics = Metrics::new().map_err(|e| ServerError::Adapter {
+        context: "metrics registry".into(),
+        source: Box::new(e),
+    })?;
+    Ok(Arc::new(Dispatcher {
+        engine: Arc::new(engine),
+        settings: Arc::new(settings),
+        metrics,
+    }))
+}
+
+/// The dispatcher's warp filter: mount it in your own warp app (last, it
+/// matches every path) or serve it with [`serve`].
+pub fn routes(dispatcher: Arc<Dispatcher>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    crate::http::filter(dispatcher)
+}
+
+/// A dispatcher serving in the background (tests, embedding).
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Binds `settings.listen` and serves the dispatcher until `shutdown`
+/// resolves, then waits for in-flight requests up to the grace period.
+pub async fn serve(
+    dispatcher: Arc<Dispatcher>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
+    let addr = dispatcher.settings.listen;
+    let grace = dispatcher.settings.shutdown_grace;
+    let (shutdown_started_tx, shutdown_started_rx) = oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = shutdown_started_tx.send(());
+    };
+    let (bound, server) = warp::serve(routes(dispatcher))
+        .try_bind_with_graceful_shutdown(addr, signal)
+        .map_err(|e| ServerError::Bind {
+            addr,
+            message: e.to_string(),
+        })?;
+    let run = async move {
+        let server = tokio::spawn(server);
+        tokio::pin!(server);
+        tokio::select! {
+            _ = &mut server => {}
+            _ = async {
+                let _ = shutdown_started_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping in-flight requests");
+            }
+        }
+    };
+    Ok((bound, run))
+}
+
+/// Starts the dispatcher in the background; stop it with [`RunningServer::shutdown`].
+pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
+    let dispatcher = build_dispatcher(settings).await?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let (addr, run) = serve(dispatcher, async move {
+        let _ = rx.await;
+    })
+    .await?;
+    let task = tokio::spawn(run);
+    Ok(RunningServer {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

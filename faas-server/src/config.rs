@@ -1,0 +1,607 @@
+//! Settings: built-in defaults < optional TOML file (`LOWCODE_FAAS_CONFIG`)
+//! < `LOWCODE_FAAS_*` environment variables (SPEC §11).
+//!
+//! Every variable is read through one table ([`KEYS`]) so that `_` inside our
+//! names never splits a key, and every bad value is reported with the name of
+//! its variable before any port is bound.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use faas_domain::Limits;
+
+use crate::ServerError;
+
+/// Prefix of every environment variable.
+pub const ENV_PREFIX: &str = "LOWCODE_FAAS_";
+
+/// Every setting key (lowercase, without the prefix). The TOML file uses
+/// these names; the environment uses `LOWCODE_FAAS_` + the uppercase name.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "worker_listen",
+    "worker_url",
+    "worker_token",
+    "api_token",
+    "shutdown_grace_ms",
+    "max_body_bytes",
+    "storage",
+    "data_dir",
+    "postgres_dsn",
+    "s3_endpoint",
+    "s3_region",
+    "s3_bucket",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_use_path_style",
+    "s3_prefix",
+    "storage_timeout_ms",
+    "function_cache",
+    "function_cache_size",
+    "max_source_bytes",
+    "max_output_bytes",
+    "invoke_default_timeout_ms",
+    "invoke_max_timeout_ms",
+    "max_concurrent_runs",
+    "max_queued_runs",
+    "runtime",
+    "node_bin",
+    "node_docker_image",
+    "prewarm_node_image",
+    "container_memory_mb",
+    "container_cpus",
+    "container_network",
+    "container_user",
+    "instance_id",
+    "function_logs",
+    "function_logs_sink",
+    "function_logs_buffer",
+    "function_log_max_bytes",
+    "log_loki_url",
+    "log_loki_tenant",
+    "log_loki_timeout_ms",
+    "logs_grafana_explore_url_template",
+    "source_fetch_allow_private",
+];
+
+/// Which storage backend holds functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSettings {
+    /// The `files` layout under a data directory.
+    Files {
+        /// `LOWCODE_FAAS_DATA_DIR`.
+        data_dir: PathBuf,
+    },
+    /// PostgreSQL metadata + S3 sources.
+    DbS3(DbS3Settings),
+}
+
+/// Settings of the `db_s3` storage.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbS3Settings {
+    /// `LOWCODE_FAAS_POSTGRES_DSN` (secret: never logged).
+    pub postgres_dsn: String,
+    /// `LOWCODE_FAAS_S3_ENDPOINT`.
+    pub s3_endpoint: Option<String>,
+    /// `LOWCODE_FAAS_S3_REGION`.
+    pub s3_region: String,
+    /// `LOWCODE_FAAS_S3_BUCKET`.
+    pub s3_bucket: String,
+    /// `LOWCODE_FAAS_S3_ACCESS_KEY` and `_SECRET_KEY` (secret: never logged).
+    pub s3_credentials: Option<(String, String)>,
+    /// `LOWCODE_FAAS_S3_USE_PATH_STYLE`.
+    pub s3_use_path_style: bool,
+    /// `LOWCODE_FAAS_S3_PREFIX`.
+    pub s3_prefix: String,
+}
+
+impl fmt::Debug for DbS3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbS3Settings")
+            .field("postgres_dsn", &"<redacted>")
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_credentials", &self.s3_credentials.as_ref().map(|_| "<redacted>"))
+            .field("s3_use_path_style", &self.s3_use_path_style)
+            .field("s3_prefix", &self.s3_prefix)
+            .finish()
+    }
+}
+
+/// Which runtime runs functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Docker containers (the default).
+    Docker,
+    /// Local `node` processes (development; no isolation).
+    Process,
+}
+
+/// Where captured function logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSinkKind {
+    /// `[function-log] <json>` lines on stdout.
+    Stdout,
+    /// JSON lines with `log_stream` on stdout (`docker_json` / `promtail`).
+    DockerJson,
+    /// Pushed to Loki.
+    Loki,
+    /// Only the in-memory buffer.
+    Memory,
+}
+
+/// A secret string that never shows in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Settings of the container runtimes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    /// `LOWCODE_FAAS_RUNTIME`.
+    pub kind: RuntimeKind,
+    /// `LOWCODE_FAAS_NODE_BIN` (process runtime).
+    pub node_bin: PathBuf,
+    /// `LOWCODE_FAAS_NODE_DOCKER_IMAGE`.
+    pub node_docker_image: String,
+    /// `LOWCODE_FAAS_PREWARM_NODE_IMAGE`.
+    pub prewarm_node_image: bool,
+    /// `LOWCODE_FAAS_CONTAINER_MEMORY_MB`.
+    pub container_memory_mb: u64,
+    /// `LOWCODE_FAAS_CONTAINER_CPUS`.
+    pub container_cpus: f64,
+    /// `LOWCODE_FAAS_CONTAINER_NETWORK`.
+    pub container_network: String,
+    /// `LOWCODE_FAAS_CONTAINER_USER`.
+    pub container_user: String,
+    /// `LOWCODE_FAAS_INSTANCE_ID` (default: hostname + listen port).
+    pub instance_id: String,
+}
+
+/// Settings of function-log capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `LOWCODE_FAAS_FUNCTION_LOGS`.
+    pub enabled: bool,
+    /// `LOWCODE_FAAS_FUNCTION_LOGS_SINK`.
+    pub sink: LogSinkKind,
+    /// `LOWCODE_FAAS_FUNCTION_LOGS_BUFFER`.
+    pub buffer: usize,
+    /// `LOWCODE_FAAS_LOG_LOKI_URL`.
+    pub loki_url: Option<String>,
+    /// `LOWCODE_FAAS_LOG_LOKI_TENANT`.
+    pub loki_tenant: Option<String>,
+    /// `LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS`.
+    pub loki_timeout: Duration,
+    /// `LOWCODE_FAAS_LOGS_GRAFANA_EXPLORE_URL_TEMPLATE`.
+    pub grafana_explore_url_template: Option<String>,
+}
+
+/// Every setting of the dispatcher and the worker, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `LOWCODE_FAAS_LISTEN` (dispatcher).
+    pub listen: SocketAddr,
+    /// `LOWCODE_FAAS_WORKER_LISTEN` (worker).
+    pub worker_listen: SocketAddr,
+    /// `LOWCODE_FAAS_WORKER_URL`: proxy invokes to this worker.
+    pub worker_url: Option<String>,
+    /// `LOWCODE_FAAS_WORKER_TOKEN`.
+    pub worker_token: Option<Secret>,
+    /// `LOWCODE_FAAS_API_TOKEN`.
+    pub api_token: Option<Secret>,
+    /// `LOWCODE_FAAS_SHUTDOWN_GRACE_MS`.
+    pub shutdown_grace: Duration,
+    /// `LOWCODE_FAAS_MAX_BODY_BYTES`.
+    pub max_body_bytes: u64,
+    /// `LOWCODE_FAAS_STORAGE` and its settings.
+    pub storage: StorageSettings,
+    /// `LOWCODE_FAAS_STORAGE_TIMEOUT_MS`.
+    pub storage_timeout: Duration,
+    /// `LOWCODE_FAAS_FUNCTION_CACHE`.
+    pub function_cache: bool,
+    /// `LOWCODE_FAAS_FUNCTION_CACHE_SIZE`.
+    pub function_cache_size: usize,
+    /// Limits handed to the engine.
+    pub limits: Limits,
+    /// Runtime settings.
+    pub runtime: RuntimeSettings,
+    /// Function-log settings.
+    pub logs: LogSettings,
+    /// `LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE`.
+    pub source_fetch_allow_private: bool,
+}
+
+impl Settings {
+    /// Loads settings from the process: `LOWCODE_FAAS_CONFIG` file and `LOWCODE_FAAS_*` variables.
+    pub fn from_env() -> Result<Self, ServerError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Loads settings from explicit variables (tests use this instead of
+    /// mutating the process env). `LOWCODE_FAAS_CONFIG` among them names
+    /// the optional TOML file.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ServerError> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = vars.get("LOWCODE_FAAS_CONFIG").filter(|p| !p.trim().is_empty()) {
+            builder = builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
+        }
+        for key in KEYS {
+            if let Some(value) = vars.get(&env_name(key)) {
+                builder = builder
+                    .set_override(*key, value.clone())
+                    .map_err(|e| ServerError::Config(format!("{}: {e}", env_name(key))))?;
+            }
+        }
+        let cfg = builder
+            .build()
+            .map_err(|e| ServerError::Config(format!("LOWCODE_FAAS_CONFIG: {e}")))?;
+        let raw = Raw { cfg };
+        raw.settings()
+    }
+
+    /// The dispatcher's listen port (used in the default instance id).
+    fn default_instance_id(listen: &SocketAddr) -> String {
+        let host = nix_hostname().unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}-{}", listen.port())
+    }
+}
+
+fn nix_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+/// `listen` → `LOWCODE_FAAS_LISTEN`.
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_uppercase())
+}
+
+struct Raw {
+    cfg: config::Config,
+}
+
+impl Raw {
+    fn string(&self, key: &str) -> Option<String> {
+        self.cfg
+            .get_string(key)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn string_or(&self, key: &str, default: &str) -> String {
+        self.string(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn bool_or(&self, key: &str, default: bool) -> Result<bool, ServerError> {
+        match self.string(key) {
+            None => Ok(default),
+            Some(v) => parse_bool(&v).ok_or_else(|| invalid(key, &v, "expected 1/true/yes/on or 0/false/no/off")),
+        }
+    }
+
+    fn u64_or(&self, key: &str, default: u64) -> Result<u64, ServerError> {
+        match self.string(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid(key, &v, "expected a non-negative integer")),
+        }
+    }
+
+    fn positive_u64_or(&self, key: &str, default: u64) -> Result<u64, ServerError> {
+        let n = self.u64_or(key, default)?;
+        if n == 0 {
+            return Err(invalid(key, "0", "must be greater than 0"));
+        }
+        Ok(n)
+    }
+
+    fn usize_or(&self, key: &str, default: usize) -> Result<usize, ServerError> {
+        let n = self.u64_or(key, default as u64)?;
+        usize::try_from(n).map_err(|_| invalid(key, &n.to_string(), "too large"))
+    }
+
+    fn ms_or(&self, key: &str, default: u64) -> Result<Duration, ServerError> {
+        Ok(Duration::from_millis(self.positive_u64_or(key, default)?))
+    }
+
+    fn addr_or(&self, key: &str, default: &str) -> Result<SocketAddr, ServerError> {
+        let raw = self.string_or(key, default);
+        parse_listen(&raw).ok_or_else(|| invalid(key, &raw, "expected host:port, :port or [v6]:port"))
+    }
+
+    fn settings(&self) -> Result<Settings, ServerError> {
+        let listen = self.addr_or("listen", ":8080")?;
+        let worker_listen = self.addr_or("worker_listen", ":9090")?;
+        let worker_url = self.string("worker_url");
+        if let Some(url) = &worker_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("worker_url", url, "expected an http:// or https:// URL"));
+            }
+        }
+        let storage = match self.string_or("storage", "files").to_lowercase().as_str() {
+            "files" => StorageSettings::Files {
+                data_dir: PathBuf::from(self.string_or("data_dir", "data")),
+            },
+            "db_s3" => StorageSettings::DbS3(self.db_s3()?),
+            other => return Err(invalid("storage", other, "expected files or db_s3")),
+        };
+        let default_timeout = self.ms_or("invoke_default_timeout_ms", 120_000)?;
+        let max_timeout = self.ms_or("invoke_max_timeout_ms", 900_000)?;
+        if default_timeout > max_timeout {
+            return Err(invalid(
+                "invoke_default_timeout_ms",
+                &default_timeout.as_millis().to_string(),
+                "must not exceed LOWCODE_FAAS_INVOKE_MAX_TIMEOUT_MS",
+            ));
+        }
+        let limits = Limits {
+            max_source_bytes: self.positive_u64_or("max_source_bytes", 1024 * 1024)?,
+            max_output_bytes: self.positive_u64_or("max_output_bytes", 6 * 1024 * 1024)?,
+            max_log_bytes: self.positive_u64_or("function_log_max_bytes", 1024 * 1024)?,
+            default_timeout,
+            max_timeout,
+            max_concurrent_runs: usize::try_from(self.positive_u64_or("max_concurrent_runs", 32)?)
+                .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
+            max_queued_runs: self.usize_or("max_queued_runs", 256)?,
+        };
+        let runtime = RuntimeSettings {
+            kind: match self.string_or("runtime", "docker").to_lowercase().as_str() {
+                "docker" => RuntimeKind::Docker,
+                "process" => RuntimeKind::Process,
+                other => return Err(invalid("runtime", other, "expected docker or process")),
+            },
+            node_bin: PathBuf::from(self.string_or("node_bin", "node")),
+            node_docker_image: self.string_or("node_docker_image", "node:22-alpine"),
+            prewarm_node_image: self.bool_or("prewarm_node_image", true)?,
+            container_memory_mb: self.positive_u64_or("container_memory_mb", 256)?,
+            container_cpus: {
+                let raw = self.string_or("container_cpus", "1");
+                match raw.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v.is_finite() => v,
+                    _ => return Err(invalid("container_cpus", &raw, "expected a positive number")),
+                }
+            },
+            container_network: self.string_or("container_network", "bridge"),
+            container_user: self.string_or("container_user", "1000:1000"),
+            instance_id: self
+                .string("instance_id")
+                .unwrap_or_else(|| Settings::default_instance_id(&listen)),
+        };
+        let logs = LogSettings {
+            enabled: self.bool_or("function_logs", false)?,
+            sink: match self.string_or("function_logs_sink", "stdout").to_lowercase().as_str() {
+                "stdout" => LogSinkKind::Stdout,
+                "docker_json" | "promtail" => LogSinkKind::DockerJson,
+                "loki" => LogSinkKind::Loki,
+                "memory" => LogSinkKind::Memory,
+                other => {
+                    return Err(invalid(
+                        "function_logs_sink",
+                        other,
+                        "expected stdout, docker_json, promtail, loki or memory",
+                    ))
+                }
+            },
+            buffer: self.usize_or("function_logs_buffer", 10_000)?,
+            loki_url: self.string("log_loki_url"),
+            loki_tenant: self.string("log_loki_tenant"),
+            loki_timeout: self.ms_or("log_loki_timeout_ms", 8_000)?,
+            grafana_explore_url_template: self.string("logs_grafana_explore_url_template"),
+        };
+        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki_url.is_none() {
+            return Err(ServerError::Config(
+                "LOWCODE_FAAS_LOG_LOKI_URL is required when LOWCODE_FAAS_FUNCTION_LOGS_SINK=loki".into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            worker_listen,
+            worker_url,
+            worker_token: self.string("worker_token").map(Secret::new),
+            api_token: self.string("api_token").map(Secret::new),
+            shutdown_grace: self.ms_or("shutdown_grace_ms", 30_000)?,
+            max_body_bytes: self.positive_u64_or("max_body_bytes", 6 * 1024 * 1024)?,
+            storage,
+            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
+            function_cache: self.bool_or("function_cache", true)?,
+            function_cache_size: self.usize_or("function_cache_size", 1024)?,
+            limits,
+            runtime,
+            logs,
+            source_fetch_allow_private: self.bool_or("source_fetch_allow_private", false)?,
+        })
+    }
+
+    fn db_s3(&self) -> Result<DbS3Settings, ServerError> {
+        let required = |key: &str| {
+            self.string(key).ok_or_else(|| {
+                ServerError::Config(format!("{} is required when LOWCODE_FAAS_STORAGE=db_s3", env_name(key)))
+            })
+        };
+        let credentials = match (self.string("s3_access_key"), self.string("s3_secret_key")) {
+            (Some(a), Some(s)) => Some((a, s)),
+            (None, None) => None,
+            _ => {
+                return Err(ServerError::Config(
+                    "LOWCODE_FAAS_S3_ACCESS_KEY and LOWCODE_FAAS_S3_SECRET_KEY must be set together".into(),
+                ))
+            }
+        };
+        Ok(DbS3Settings {
+            postgres_dsn: required("postgres_dsn")?,
+            s3_endpoint: self.string("s3_endpoint"),
+            s3_region: self.string_or("s3_region", "us-east-1"),
+            s3_bucket: required("s3_bucket")?,
+            s3_credentials: credentials,
+            s3_use_path_style: self.bool_or("s3_use_path_style", true)?,
+            s3_prefix: self.string_or("s3_prefix", ""),
+        })
+    }
+}
+
+fn invalid(key: &str, value: &str, why: &str) -> ServerError {
+    ServerError::Config(format!("{}={value:?}: {why}", env_name(key)))
+}
+
+/// `1/true/yes/on` and `0/false/no/off`, any case.
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `:8080` (all interfaces), `127.0.0.1:0`, `[::1]:8080`, `localhost:8080`.
+pub fn parse_listen(raw: &str) -> Option<SocketAddr> {
+    let raw = raw.trim();
+    if let Some(port) = raw.strip_prefix(':') {
+        return port.parse::<u16>().ok().map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    }
+    if let Some(port) = raw.strip_prefix("localhost:") {
+        return port.parse::<u16>().ok().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    raw.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(s.worker_listen.port(), 9090);
+        assert_eq!(
+            s.storage,
+            StorageSettings::Files {
+                data_dir: "data".into()
+            }
+        );
+        assert_eq!(s.runtime.kind, RuntimeKind::Docker);
+        assert_eq!(s.runtime.node_docker_image, "node:22-alpine");
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.max_body_bytes, 6 * 1024 * 1024);
+        assert!(!s.logs.enabled);
+        assert!(s.runtime.instance_id.ends_with("-8080"));
+    }
+
+    #[test]
+    fn env_overrides_and_bools() {
+        let s = Settings::from_vars(vars(&[
+            ("LOWCODE_FAAS_LISTEN", "127.0.0.1:0"),
+            ("LOWCODE_FAAS_RUNTIME", "process"),
+            ("LOWCODE_FAAS_FUNCTION_LOGS", "YES"),
+            ("LOWCODE_FAAS_MAX_QUEUED_RUNS", "0"),
+            ("LOWCODE_FAAS_API_TOKEN", "s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(s.listen.port(), 0);
+        assert_eq!(s.runtime.kind, RuntimeKind::Process);
+        assert!(s.logs.enabled);
+        assert_eq!(s.limits.max_queued_runs, 0);
+        assert!(!format!("{s:?}").contains("s3cret"), "secrets never in Debug");
+    }
+
+    fn check_error(pairs: &[(&str, &str)], names: &str) {
+        let err = Settings::from_vars(vars(pairs)).unwrap_err().to_string();
+        assert!(err.contains(names), "error {err:?} should name {names}");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        check_error(&[("LOWCODE_FAAS_FUNCTION_LOGS", "maybe")], "LOWCODE_FAAS_FUNCTION_LOGS");
+        check_error(&[("LOWCODE_FAAS_LISTEN", "nope")], "LOWCODE_FAAS_LISTEN");
+        check_error(&[("LOWCODE_FAAS_STORAGE", "mongo")], "LOWCODE_FAAS_STORAGE");
+        check_error(&[("LOWCODE_FAAS_RUNTIME", "wasm")], "LOWCODE_FAAS_RUNTIME");
+        check_error(
+            &[("LOWCODE_FAAS_MAX_CONCURRENT_RUNS", "0")],
+            "LOWCODE_FAAS_MAX_CONCURRENT_RUNS",
+        );
+        check_error(&[("LOWCODE_FAAS_MAX_BODY_BYTES", "-1")], "LOWCODE_FAAS_MAX_BODY_BYTES");
+        check_error(&[("LOWCODE_FAAS_STORAGE", "db_s3")], "LOWCODE_FAAS_POSTGRES_DSN");
+        check_error(
+            &[
+                ("LOWCODE_FAAS_STORAGE", "db_s3"),
+                ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
+            ],
+            "LOWCODE_FAAS_S3_BUCKET",
+        );
+        check_error(
+            &[
+                ("LOWCODE_FAAS_STORAGE", "db_s3"),
+                ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
+                ("LOWCODE_FAAS_S3_BUCKET", "b"),
+                ("LOWCODE_FAAS_S3_ACCESS_KEY", "a"),
+            ],
+            "LOWCODE_FAAS_S3_SECRET_KEY",
+        );
+        check_error(
+            &[("LOWCODE_FAAS_CONFIG", "/nonexistent/faas.toml")],
+            "LOWCODE_FAAS_CONFIG",
+        );
+    }
+
+    #[test]
+    fn toml_file_is_below_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("faas.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\nmax_concurrent_runs = 4\nfunction_logs = true\n",
+        )
+        .unwrap();
+        let path = file.to_string_lossy().to_string();
+        let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
+        assert_eq!(s.listen.port(), 7000);
+        assert_eq!(s.limits.max_concurrent_runs, 4);
+        assert!(s.logs.enabled);
+        let s = Settings::from_vars(vars(&[
+            ("LOWCODE_FAAS_CONFIG", &path),
+            ("LOWCODE_FAAS_LISTEN", "127.0.0.1:7001"),
+        ]))
+        .unwrap();
+        assert_eq!(s.listen.port(), 7001, "env wins over the file");
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen(":80"), Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(parse_listen("[::1]:80"), Some("[::1]:80".parse().unwrap()));
+        assert_eq!(parse_listen("localhost:1"), Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(parse_listen("x"), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics (text format at `GET /metrics`).
+
+use std::time::Duration;
+
+use faas_domain::EngineStats;
+use faas_ports::RunResult;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// The metrics of one process.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    runs: IntCounterVec,
+    run_seconds: HistogramVec,
+    starts: IntCounterVec,
+    in_flight: IntGauge,
+    queued: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("lowcode_faas".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route"),
+            &["route"],
+        )?;
+        let runs = IntCounterVec::new(
+            Opts::new("runs_total", "Runs by outcome (success or the error code)"),
+            &["outcome"],
+        )?;
+        let run_seconds = HistogramVec::new(
+            HistogramOpts::new("run_duration_seconds", "Wall time of runs").buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+            ]),
+            &["status"],
+        )?;
+        let starts = IntCounterVec::new(
+            Opts::new("starts_total", "Run starts by kind (cold, prewarm, warm)"),
+            &["kind"],
+        )?;
+        let in_flight = IntGauge::new("runs_in_flight", "Runs executing now")?;
+        let queued = IntGauge::new("runs_queued", "Invokes waiting for a run slot")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        registry.register(Box::new(runs.clone()))?;
+        registry.register(Box::new(run_seconds.clone()))?;
+        registry.register(Box::new(starts.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(queued.clone()))?;
+        for kind in ["cold", "prewarm", "warm"] {
+            starts.with_label_values(&[kind]);
+        }
+        Ok(Self {
+            registry,
+            requests,
+            request_seconds,
+            runs,
+            run_seconds,
+            starts,
+            in_flight,
+            queued,
+        })
+    }
+
+    /// Counts one served request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one run by outcome.
+    pub fn observe_run(&self, result: &RunResult) {
+        let outcome = result.error_code.map_or("success", |c| c.as_str());
+        self.runs.with_label_values(&[outcome]).inc();
+        let status = if result.error_code.is_some() {
+            "failed"
+        } else {
+            "success"
+        };
+        self.run_seconds
+            .with_label_values(&[status])
+            .observe(result.duration_ms as f64 / 1000.0);
+    }
+
+    /// The text exposition, with gauges refreshed from the engine.
+    pub fn render(&self, stats: Option<EngineStats>) -> String {
+        if let Some(stats) = stats {
+            self.in_flight.set(i64::try_from(stats.in_flight).unwrap_or(i64::MAX));
+            self.queued.set(i64::try_from(stats.queued).unwrap_or(i64::MAX));
+            let cold = self.starts.with_label_values(&["cold"]);
+            let seen = cold.get();
+            if stats.cold_starts > seen {
+                cold.inc_by(stats.cold_starts - seen);
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let m = Metrics::new().unwrap();
+        m.observe_request("/functions", "GET", 200, Duration::from_millis(3));
+        let text = m.render(Some(EngineStats {
+            in_flight: 2,
+            queued: 1,
+            cold_starts: 5,
+        }));
+        assert!(text.contains("lowcode_faas_http_requests_total{method=\"GET\",route=\"/functions\",status=\"200\"} 1"));
+        assert!(text.contains("lowcode_faas_runs_in_flight 2"));
+        assert!(text.contains("lowcode_faas_runs_queued 1"));
+        assert!(text.contains("lowcode_faas_starts_total{kind=\"cold\"} 5"));
+        assert!(text.contains("lowcode_faas_starts_total{kind=\"warm\"} 0"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Pure routing: a method and a path to a [`Route`], or 404 / 405 with `Allow`.
+//!
+//! Kept out of warp's filter combinators so that a domain 404 can never
+//! surface as 405 and the nested `/collections/{cp}/functions/{name}` forms
+//! (with any depth of `{cp}`) follow SPEC §4 exactly.
+
+use warp::http::Method;
+
+use crate::ApiError;
+
+/// Every endpoint of the dispatcher. Path parts are raw strings; handlers
+/// validate them into newtypes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET|POST /collections`
+    Collections,
+    /// `PUT /collections/env`, `PUT /collections/{cp}/env`
+    CollectionEnv(String),
+    /// `DELETE /collections/{cp}`
+    Collection(String),
+    /// `GET|POST /functions`, `/collections/{cp}/functions`; `None` = not in the URL.
+    Functions(Option<String>),
+    /// `GET|PUT|DELETE …/functions/{name}`
+    Function(Option<String>, String),
+    /// `GET …/functions/{name}/versions`
+    Versions(Option<String>, String),
+    /// `POST …/functions/{name}/invoke`
+    Invoke(Option<String>, String),
+    /// `POST …/functions/{name}/pull`
+    Pull(Option<String>, String),
+    /// `GET /function-logs/query`
+    LogsQuery,
+    /// `GET /function-logs`
+    Logs,
+}
+
+impl Route {
+    /// Methods this route answers.
+    pub fn allowed(&self) -> &'static [Method] {
+        match self {
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::Versions(..) | Route::LogsQuery | Route::Logs => {
+                &[Method::GET]
+            }
+            Route::Collections | Route::Functions(_) => &[Method::GET, Method::POST],
+            Route::CollectionEnv(_) => &[Method::PUT],
+            Route::Collection(_) => &[Method::DELETE],
+            Route::Function(..) => &[Method::GET, Method::PUT, Method::DELETE],
+            Route::Invoke(..) | Route::Pull(..) => &[Method::POST],
+        }
+    }
+
+    /// A low-cardinality label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Collections => "/collections",
+            Route::CollectionEnv(_) => "/collections/{cp}/env",
+            Route::Collection(_) => "/collections/{cp}",
+            Route::Functions(_) => "/functions",
+            Route::Function(..) => "/functions/{name}",
+            Route::Versions(..) => "/functions/{name}/versions",
+            Route::Invoke(..) => "/functions/{name}/invoke",
+            Route::Pull(..) => "/functions/{name}/pull",
+            Route::LogsQuery => "/function-logs/query",
+            Route::Logs => "/function-logs",
+        }
+    }
+
+    /// Health endpoints are open even when an API token is set.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Route::Healthz | Route::Readyz)
+    }
+}
+
+/// Matches a path to a route (404 `NOT_FOUND` if none).
+pub fn match_path(path: &str) -> Option<Route> {
+    let trimmed = path.strip_prefix('/')?;
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => Some(Route::Healthz),
+        ["readyz"] => Some(Route::Readyz),
+        ["metrics"] => Some(Route::Metrics),
+        ["function-logs"] => Some(Route::Logs),
+        ["function-logs", "query"] => Some(Route::LogsQuery),
+        ["functions", rest @ ..] => function_route(None, rest),
+        ["collections"] => Some(Route::Collections),
+        ["collections", rest @ ..] => collection_route(rest),
+        _ => None,
+    }
+}
+
+fn collection_route(segments: &[&str]) -> Option<Route> {
+    if let Some(i) = segments.iter().position(|s| *s == "functions") {
+        let cp = segments[..i].join("/");
+        return function_route(Some(cp), &segments[i + 1..]);
+    }
+    match segments.split_last() {
+        Some((&"env", before)) => Some(Route::CollectionEnv(before.join("/"))),
+        Some(_) => Some(Route::Collection(segments.join("/"))),
+        None => Some(Route::Collections),
+    }
+}
+
+fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
+    match rest {
+        [] => Some(Route::Functions(cp)),
+        [name] => Some(Route::Function(cp, (*name).to_owned())),
+        [name, "versions"] => Some(Route::Versions(cp, (*name).to_owned())),
+        [name, "invoke"] => Some(Route::Invoke(cp, (*name).to_owned())),
+        [name, "pull"] => Some(Route::Pull(cp, (*name).to_owned())),
+        _ => None,
+    }
+}
+
+/// Matches method and path: the route, or 404 / 405 (with `Allow`).
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let route = match_path(path).ok_or_else(ApiError::not_found)?;
+    if route.allowed().contains(method) {
+        return Ok(route);
+    }
+    let allow = route
+        .allowed()
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut err = ApiError::new(
+        warp::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("method {method} is not allowed here (allowed: {allow})"),
+    );
+    err.allow = Some(allow);
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(path: &str, want: Option<Route>) {
+        assert_eq!(match_path(path), want, "path {path}");
+    }
+
+    fn s(x: &str) -> String {
+        x.to_owned()
+    }
+
+    #[test]
+    fn routing_table() {
+        check("/healthz", Some(Route::Healthz));
+        check("/functions", Some(Route::Functions(None)));
+        check("/functions/", Some(Route::Functions(None)));
+        check("/functions/hello", Some(Route::Function(None, s("hello"))));
+        check("/functions/hello/invoke", Some(Route::Invoke(None, s("hello"))));
+        check("/functions/hello/pull", Some(Route::Pull(None, s("hello"))));
+        check("/functions/hello/versions", Some(Route::Versions(None, s("hello"))));
+        check("/functions/hello/other", None);
+        check("/collections", Some(Route::Collections));
+        check("/collections/env", Some(Route::CollectionEnv(s(""))));
+        check("/collections/a/b/env", Some(Route::CollectionEnv(s("a/b"))));
+        check("/collections/a/b", Some(Route::Collection(s("a/b"))));
+        check("/collections/a/b/functions", Some(Route::Functions(Some(s("a/b")))));
+        check(
+            "/collections/a/b/functions/f",
+            Some(Route::Function(Some(s("a/b")), s("f"))),
+        );
+        check(
+            "/collections/a/functions/env",
+            Some(Route::Function(Some(s("a")), s("env"))),
+        );
+        check(
+            "/collections/a/functions/functions",
+            Some(Route::Function(Some(s("a")), s("functions"))),
+        );
+        check(
+            "/collections/a/b/c/functions/f/invoke",
+            Some(Route::Invoke(Some(s("a/b/c")), s("f"))),
+        );
+        check("/collections/functions/f", Some(Route::Function(Some(s("")), s("f"))));
+        check("/function-logs", Some(Route::Logs));
+        check("/function-logs/query", Some(Route::LogsQuery));
+        check("/nope", None);
+        check("/", None);
+        check("", None);
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_allow() {
+        let err = route(&Method::DELETE, "/functions").unwrap_err();
+        assert_eq!(err.status.as_u16(), 405);
+        assert_eq!(err.allow.as_deref(), Some("GET, POST"));
+        assert_eq!(route(&Method::GET, "/nope").unwrap_err().status.as_u16(), 404);
+        assert_eq!(
+            route(&Method::POST, "/functions/f/invoke").unwrap(),
+            Route::Invoke(None, s("f"))
+        );
+    }
+}
