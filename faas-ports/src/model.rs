@@ -296,6 +296,31 @@ pub struct RunResult {
     pub deployment_id: String,
 }
 
+/// The body of the worker's `POST /v1/run` (SPEC §8), as sent on the wire.
+///
+/// Fields are raw: the receiving side validates them into the domain's
+/// invoke request exactly as it validates a public invoke.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Collection path; absent or empty = root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_path: Option<String>,
+    /// Function name.
+    pub function_name: String,
+    /// Input object; absent or `null` = `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// Timeout in ms; absent or <= 0 = the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<i64>,
+    /// Request env.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<serde_json::Value>,
+    /// Pinned version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<serde_json::Value>,
+}
+
 /// Level of a captured `console.*` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

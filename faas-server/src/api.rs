@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec, UpdateFunction};
 use faas_ports::{
-    CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, SourceUrl,
-    Version,
+    CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, RunRequest,
+    SourceUrl, Version,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,6 +16,7 @@ use warp::reply::Response;
 
 use crate::http::{self, Incoming, RouteInfo, Service};
 use crate::metrics::Metrics;
+use crate::proxy::{WorkerClient, WORKER_GRACE};
 use crate::router::{self, Route};
 use crate::{ApiError, Settings};
 
@@ -28,6 +29,8 @@ pub struct Dispatcher {
     pub settings: Arc<Settings>,
     /// Process metrics.
     pub metrics: Metrics,
+    /// Proxy mode: the worker that runs invokes (SPEC §8).
+    pub proxy: Option<WorkerClient>,
 }
 
 #[derive(Deserialize)]
@@ -151,34 +154,38 @@ impl Service for Dispatcher {
                 let d = self.engine.pull_function(&cp, &name, &url).await?;
                 Ok(http::json(StatusCode::OK, &Function::from(&d)))
             }
-            Route::LogsQuery => Err(ApiError::not_implemented("GET /function-logs/query")),
-            Route::Logs => Err(ApiError::not_implemented("GET /function-logs")),
+            Route::LogsQuery | Route::Logs => match &self.proxy {
+                Some(worker) => {
+                    let path = if routed.route == Route::Logs {
+                        "/v1/function-logs"
+                    } else {
+                        "/v1/function-logs/query"
+                    };
+                    worker.get(path, &req.raw_query(), WORKER_GRACE).await
+                }
+                None => Err(ApiError::not_implemented(routed.route.label())),
+            },
+            Route::Run => Err(ApiError::not_found()),
         }
     }
 }
 
 impl Dispatcher {
     async fn readyz(&self) -> Response {
-        let health = self.engine.health().await;
-        let mut failing = serde_json::Map::new();
-        for (component, result) in [("storage", &health.storage), ("runtime", &health.runtime)] {
-            if let Err(e) = result {
-                failing.insert(component.to_owned(), Value::String(e.to_string()));
+        match &self.proxy {
+            // Proxy mode runs nothing here: storage and the worker must answer.
+            Some(worker) => {
+                let storage = self.engine.health().await.storage.map_err(|e| e.to_string());
+                readiness(&[("storage", storage), ("worker", worker.health().await)])
+            }
+            None => {
+                let health = self.engine.health().await;
+                readiness(&[
+                    ("storage", health.storage.map_err(|e| e.to_string())),
+                    ("runtime", health.runtime.map_err(|e| e.to_string())),
+                ])
             }
         }
-        if failing.is_empty() {
-            return http::json(StatusCode::OK, &json!({"status": "ready"}));
-        }
-        let names: Vec<&str> = failing.keys().map(String::as_str).collect();
-        http::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({
-                "status": "not_ready",
-                "error": format!("not ready: {}", names.join(", ")),
-                "code": "NOT_READY",
-                "components": failing,
-            }),
-        )
     }
 
     async fn list_collections(&self, req: &Incoming) -> Result<Response, ApiError> {
@@ -264,21 +271,95 @@ impl Dispatcher {
         let query_version = req.query("version").map(Version::parse).transpose()?;
         let body: InvokeBody = req.json(true).await?;
         let version = match body.version {
-            None | Some(Value::Null) => query_version,
-            Some(v) => Some(Version::from_json(&v)?),
+            None | Some(Value::Null) => query_version.map(|v| Value::from(v.get())),
+            Some(v) => Some(v),
         };
-        let request = InvokeRequest {
-            collection_path: cp,
-            name,
-            input: RunInput::parse(body.input)?,
+        let run = RunRequest {
+            collection_path: cp.as_option().map(str::to_owned),
+            function_name: name.to_string(),
+            input: body.input,
             timeout_ms: body.timeout_ms,
-            env: EnvMap::from_json(&body.env.unwrap_or(Value::Null))?,
+            env: body.env,
             version,
         };
-        let result = self.engine.invoke(request).await?;
-        self.metrics.observe_run(&result);
-        Ok(http::json(StatusCode::OK, &result))
+        let request = validate_run(run)?;
+        match &self.proxy {
+            Some(worker) => self.forward(worker, request).await,
+            None => run_in_process(&self.engine, &self.metrics, request).await,
+        }
     }
+
+    /// Forwards a validated run to the worker with the effective timeout,
+    /// waiting at most that timeout plus [`WORKER_GRACE`]. No storage read.
+    async fn forward(&self, worker: &WorkerClient, request: InvokeRequest) -> Result<Response, ApiError> {
+        let timeout = self.engine.limits().resolve_timeout(request.timeout_ms)?;
+        let run = RunRequest {
+            collection_path: request.collection_path.as_option().map(str::to_owned),
+            function_name: request.name.to_string(),
+            input: Some(Value::Object(request.input.as_map().clone())),
+            timeout_ms: Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
+            env: (!request.env.is_empty()).then(|| json!(request.env.as_map())),
+            version: request.version.map(|v| Value::from(v.get())),
+        };
+        let (response, result) = worker.run(&run, timeout + WORKER_GRACE).await?;
+        if let Some(result) = result {
+            self.metrics.observe_run(&result);
+        }
+        Ok(response)
+    }
+}
+
+/// Validates a run request (a public invoke or a worker `/v1/run`) into the
+/// domain's invoke request. The same checks on both paths, so a proxied run
+/// fails exactly like an in-process one.
+pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
+    let name = FunctionName::parse(&run.function_name)?;
+    let collection_path = CollectionPath::parse(run.collection_path.as_deref().unwrap_or(""))?;
+    let version = match run.version {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Version::from_json(&v)?),
+    };
+    Ok(InvokeRequest {
+        collection_path,
+        name,
+        input: RunInput::parse(run.input)?,
+        timeout_ms: run.timeout_ms,
+        env: EnvMap::from_json(&run.env.unwrap_or(Value::Null))?,
+        version,
+    })
+}
+
+/// Runs in this process and counts the run.
+pub async fn run_in_process(engine: &Engine, metrics: &Metrics, request: InvokeRequest) -> Result<Response, ApiError> {
+    let result = engine.invoke(request).await?;
+    metrics.observe_run(&result);
+    Ok(http::json(StatusCode::OK, &result))
+}
+
+/// `/readyz`: 200 `{"status":"ready"}`, or 503 naming each failing component.
+pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
+    let failing: serde_json::Map<String, Value> = checks
+        .iter()
+        .filter_map(|(name, result)| {
+            result
+                .as_ref()
+                .err()
+                .map(|e| ((*name).to_owned(), Value::String(e.clone())))
+        })
+        .collect();
+    if failing.is_empty() {
+        return http::json(StatusCode::OK, &json!({"status": "ready"}));
+    }
+    let names: Vec<&str> = failing.keys().map(String::as_str).collect();
+    http::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({
+            "status": "not_ready",
+            "error": format!("not ready: {}", names.join(", ")),
+            "code": "NOT_READY",
+            "components": failing,
+        }),
+    )
 }
 
 /// A collection path from the URL (`""` = root).
@@ -293,7 +374,8 @@ fn collection_of(url: Option<&str>, body: Option<&str>, req: &Incoming) -> Resul
     Ok(CollectionPath::parse(raw)?)
 }
 
-fn metrics_reply(text: String) -> Response {
+/// The Prometheus text reply.
+pub fn metrics_reply(text: String) -> Response {
     let mut res = Response::new(text.into());
     res.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::api::Dispatcher;
 use crate::config::{RuntimeKind, StorageSettings};
 use crate::metrics::Metrics;
+use crate::proxy::WorkerClient;
 use crate::{ServerError, Settings};
 
 fn adapter_error(context: &str) -> impl FnOnce(faas_adapters::AdapterError) -> ServerError + '_ {
@@ -71,8 +72,12 @@ pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn ContainerRunti
     Ok(runtime)
 }
 
-/// Builds the engine with every adapter of the settings.
-pub async fn build_engine(settings: &Settings) -> Result<Engine, ServerError> {
+/// Builds the engine with every adapter of the settings. `runtime` replaces
+/// the configured runtime (proxy mode runs nothing in the dispatcher).
+pub async fn build_engine(
+    settings: &Settings,
+    runtime: Option<Arc<dyn ContainerRuntime>>,
+) -> Result<Engine, ServerError> {
     if settings.logs.enabled {
         return Err(ServerError::Config(
             "LOWCODE_FAAS_FUNCTION_LOGS=true is not available in this build yet (function-log capture is being built)"
@@ -80,7 +85,10 @@ pub async fn build_engine(settings: &Settings) -> Result<Engine, ServerError> {
         ));
     }
     let store = build_store(settings).await?;
-    let runtime = build_runtime(settings).await?;
+    let runtime = match runtime {
+        Some(r) => r,
+        None => build_runtime(settings).await?,
+    };
     let fetcher = HttpSourceFetcher::new(FetchConfig {
         allow_private: settings.source_fetch_allow_private,
         ..FetchConfig::default()
@@ -94,21 +102,38 @@ pub async fn build_engine(settings: &Settings) -> Result<Engine, ServerError> {
 
 /// Builds the dispatcher service (engine, settings, metrics).
 pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, ServerError> {
-    if settings.worker_url.is_some() {
-        return Err(ServerError::Config(
-            "LOWCODE_FAAS_WORKER_URL: forwarding invokes to a worker is not available in this build yet; unset it to run in-process".into(),
-        ));
-    }
-    let engine = build_engine(&settings).await?;
-    let metrics = Metrics::new().map_err(|e| ServerError::Adapter {
-        context: "metrics registry".into(),
-        source: Box::new(e),
-    })?;
+    let proxy = match &settings.worker_url {
+        Some(url) => {
+            tracing::info!(worker = %url, "proxy mode: invokes are forwarded to the worker");
+            let max_reply = settings
+                .limits
+                .max_output_bytes
+                .saturating_mul(2)
+                .saturating_add(1024 * 1024);
+            Some(WorkerClient::new(url, settings.worker_token.clone(), max_reply)?)
+        }
+        None => None,
+    };
+    let runtime: Option<Arc<dyn ContainerRuntime>> = proxy.as_ref().map(|_| {
+        Arc::new(UnavailableRuntime::new(
+            "this dispatcher forwards runs to its worker (LOWCODE_FAAS_WORKER_URL)",
+        )) as Arc<dyn ContainerRuntime>
+    });
+    let engine = build_engine(&settings, runtime).await?;
     Ok(Arc::new(Dispatcher {
         engine: Arc::new(engine),
         settings: Arc::new(settings),
-        metrics,
+        metrics: new_metrics()?,
+        proxy,
     }))
+}
+
+/// A fresh metrics registry.
+pub fn new_metrics() -> Result<Metrics, ServerError> {
+    Metrics::new().map_err(|e| ServerError::Adapter {
+        context: "metrics registry".into(),
+        source: Box::new(e),
+    })
 }
 
 /// The dispatcher's warp filter: mount it in your own warp app (last, it
@@ -144,12 +169,24 @@ pub async fn serve(
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
+    serve_filter(routes(dispatcher), addr, grace, shutdown)
+}
+
+/// Serves a filter on `addr` until `shutdown` resolves, then lets in-flight
+/// requests finish for at most `grace`. Returns the bound address and the
+/// future that runs the server.
+pub fn serve_filter(
+    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
+    addr: SocketAddr,
+    grace: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let (shutdown_started_tx, shutdown_started_rx) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = shutdown_started_tx.send(());
     };
-    let (bound, server) = warp::serve(routes(dispatcher))
+    let (bound, server) = warp::serve(filter)
         .try_bind_with_graceful_shutdown(addr, signal)
         .map_err(|e| ServerError::Bind {
             addr,
@@ -174,11 +211,21 @@ pub async fn serve(
 /// Starts the dispatcher in the background; stop it with [`RunningServer::shutdown`].
 pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let dispatcher = build_dispatcher(settings).await?;
+    let addr = dispatcher.settings.listen;
+    let grace = dispatcher.settings.shutdown_grace;
+    spawn_filter(routes(dispatcher), addr, grace)
+}
+
+/// Serves a filter in the background; stop it with [`RunningServer::shutdown`].
+pub fn spawn_filter(
+    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
+    addr: SocketAddr,
+    grace: std::time::Duration,
+) -> Result<RunningServer, ServerError> {
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, run) = serve(dispatcher, async move {
+    let (addr, run) = serve_filter(filter, addr, grace, async move {
         let _ = rx.await;
-    })
-    .await?;
+    })?;
     let task = tokio::spawn(run);
     Ok(RunningServer {
         addr,

@@ -36,6 +36,7 @@ pub struct Incoming {
     pub path: String,
     /// Decoded query parameters (the last value wins).
     pub query: HashMap<String, String>,
+    raw_query: String,
     /// Headers.
     pub headers: HeaderMap,
     // A Mutex only to make `Incoming` Sync (handlers hold `&Incoming` across awaits); never contended.
@@ -106,6 +107,11 @@ impl Incoming {
             return Err(ApiError::invalid_json("request body must be a JSON object"));
         }
         serde_json::from_value(value).map_err(|e| ApiError::invalid_json(format!("invalid field: {e}")))
+    }
+
+    /// The query string as received (without `?`).
+    pub fn raw_query(&self) -> String {
+        self.raw_query.clone()
     }
 
     /// A query parameter, `None` when absent or empty.
@@ -259,6 +265,7 @@ async fn serve_one<S: Service>(
             method,
             path,
             query: form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+            raw_query: query,
             headers,
             body: std::sync::Mutex::new(Some(body)),
             max_body_bytes: service.max_body_bytes(),

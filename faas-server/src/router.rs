@@ -34,10 +34,12 @@ pub enum Route {
     Invoke(Option<String>, String),
     /// `POST …/functions/{name}/pull`
     Pull(Option<String>, String),
-    /// `GET /function-logs/query`
+    /// `GET /function-logs/query` (worker: `/v1/function-logs/query`)
     LogsQuery,
-    /// `GET /function-logs`
+    /// `GET /function-logs` (worker: `/v1/function-logs`)
     Logs,
+    /// Worker: `POST /v1/run`
+    Run,
 }
 
 impl Route {
@@ -51,7 +53,7 @@ impl Route {
             Route::CollectionEnv(_) => &[Method::PUT],
             Route::Collection(_) => &[Method::DELETE],
             Route::Function(..) => &[Method::GET, Method::PUT, Method::DELETE],
-            Route::Invoke(..) | Route::Pull(..) => &[Method::POST],
+            Route::Invoke(..) | Route::Pull(..) | Route::Run => &[Method::POST],
         }
     }
 
@@ -71,6 +73,7 @@ impl Route {
             Route::Pull(..) => "/functions/{name}/pull",
             Route::LogsQuery => "/function-logs/query",
             Route::Logs => "/function-logs",
+            Route::Run => "/v1/run",
         }
     }
 
@@ -121,9 +124,31 @@ fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// Matches method and path: the route, or 404 / 405 (with `Allow`).
+/// Matches a worker path (SPEC §8) to a route.
+pub fn match_worker_path(path: &str) -> Option<Route> {
+    match path.strip_suffix('/').unwrap_or(path) {
+        "/healthz" => Some(Route::Healthz),
+        "/readyz" => Some(Route::Readyz),
+        "/metrics" => Some(Route::Metrics),
+        "/v1/run" => Some(Route::Run),
+        "/v1/function-logs" => Some(Route::Logs),
+        "/v1/function-logs/query" => Some(Route::LogsQuery),
+        _ => None,
+    }
+}
+
+/// Matches method and path of the dispatcher: the route, or 404 / 405 (with `Allow`).
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let route = match_path(path).ok_or_else(ApiError::not_found)?;
+    check_method(method, match_path(path))
+}
+
+/// Matches method and path of the worker.
+pub fn route_worker(method: &Method, path: &str) -> Result<Route, ApiError> {
+    check_method(method, match_worker_path(path))
+}
+
+fn check_method(method: &Method, route: Option<Route>) -> Result<Route, ApiError> {
+    let route = route.ok_or_else(ApiError::not_found)?;
     if route.allowed().contains(method) {
         return Ok(route);
     }

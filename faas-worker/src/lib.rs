@@ -1,1 +1,113 @@
-//! placeholder
+//! # faas-worker
+//!
+//! The lowcode-faas worker (SPEC §1, §8): `POST /v1/run` runs a function
+//! through exactly the same [`faas_domain::Engine`] and adapters as the
+//! dispatcher's in-process path, so a run behaves identically either way.
+//! Also serves `/healthz`, `/readyz`, `/metrics` and the function-log routes
+//! under `/v1/`. A composition root only: validation is
+//! [`faas_server::api::validate_run`], errors map through
+//! [`faas_server::ApiError`].
+//!
+//! Invariants: the worker reads the same storage as the dispatcher and never
+//! writes it; with `LOWCODE_FAAS_WORKER_TOKEN` set, every route but the health
+//! checks needs that bearer token.
+
+use std::sync::Arc;
+
+use faas_domain::Engine;
+use faas_ports::RunRequest;
+use faas_server::api::{metrics_reply, readiness, run_in_process, validate_run};
+use faas_server::app::{self, RunningServer};
+use faas_server::http::{self, Incoming, RouteInfo, Service};
+use faas_server::metrics::Metrics;
+use faas_server::router::{self, Route};
+use faas_server::{ApiError, ServerError, Settings};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+/// The worker service: the engine plus the settings its HTTP edge needs.
+#[derive(Debug)]
+pub struct Worker {
+    /// The engine that runs functions.
+    pub engine: Arc<Engine>,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Process metrics.
+    pub metrics: Metrics,
+}
+
+#[async_trait::async_trait]
+impl Service for Worker {
+    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo, ApiError> {
+        let route = router::route_worker(method, path)?;
+        Ok(RouteInfo {
+            public: route.is_public(),
+            route,
+        })
+    }
+
+    fn token(&self) -> Option<&str> {
+        self.settings.worker_token.as_ref().map(|t| t.expose())
+    }
+
+    fn max_body_bytes(&self) -> u64 {
+        self.settings.max_body_bytes
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
+        match routed.route {
+            Route::Healthz => Ok(http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+            Route::Readyz => {
+                let health = self.engine.health().await;
+                Ok(readiness(&[
+                    ("storage", health.storage.map_err(|e| e.to_string())),
+                    ("runtime", health.runtime.map_err(|e| e.to_string())),
+                ]))
+            }
+            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
+            Route::Run => {
+                let run: RunRequest = req.json(true).await.map_err(missing_name_is_invalid_name)?;
+                let request = validate_run(run)?;
+                run_in_process(&self.engine, &self.metrics, request).await
+            }
+            Route::Logs | Route::LogsQuery => Err(ApiError::not_implemented(routed.route.label())),
+            _ => Err(ApiError::not_found()),
+        }
+    }
+}
+
+/// An empty body has no `function_name`: that is `INVALID_NAME`, as a missing name on create.
+fn missing_name_is_invalid_name(err: ApiError) -> ApiError {
+    if err.code == "INVALID_JSON" && err.message.contains("function_name") {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", "function_name is required")
+    } else {
+        err
+    }
+}
+
+/// Builds the worker: engine with the configured storage and runtime.
+pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError> {
+    let engine = app::build_engine(&settings, None).await?;
+    Ok(Arc::new(Worker {
+        engine: Arc::new(engine),
+        settings: Arc::new(settings),
+        metrics: app::new_metrics()?,
+    }))
+}
+
+/// The worker's warp filter (matches every path: mount it last).
+pub fn routes(worker: Arc<Worker>) -> warp::filters::BoxedFilter<(Response,)> {
+    http::filter(worker)
+}
+
+/// Starts a worker on `settings.worker_listen` in the background.
+pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
+    let worker = build_worker(settings).await?;
+    let addr = worker.settings.worker_listen;
+    let grace = worker.settings.shutdown_grace;
+    app::spawn_filter(routes(worker), addr, grace)
+}

@@ -1,1 +1,41 @@
-fn main() {}
+//! `faas-worker`: the lowcode-faas worker binary.
+
+use std::process::ExitCode;
+
+use faas_server::{app, init_tracing, shutdown_signal, Settings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            eprintln!("faas-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let worker = match faas_worker::build_worker(settings).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            eprintln!("faas-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = worker.settings.worker_listen;
+    let grace = worker.settings.shutdown_grace;
+    match app::serve_filter(faas_worker::routes(worker), addr, grace, shutdown_signal()) {
+        Ok((addr, run)) => {
+            tracing::info!(%addr, "worker listening");
+            run.await;
+            tracing::info!("worker stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve");
+            eprintln!("faas-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

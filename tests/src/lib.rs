@@ -147,3 +147,54 @@ impl TestApp {
         }
     }
 }
+
+/// Starts a worker (`/v1/run`) on `127.0.0.1:0` over `data`.
+pub async fn spawn_worker(data: &Path, extra: &[(&str, &str)]) -> (String, RunningServer) {
+    let mut vars = test_vars(data, extra);
+    vars.push(("LOWCODE_FAAS_WORKER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));
+    let settings = Settings::from_vars(vars).unwrap();
+    let server = faas_worker::spawn(settings).await.unwrap();
+    (format!("http://{}", server.addr), server)
+}
+
+/// A loopback HTTP server that answers every request with `response`
+/// (a complete HTTP/1.1 response text) and closes the connection.
+pub async fn canned_server(response: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A loopback server that accepts connections and never answers.
+pub async fn silent_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
+}
+
+/// A loopback port with nothing listening on it.
+pub async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}

@@ -1,19 +1,19 @@
-//! Black-box tests of the dispatcher API over real HTTP, with files storage
-//! and the process runtime (real `node`).
+//! The dispatcher API over real HTTP, with files storage and the process
+//! runtime (real `node`).
 
 use faas_tests::{spawn_app, spawn_app_on, TestApp};
 use serde_json::{json, Value};
 
-const ECHO: &str = r#"export async function handler(input, context) {
+pub const ECHO: &str = r#"export async function handler(input, context) {
   console.log("echo", 1);
   return { ok: true, data: { input, context, env: { ...process.env } } };
 }"#;
 
-const HELLO: &str = r#"export async function handler(input) {
+pub const HELLO: &str = r#"export async function handler(input) {
   return { ok: true, data: { message: `Hello, ${input.name ?? "world"}!` } };
 }"#;
 
-async fn invoke(app: &TestApp, path: &str, body: Value) -> Value {
+pub async fn invoke(app: &TestApp, path: &str, body: Value) -> Value {
     let r = app.post(path, body).await;
     assert_eq!(r.status, 200, "invoke {path}: {}", r.text);
     r.body
