@@ -1,5 +1,7 @@
 //! The black-box suite: one test binary, the real dispatcher and worker
 //! started on `127.0.0.1:0` over temp data directories.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod dispatcher;
 mod worker;
