@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command (README "Quickstart", and what .ci/run runs).
+# Starts what the tests need, then runs every test. Fails loudly when a
+# needed service is missing: nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v node >/dev/null || { echo "test.sh: node is required (Node >= 18)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "test.sh: cargo is required" >&2; exit 1; }
+
+echo "== bootstrap.mjs (node --test)"
+node --test js/
+
+echo "== cargo test"
+cargo test --workspace --all-features
+
+echo "== systemd units (systemd-analyze verify)"
+bash scripts/verify-deploy.sh

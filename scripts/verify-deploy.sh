@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Verifies the systemd units with systemd-analyze (installed from Debian's
+# packages when missing). The units reference the installed binaries, so
+# this script puts the freshly built ones at a temporary root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v systemd-analyze >/dev/null; then
+  apt-get update && apt-get install -y --no-install-recommends systemd
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cargo build -q -p faas-server -p faas-worker
+bin=$(pwd)/target/debug
+# The units name the installed binaries; verify copies that name the fresh builds.
+for unit in lowcode-faas.service lowcode-faas-worker.service; do
+  sed -e "s|/usr/local/bin/|$bin/|" "deploy/systemd/$unit" > "$dir/$unit"
+  out=$(systemd-analyze verify "$dir/$unit" 2>&1) || { echo "$out"; echo "verify failed: $unit" >&2; exit 1; }
+  # Users, groups and docker.service exist only on a deployment host.
+  if echo "$out" | grep -v -e "docker.service" -e "^$" | grep -q .; then
+    echo "$out"; echo "verify reported problems: $unit" >&2; exit 1
+  fi
+  echo "verified $unit"
+done
