@@ -21,3 +21,14 @@ for unit in lowcode-faas.service lowcode-faas-worker.service; do
   fi
   echo "verified $unit"
 done
+
+# The development stack's compose file (docker compose v2, or docker-compose v1).
+if docker compose version >/dev/null 2>&1; then
+  docker compose -f docker-compose.dev.yml config -q
+elif command -v docker-compose >/dev/null; then
+  docker-compose -f docker-compose.dev.yml config -q
+else
+  apt-get update && apt-get install -y --no-install-recommends docker-compose
+  docker-compose -f docker-compose.dev.yml config -q
+fi
+echo "verified docker-compose.dev.yml"

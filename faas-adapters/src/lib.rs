@@ -7,6 +7,8 @@
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
+//! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning
@@ -28,6 +30,12 @@ pub mod process;
 
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
+
+#[cfg(feature = "logs")]
+pub mod logs;
+
+#[cfg(feature = "loki")]
+pub mod loki;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use faas_adapters::logs::LogBuffer;
 use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec, UpdateFunction};
 use faas_ports::{
     CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, RunRequest,
@@ -15,6 +16,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::http::{self, Incoming, RouteInfo, Service};
+use crate::logs_api;
 use crate::metrics::Metrics;
 use crate::proxy::{WorkerClient, WORKER_GRACE};
 use crate::router::{self, Route};
@@ -31,6 +33,8 @@ pub struct Dispatcher {
     pub metrics: Metrics,
     /// Proxy mode: the worker that runs invokes (SPEC §8).
     pub proxy: Option<WorkerClient>,
+    /// The function-log buffer (`None` when capture is off).
+    pub log_buffer: Option<Arc<LogBuffer>>,
 }
 
 #[derive(Deserialize)]
@@ -163,7 +167,8 @@ impl Service for Dispatcher {
                     };
                     worker.get(path, &req.raw_query(), WORKER_GRACE).await
                 }
-                None => Err(ApiError::not_implemented(routed.route.label())),
+                None if routed.route == Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
+                None => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
             },
             Route::Run => Err(ApiError::not_found()),
         }

@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::fs::FsSourceStore;
+use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
+use faas_adapters::loki::{LokiConfig, LokiSink};
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
 use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::Engine;
-use faas_ports::{ContainerRuntime, SourceStore};
+use faas_ports::{ContainerRuntime, LogSink, SourceStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::Dispatcher;
-use crate::config::{RuntimeKind, StorageSettings};
+use crate::config::{LogSinkKind, RuntimeKind, StorageSettings};
 use crate::metrics::Metrics;
 use crate::proxy::WorkerClient;
 use crate::{ServerError, Settings};
@@ -77,13 +79,7 @@ pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn ContainerRunti
 pub async fn build_engine(
     settings: &Settings,
     runtime: Option<Arc<dyn ContainerRuntime>>,
-) -> Result<Engine, ServerError> {
-    if settings.logs.enabled {
-        return Err(ServerError::Config(
-            "LOWCODE_FAAS_FUNCTION_LOGS=true is not available in this build yet (function-log capture is being built)"
-                .into(),
-        ));
-    }
+) -> Result<Built, ServerError> {
     let store = build_store(settings).await?;
     let runtime = match runtime {
         Some(r) => r,
@@ -94,10 +90,64 @@ pub async fn build_engine(
         ..FetchConfig::default()
     })
     .map_err(adapter_error("source fetcher"))?;
-    Ok(Engine::builder(store, runtime)
+    let mut builder = Engine::builder(store, runtime)
         .fetcher(Arc::new(fetcher))
-        .limits(settings.limits.clone())
-        .build())
+        .limits(settings.limits.clone());
+    let log_buffer = match build_log_sink(settings)? {
+        Some((sink, buffer)) => {
+            builder = builder.log_sink(sink);
+            Some(buffer)
+        }
+        None => None,
+    };
+    Ok(Built {
+        engine: Arc::new(builder.build()),
+        log_buffer,
+    })
+}
+
+/// An engine and the function-log buffer it fills (when capture is on).
+#[derive(Debug)]
+pub struct Built {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The buffer behind `GET /function-logs`; `None` when capture is off.
+    pub log_buffer: Option<Arc<LogBuffer>>,
+}
+
+/// The sink the engine writes to, and the buffer inside it.
+pub type LogSinks = (Arc<dyn LogSink>, Arc<LogBuffer>);
+
+/// The function-log sink of the settings (every entry also goes to the
+/// in-memory buffer), or `None` when capture is off.
+pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerError> {
+    let logs = &settings.logs;
+    if !logs.enabled {
+        return Ok(None);
+    }
+    let buffer = Arc::new(LogBuffer::new(logs.buffer));
+    let mut sinks: Vec<Arc<dyn LogSink>> = vec![buffer.clone()];
+    match logs.sink {
+        LogSinkKind::Stdout => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::Prefixed))),
+        LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
+        LogSinkKind::Memory => {}
+        LogSinkKind::Loki => {
+            let url = logs
+                .loki_url
+                .clone()
+                .ok_or_else(|| ServerError::Config("LOWCODE_FAAS_LOG_LOKI_URL is required for the loki sink".into()))?;
+            let config = LokiConfig {
+                tenant: logs.loki_tenant.clone(),
+                timeout: logs.loki_timeout,
+                ..LokiConfig::new(url)
+            };
+            sinks.push(Arc::new(
+                LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?,
+            ));
+        }
+    }
+    tracing::info!(sink = ?logs.sink, buffer = logs.buffer, "function-log capture on");
+    Ok(Some((Arc::new(FanoutSink::new(sinks)), buffer)))
 }
 
 /// Builds the dispatcher service (engine, settings, metrics).
@@ -119,9 +169,10 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
             "this dispatcher forwards runs to its worker (LOWCODE_FAAS_WORKER_URL)",
         )) as Arc<dyn ContainerRuntime>
     });
-    let engine = build_engine(&settings, runtime).await?;
+    let built = build_engine(&settings, runtime).await?;
     Ok(Arc::new(Dispatcher {
-        engine: Arc::new(engine),
+        engine: built.engine,
+        log_buffer: built.log_buffer,
         settings: Arc::new(settings),
         metrics: new_metrics()?,
         proxy,

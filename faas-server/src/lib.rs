@@ -22,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod logs_api;
 pub mod metrics;
 pub mod proxy;
 pub mod router;

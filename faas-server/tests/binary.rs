@@ -1,9 +1,10 @@
 //! The `faas-server` binary itself: configuration errors stop it before it
-//! binds, and SIGTERM shuts it down gracefully with exit code 0.
+//! binds, SIGTERM shuts it down gracefully with exit code 0, and function
+//! logs reach stdout in the configured format (and nothing else does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
 
 fn server() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faas-server"));
@@ -13,12 +14,55 @@ fn server() -> Command {
     cmd
 }
 
+/// Starts the binary on 127.0.0.1:0 and returns it with its address (read
+/// from its "dispatcher listening" log line).
+fn start(data: &std::path::Path, extra: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = server();
+    cmd.env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
+        .env("LOWCODE_FAAS_RUNTIME", "process")
+        .env("LOWCODE_FAAS_DATA_DIR", data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("dispatcher listening") {
+            addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+                .map(|a| a.trim_matches('"').to_owned());
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr.expect("the dispatcher logs its address"))
+}
+
+fn terminate(mut child: Child) -> (Option<i32>, String) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    (child.wait().unwrap().code(), stdout)
+}
+
 #[test]
 fn invalid_settings_exit_non_zero_naming_the_variable() {
     for (key, value) in [
         ("LOWCODE_FAAS_FUNCTION_LOGS", "maybe"),
         ("LOWCODE_FAAS_LISTEN", "not-an-address"),
         ("LOWCODE_FAAS_STORAGE", "mongo"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "kafka"),
     ] {
         let out = server().env(key, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
@@ -33,44 +77,96 @@ fn invalid_settings_exit_non_zero_naming_the_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOWCODE_FAAS_POSTGRES_DSN"));
+    let out = server()
+        .env("LOWCODE_FAAS_FUNCTION_LOGS", "true")
+        .env("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "loki")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOWCODE_FAAS_LOG_LOKI_URL"));
 }
 
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = server()
-        .env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
-        .env("LOWCODE_FAAS_RUNTIME", "process")
-        .env("LOWCODE_FAAS_DATA_DIR", data.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut lines = stderr.lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("dispatcher listening") {
-            addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-                .map(|a| a.trim_matches('"').to_owned());
-            break;
-        }
-    }
-    let addr = addr.expect("the dispatcher logs its address");
+    let (child, addr) = start(data.path(), &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async { reqwest::get(format!("http://{addr}/healthz")).await.unwrap().status() });
     assert_eq!(status, 200);
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    // Drain stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+    let (code, stdout) = terminate(child);
+    assert_eq!(code, Some(0), "graceful shutdown exits 0");
+    assert!(stdout.is_empty(), "nothing but function logs on stdout: {stdout}");
+}
+
+/// Invokes a logging function through a binary with the given sink; returns its stdout lines.
+fn stdout_of_a_run(sink: &str) -> (String, Vec<String>) {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr) = start(
+        data.path(),
+        &[
+            ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+            ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", sink),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run_id = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let source =
+            "console.log('loaded'); export async function handler(i){ console.warn('x', i.n); return {ok:true}; }";
+        let r = client
+            .post(format!("http://{addr}/functions"))
+            .json(&serde_json::json!({"name": "talk", "source_code": source}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r: serde_json::Value = client
+            .post(format!("http://{addr}/functions/talk/invoke"))
+            .json(&serde_json::json!({"input": {"n": 7}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["run_id"].as_str().unwrap().to_owned()
+    });
+    let (code, stdout) = terminate(child);
+    assert_eq!(code, Some(0));
+    (run_id, stdout.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn stdout_sink_prints_prefixed_lines() {
+    let (run_id, lines) = stdout_of_a_run("stdout");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l.strip_prefix("[function-log] ").expect("prefixed")).unwrap())
+        .collect();
+    assert_eq!(entries[0]["message"], "loaded");
+    assert_eq!(entries[0]["level"], "log");
+    assert_eq!(entries[1]["message"], "x 7");
+    assert_eq!(entries[1]["level"], "warn");
+    for e in &entries {
+        assert_eq!(e["run_id"], run_id.as_str());
+        assert_eq!(e["function_name"], "talk");
+        assert_eq!(e["deployment_id"], "talk@v1");
+    }
+    assert!(
+        lines[0].starts_with(r#"[function-log] {"run_id":"#),
+        "field order: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn docker_json_sink_prints_json_lines_with_log_stream() {
+    let (run_id, lines) = stdout_of_a_run("docker_json");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["log_stream"], "lowcode_faas_function_execution");
+        assert_eq!(e["run_id"], run_id.as_str());
+    }
 }

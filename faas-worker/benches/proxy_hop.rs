@@ -91,6 +91,7 @@ async fn main() {
         engine: worker_engine,
         settings: Arc::new(settings.clone()),
         metrics: app::new_metrics().unwrap(),
+        log_buffer: None,
     });
     let worker_server = app::spawn_filter(
         faas_worker::routes(worker),
@@ -105,6 +106,7 @@ async fn main() {
         settings: Arc::new(settings.clone()),
         metrics: app::new_metrics().unwrap(),
         proxy: Some(WorkerClient::new(&worker_url, None, 16 * 1024 * 1024).unwrap()),
+        log_buffer: None,
     });
     let dispatcher_server =
         app::spawn_filter(app::routes(dispatcher), settings.listen, settings.shutdown_grace).unwrap();

@@ -14,11 +14,13 @@
 
 use std::sync::Arc;
 
+use faas_adapters::logs::LogBuffer;
 use faas_domain::Engine;
 use faas_ports::RunRequest;
 use faas_server::api::{metrics_reply, readiness, run_in_process, validate_run};
 use faas_server::app::{self, RunningServer};
 use faas_server::http::{self, Incoming, RouteInfo, Service};
+use faas_server::logs_api;
 use faas_server::metrics::Metrics;
 use faas_server::router::{self, Route};
 use faas_server::{ApiError, ServerError, Settings};
@@ -34,6 +36,8 @@ pub struct Worker {
     pub settings: Arc<Settings>,
     /// Process metrics.
     pub metrics: Metrics,
+    /// The function-log buffer (`None` when capture is off).
+    pub log_buffer: Option<Arc<LogBuffer>>,
 }
 
 #[async_trait::async_trait]
@@ -74,7 +78,8 @@ impl Service for Worker {
                 let request = validate_run(run)?;
                 run_in_process(&self.engine, &self.metrics, request).await
             }
-            Route::Logs | Route::LogsQuery => Err(ApiError::not_implemented(routed.route.label())),
+            Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
+            Route::LogsQuery => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
             _ => Err(ApiError::not_found()),
         }
     }
@@ -91,9 +96,10 @@ fn missing_name_is_invalid_name(err: ApiError) -> ApiError {
 
 /// Builds the worker: engine with the configured storage and runtime.
 pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError> {
-    let engine = app::build_engine(&settings, None).await?;
+    let built = app::build_engine(&settings, None).await?;
     Ok(Arc::new(Worker {
-        engine: Arc::new(engine),
+        engine: built.engine,
+        log_buffer: built.log_buffer,
         settings: Arc::new(settings),
         metrics: app::new_metrics()?,
     }))

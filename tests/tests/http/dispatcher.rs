@@ -718,13 +718,149 @@ export async function handler() {
     assert_eq!(first.await.unwrap()["status"], "success");
 }
 
+const LOGGER: &str = r#"console.log("top level", 1);
+export async function handler(input) {
+  console.info("info %s", input.who);
+  console.warn({ a: 1 });
+  console.error(new Error("bad thing").message);
+  console.debug("debug");
+  return { ok: true };
+}"#;
+
 #[tokio::test]
-async fn function_log_routes_are_honestly_not_implemented() {
+async fn function_logs_disabled_is_404_but_query_hints_work() {
     let app = spawn_app(&[]).await;
     let r = app.get("/function-logs?run_id=x").await;
-    assert_eq!((r.status, r.code()), (501, "NOT_IMPLEMENTED"));
-    let r = app.get("/function-logs/query?run_id=x").await;
-    assert_eq!((r.status, r.code()), (501, "NOT_IMPLEMENTED"));
+    assert_eq!((r.status, r.code()), (404, "LOGS_DISABLED"));
+    let r = app.get("/function-logs/query?run_id=run-1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["queries"]["elasticsearch_query_string"], r#"run_id:"run-1""#);
+    let r = app.get("/function-logs/query").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY"));
+}
+
+#[tokio::test]
+async fn captured_logs_are_searchable_by_run_function_collection_and_text() {
+    let app = spawn_app(&[
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "memory"),
+    ])
+    .await;
+    assert_eq!(app.post("/collections", json!({"path": "team"})).await.status, 201);
+    app.create_function("team", "logger", LOGGER, json!({})).await;
+    let res = invoke(
+        &app,
+        "/collections/team/functions/logger/invoke",
+        json!({"input": {"who": "Ada"}}),
+    )
+    .await;
+    let run_id = res["run_id"].as_str().unwrap().to_owned();
+    invoke(
+        &app,
+        "/collections/team/functions/logger/invoke",
+        json!({"input": {"who": "Bob"}}),
+    )
+    .await;
+
+    let r = app.get(&format!("/function-logs?run_id={run_id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let entries = r.body.as_array().unwrap();
+    let messages: Vec<&str> = entries.iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(
+        messages,
+        vec!["debug", "bad thing", "{ a: 1 }", "info Ada", "top level 1"],
+        "newest first"
+    );
+    let levels: Vec<&str> = entries.iter().map(|e| e["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, vec!["debug", "error", "warn", "info", "log"]);
+    let e = &entries[0];
+    assert_eq!(e["run_id"], run_id.as_str());
+    assert_eq!(e["execution_id"], run_id.as_str());
+    assert_eq!(e["function_name"], "logger");
+    assert_eq!(e["collection_path"], "team");
+    assert_eq!(e["deployment_version"], 1);
+    assert_eq!(e["deployment_id"], "team/logger@v1");
+    assert!(e["ts"].as_str().unwrap().ends_with('Z'));
+
+    let r = app.get("/function-logs?function=logger&q=BOB").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "q is a case-insensitive substring");
+    let r = app.get("/function-logs?collection_path=team&limit=3").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 3);
+    let r = app.get("/function-logs?collection_path=other").await;
+    assert_eq!(r.body, json!([]));
+    let r = app.get("/function-logs?limit=0").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_LIMIT"));
+}
+
+#[tokio::test]
+async fn a_run_log_is_capped_with_one_truncation_entry() {
+    let app = spawn_app(&[
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "memory"),
+        ("LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES", "2000"),
+    ])
+    .await;
+    app.create_function(
+        "",
+        "chatty",
+        "export async function handler(){ for (let i = 0; i < 1000; i++) console.log('line', i); return {ok:true}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&app, "/functions/chatty/invoke", json!({})).await;
+    assert_eq!(res["status"], "success");
+    let r = app
+        .get(&format!(
+            "/function-logs?run_id={}&limit=500",
+            res["run_id"].as_str().unwrap()
+        ))
+        .await;
+    let entries = r.body.as_array().unwrap();
+    assert!(entries.len() < 100, "capped: {} entries", entries.len());
+    assert!(
+        entries[0]["message"].as_str().unwrap().contains("truncated"),
+        "{}",
+        entries[0]
+    );
+    let truncations = entries
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap().contains("truncated"))
+        .count();
+    assert_eq!(truncations, 1);
+}
+
+#[tokio::test]
+async fn query_hints_escape_hostile_values_and_build_grafana_urls() {
+    let app = spawn_app(&[(
+        "LOWCODE_FAAS_LOGS_GRAFANA_EXPLORE_URL_TEMPLATE",
+        "https://grafana.example/explore?expr={{logql}}&run={{run_id}}&dep={{deployment_id}}",
+    )])
+    .await;
+    let r = app
+        .reply(app.client.get(format!("{}/function-logs/query", app.base)).query(&[
+            ("run_id", r#"r"1\x"#),
+            ("function", "f"),
+            ("collection_path", "a/b"),
+            ("deployment_id", "a/b/f@v2"),
+        ]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["run_id"], r#"r"1\x"#);
+    assert_eq!(r.body["collection_path"], "a/b");
+    let q = &r.body["queries"];
+    assert_eq!(q["loki_logql_json"], r#"{job="docker"} | json | run_id="r\"1\\x""#);
+    assert_eq!(
+        q["google_cloud_logging"],
+        r#"jsonPayload.run_id="r\"1\\x" OR textPayload:"r\"1\\x""#
+    );
+    assert_eq!(
+        q["aws_cloudwatch_logs_insights"],
+        r#"fields @timestamp, @message | filter @message like /r"1\\x/"#
+    );
+    assert_eq!(
+        r.body["grafana_explore_url"],
+        "https://grafana.example/explore?expr=%7Bjob%3D%22docker%22%7D%20%7C%3D%20%22r%5C%221%5C%5Cx%22&run=r%221%5Cx&dep=a%2Fb%2Ff%40v2"
+    );
 }
 
 #[tokio::test]

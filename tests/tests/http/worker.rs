@@ -199,7 +199,27 @@ async fn worker_refuses_traversal_and_bad_requests() {
 
 #[tokio::test]
 async fn function_log_routes_are_forwarded_to_the_worker() {
-    let (app, _worker, _) = pair(&[]).await;
-    let r = app.get("/function-logs?run_id=x").await;
-    assert_eq!((r.status, r.code()), (501, "NOT_IMPLEMENTED"), "{}", r.text);
+    let (app, _worker, _) = pair(&[
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "memory"),
+    ])
+    .await;
+    app.create_function(
+        "",
+        "talk",
+        "export async function handler(){ console.log('from the worker'); return {ok:true}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&app, "/functions/talk/invoke", json!({})).await;
+    let r = app
+        .get(&format!("/function-logs?run_id={}", res["run_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[0]["message"], "from the worker");
+    let r = app.get("/function-logs/query?function=talk").await;
+    assert_eq!(
+        r.body["queries"]["elasticsearch_query_string"],
+        r#"function_name:"talk""#
+    );
 }
