@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
+//! | `docker` | [`docker`] | `ContainerRuntime` running each job in a hardened Docker container |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
@@ -25,6 +26,9 @@ pub mod fs;
 
 #[cfg(feature = "process")]
 pub mod process;
+
+#[cfg(feature = "docker")]
+pub mod docker;
 
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
