@@ -1239,6 +1239,7 @@ mod tests {
         let failure = runtime().await.run(job).await.unwrap_err();
         assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
         assert_eq!(failure.message, "function timed out after 1000 ms");
+        assert_eq!(log_messages(&failure.logs), ["spinning"]);
         assert!(containers_labelled(RUN_ID_LABEL, &run_id).await.is_empty());
     }
 
@@ -1247,8 +1248,26 @@ mod tests {
         let rt = runtime().await;
         let job = job("export async function handler() { while (true) {} }");
         let run_id = job.run_id.to_string();
-        let outcome = tokio::time::timeout(Duration::from_secs(3), rt.run(job)).await;
-        assert!(outcome.is_err(), "the run ended before it was dropped: {outcome:?}");
+        // Boxed so that `drop` really drops the future.
+        let mut run = Box::pin(rt.run(job));
+        // Drive the run until its container runs, then drop it.
+        let filters = HashMap::from([
+            ("label".to_string(), vec![format!("{RUN_ID_LABEL}={run_id}")]),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                outcome = &mut run => panic!("the run ended before it was dropped: {outcome:?}"),
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            let options = ListContainersOptionsBuilder::default().filters(&filters).build();
+            if !docker().list_containers(Some(options)).await.unwrap().is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the run's container never started");
+        }
+        drop(run);
         assert_no_container_eventually(&run_id).await;
     }
 
@@ -1506,6 +1525,16 @@ mod tests {
         let failure = runtime().await.run(job).await.unwrap_err();
         assert_eq!(failure.code, ErrorCode::Internal);
         assert!(failure.message.contains("not a regular file"), "{}", failure.message);
+    }
+
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runtime_contract_holds() {
+        let rt = runtime().await;
+        crate::runtime_contract::container_runtime_contract(&rt).await;
+        assert!(containers_labelled(OWNER_LABEL, &rt.config.instance_id)
+            .await
+            .is_empty());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! |---|---|---|
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
-//! | `docker` | [`docker`] | `ContainerRuntime` running each job in a hardened Docker container |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
@@ -35,3 +34,6 @@ pub mod fetch;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+#[cfg(feature = "testkit")]
+pub mod runtime_contract;
