@@ -72,10 +72,6 @@ const COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the background pull of [`DockerRuntime::prewarm`].
 const PREWARM_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// Tries, and the pause between them, for removing the container of a dropped run:
-/// the drop may have interrupted `create`, so the container can appear late.
-const ABANDONED_REMOVE_TRIES: u32 = 3;
-const ABANDONED_REMOVE_PAUSE: Duration = Duration::from_millis(500);
 /// Allowance for tar headers (PAX records included) and padding around one
 /// downloaded file.
 const TAR_SLACK: u64 = 64 * 1024;
@@ -324,35 +320,35 @@ impl DockerRuntime {
         }
     }
 
-    /// Creates the run's container under `name`; `NotFound` when the image is missing.
-    async fn create_container(&self, docker: &Docker, name: &str, job: &RunJob) -> Result<String, Fault> {
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let created = docker
-            .create_container(Some(options), self.container_body(job))
-            .await
-            .map_err(map_error)?;
-        for warning in &created.warnings {
-            tracing::warn!(warning = %warning, "Docker warned while creating a container.");
-        }
-        Ok(created.id)
+    /// Creates the run's container under the guard's name (see
+    /// [`ContainerGuard::create`]); `NotFound` when the image is missing.
+    async fn create_container(&self, guard: &mut ContainerGuard, job: &RunJob) -> Result<String, Fault> {
+        guard.create(self.container_body(job)).await
     }
 
     /// Creates (pulling the image when missing), fills and starts the container.
-    async fn prepare(&self, docker: &Docker, name: &str, job: &RunJob, deadline: Instant) -> Result<(), RunFailure> {
-        let id = match self.create_container(docker, name, job).await {
+    async fn prepare(
+        &self,
+        docker: &Docker,
+        guard: &mut ContainerGuard,
+        job: &RunJob,
+        deadline: Instant,
+    ) -> Result<(), RunFailure> {
+        let id = match self.create_container(guard, job).await {
             Ok(id) => id,
             Err(fault) if fault.kind == FaultKind::NotFound => {
                 if self.image_present(docker).await? {
                     return Err(fault.into_failure("cannot create the container", Vec::new()));
                 }
                 self.pull_within(docker, job, deadline).await?;
-                self.create_container(docker, name, job)
+                self.create_container(guard, job)
                     .await
                     .map_err(|f| f.into_failure("cannot create the container", Vec::new()))?
             }
             Err(fault) => return Err(fault.into_failure("cannot create the container", Vec::new())),
         };
         tracing::Span::current().record("container", tracing::field::display(&id));
+        let name = guard.name.as_str();
 
         let archive = workspace_archive(job, self.uid, self.gid).map_err(|e| {
             failure(
@@ -417,15 +413,16 @@ impl DockerRuntime {
     async fn execute(
         &self,
         docker: &Docker,
-        name: &str,
+        guard: &mut ContainerGuard,
         job: &RunJob,
         deadline: Instant,
     ) -> Result<RunOutput, RunFailure> {
-        match tokio::time::timeout_at(deadline, self.prepare(docker, name, job, deadline)).await {
+        match tokio::time::timeout_at(deadline, self.prepare(docker, guard, job, deadline)).await {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => return Err(failure),
             Err(_) => return Err(timed_out(job, Vec::new())),
         }
+        let name = guard.name.as_str();
 
         let exit_code = match tokio::time::timeout_at(deadline, wait_exit(docker, name)).await {
             Ok(Ok(code)) => code,
@@ -527,13 +524,8 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self
             .client()
             .map_err(|f| f.into_failure("cannot reach the Docker daemon", Vec::new()))?;
-        let name = container_name(&job.run_id);
-        let mut guard = ContainerGuard {
-            docker: docker.clone(),
-            name: name.clone(),
-            armed: true,
-        };
-        let outcome = self.execute(&docker, &name, &job, deadline).await;
+        let mut guard = ContainerGuard::new(docker.clone(), container_name(&job.run_id));
+        let outcome = self.execute(&docker, &mut guard, &job, deadline).await;
         guard.remove().await;
         outcome
     }
@@ -678,11 +670,7 @@ async fn wait_exit(docker: &Docker, name: &str) -> Result<i64, Fault> {
         // bollard reports a non-zero exit as an error.
         Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
         Some(Err(e)) => Err(map_error(e)),
-        None => Err(Fault {
-            kind: FaultKind::Other,
-            message: "the wait for the container ended without a status".into(),
-            source: None,
-        }),
+        None => Err(Fault::other("the wait for the container ended without a status".into())),
     }
 }
 
@@ -713,15 +701,56 @@ async fn remove_container(docker: &Docker, name: &str) -> Result<(), Fault> {
 
 /// Removes the run's container when the run ends, and also when the run's
 /// future is dropped (then from a task spawned on the current runtime).
+///
+/// The create request runs on a task of its own ([`ContainerGuard::create`]),
+/// so a run cut short by its deadline or a drop still learns whether the
+/// daemon made the container, and removes it only after the create settled:
+/// a removal can never overtake the creation. The owner label catches what
+/// escapes even this (a crash), at the next start-up.
 #[derive(Debug)]
 struct ContainerGuard {
     docker: Docker,
+    /// The container's name, known before it is created.
     name: String,
+    /// The create request, while it has not answered.
+    pending_create: Option<tokio::task::JoinHandle<Result<String, Fault>>>,
     armed: bool,
 }
 
 impl ContainerGuard {
+    fn new(docker: Docker, name: String) -> Self {
+        Self {
+            docker,
+            name,
+            pending_create: None,
+            armed: true,
+        }
+    }
+
+    /// Creates the container named `self.name`; its id.
+    async fn create(&mut self, body: ContainerCreateBody) -> Result<String, Fault> {
+        let docker = self.docker.clone();
+        let options = CreateContainerOptionsBuilder::default().name(&self.name).build();
+        let task = self.pending_create.insert(tokio::spawn(async move {
+            let created = docker.create_container(Some(options), body).await.map_err(map_error)?;
+            for warning in &created.warnings {
+                tracing::warn!(warning = %warning, "Docker warned while creating a container.");
+            }
+            Ok(created.id)
+        }));
+        let joined = task.await;
+        self.pending_create = None;
+        joined.unwrap_or_else(|e| Err(Fault::other(format!("the create task failed: {e}"))))
+    }
+
+    /// Removes the container, after an interrupted create settled.
     async fn remove(&mut self) {
+        if let Some(task) = self.pending_create.as_mut() {
+            if tokio::time::timeout(CONTROL_TIMEOUT, task).await.is_err() {
+                tracing::warn!(container = %self.name, "An interrupted container creation did not settle in time.");
+            }
+            self.pending_create = None;
+        }
         match remove_container(&self.docker, &self.name).await {
             // NotFound: creation failed, nothing to remove.
             Ok(()) => {}
@@ -741,9 +770,10 @@ impl Drop for ContainerGuard {
         }
         let docker = self.docker.clone();
         let name = std::mem::take(&mut self.name);
+        let pending = self.pending_create.take();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(remove_abandoned(docker, name));
+                handle.spawn(remove_abandoned(docker, name, pending));
             }
             Err(_) => {
                 tracing::warn!(container = %name, "A dropped run left its container; it goes at the next start-up.")
@@ -752,19 +782,22 @@ impl Drop for ContainerGuard {
     }
 }
 
-async fn remove_abandoned(docker: Docker, name: String) {
-    for _ in 0..ABANDONED_REMOVE_TRIES {
-        match remove_container(&docker, &name).await {
-            Ok(()) => {
-                tracing::debug!(container = %name, "Removed the container of a dropped run.");
-                return;
-            }
-            // Perhaps not created yet: the drop may have cut `create` short.
-            Err(fault) if fault.kind == FaultKind::NotFound => tokio::time::sleep(ABANDONED_REMOVE_PAUSE).await,
-            Err(fault) => {
-                tracing::warn!(container = %name, error = %fault, "Cannot remove the container of a dropped run; it goes at the next start-up.");
-                return;
-            }
+/// Removes the container of a dropped run, once its create settled.
+async fn remove_abandoned(
+    docker: Docker,
+    name: String,
+    pending: Option<tokio::task::JoinHandle<Result<String, Fault>>>,
+) {
+    if let Some(task) = pending {
+        if tokio::time::timeout(CONTROL_TIMEOUT, task).await.is_err() {
+            tracing::warn!(container = %name, "An interrupted container creation did not settle in time.");
+        }
+    }
+    match remove_container(&docker, &name).await {
+        Ok(()) => tracing::debug!(container = %name, "Removed the container of a dropped run."),
+        Err(fault) if fault.kind == FaultKind::NotFound => {}
+        Err(fault) => {
+            tracing::warn!(container = %name, error = %fault, "Cannot remove the container of a dropped run; it goes at the next start-up.")
         }
     }
 }
@@ -807,11 +840,7 @@ async fn download_file(docker: &Docker, name: &str, path: &str, cap: u64) -> Res
             }
         }
     }
-    first_file(&archive, cap).map_err(|e| Fault {
-        kind: FaultKind::Other,
-        message: format!("unreadable archive from the container: {e}"),
-        source: None,
-    })
+    first_file(&archive, cap).map_err(|e| Fault::other(format!("unreadable archive from the container: {e}")))
 }
 
 /// The first entry of a (possibly cut short) tar archive.
@@ -924,6 +953,14 @@ impl fmt::Display for Fault {
 }
 
 impl Fault {
+    fn other(message: String) -> Self {
+        Fault {
+            kind: FaultKind::Other,
+            message,
+            source: None,
+        }
+    }
+
     /// The daemon did not answer within `limit`.
     fn silent(limit: Duration) -> Self {
         Fault {
@@ -1271,6 +1308,22 @@ mod tests {
         assert_no_container_eventually(&run_id).await;
     }
 
+    /// The deadline passes while the create request is on its way: the run
+    /// waits for the create to settle and removes what it made.
+    #[tokio::test]
+    async fn a_deadline_during_creation_leaves_no_container() {
+        let rt = runtime().await;
+        for _ in 0..3 {
+            let mut job = job("export async function handler() { return { ok: true }; }");
+            job.timeout = Duration::from_millis(1);
+            let run_id = job.run_id.to_string();
+            let failure = rt.run(job).await.unwrap_err();
+            assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
+            assert_eq!(failure.message, "function timed out after 1 ms");
+            assert!(containers_labelled(RUN_ID_LABEL, &run_id).await.is_empty());
+        }
+    }
+
     #[tokio::test]
     async fn a_missing_image_that_cannot_be_pulled_is_image_unavailable() {
         let rt = DockerRuntime::new(DockerConfig {
@@ -1375,12 +1428,8 @@ mod tests {
         let job = job("export async function handler() { return { ok: true }; }");
         let docker = rt.client().unwrap();
         let name = container_name(&job.run_id);
-        let mut guard = ContainerGuard {
-            docker: docker.clone(),
-            name: name.clone(),
-            armed: true,
-        };
-        rt.create_container(&docker, &name, &job).await.unwrap();
+        let mut guard = ContainerGuard::new(docker.clone(), name.clone());
+        rt.create_container(&mut guard, &job).await.unwrap();
         let inspected = docker
             .inspect_container(&name, None::<InspectContainerOptions>)
             .await
