@@ -246,8 +246,8 @@ impl DockerRuntime {
         for id in listed.into_iter().filter_map(|c| c.id) {
             match remove_container(&docker, &id).await {
                 Ok(()) => removed += 1,
-                // Gone meanwhile (a run finishing, another clean-up).
-                Err(fault) if fault.kind == FaultKind::NotFound => {}
+                // Gone or going meanwhile (a run finishing, another clean-up).
+                Err(fault) if matches!(fault.kind, FaultKind::NotFound | FaultKind::Conflict) => {}
                 Err(fault) => {
                     tracing::warn!(container = %id, error = %fault, "Cannot remove an owned container.");
                     failed.push(fault);
@@ -752,9 +752,10 @@ impl ContainerGuard {
             self.pending_create = None;
         }
         match remove_container(&self.docker, &self.name).await {
-            // NotFound: creation failed, nothing to remove.
+            // NotFound: creation failed, nothing to remove. Conflict: a
+            // clean-up (remove_owned_containers) is removing it already.
             Ok(()) => {}
-            Err(fault) if fault.kind == FaultKind::NotFound => {}
+            Err(fault) if matches!(fault.kind, FaultKind::NotFound | FaultKind::Conflict) => {}
             Err(fault) => {
                 tracing::warn!(container = %self.name, error = %fault, "Cannot remove a run's container; it goes at the next start-up.")
             }
@@ -795,7 +796,7 @@ async fn remove_abandoned(
     }
     match remove_container(&docker, &name).await {
         Ok(()) => tracing::debug!(container = %name, "Removed the container of a dropped run."),
-        Err(fault) if fault.kind == FaultKind::NotFound => {}
+        Err(fault) if matches!(fault.kind, FaultKind::NotFound | FaultKind::Conflict) => {}
         Err(fault) => {
             tracing::warn!(container = %name, error = %fault, "Cannot remove the container of a dropped run; it goes at the next start-up.")
         }
