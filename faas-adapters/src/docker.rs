@@ -1354,6 +1354,26 @@ mod tests {
         );
     }
 
+    /// Prewarming only logs: a present image, a pull that fails and a
+    /// disabled prewarm all return quietly.
+    #[tokio::test]
+    async fn prewarm_never_fails() {
+        runtime().await.prewarm().await;
+        let missing = DockerConfig {
+            image: "lowcode-faas/does-not-exist:never".into(),
+            prewarm_image: true,
+            ..config()
+        };
+        DockerRuntime::new(missing.clone()).unwrap().prewarm().await;
+        DockerRuntime::new(DockerConfig {
+            prewarm_image: false,
+            ..missing
+        })
+        .unwrap()
+        .prewarm()
+        .await;
+    }
+
     #[tokio::test]
     async fn an_unreachable_daemon_is_runtime_unavailable() {
         fn nowhere() -> Result<Docker, BollardError> {
