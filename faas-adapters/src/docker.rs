@@ -9,14 +9,14 @@
 //!
 //! Invariants:
 //! - the container is removed (forced) in every outcome, including a dropped
-//!   run future: [`ContainerGuard`] spawns the removal on the current tokio
+//!   run future: `ContainerGuard` spawns the removal on the current tokio
 //!   runtime. Whatever still escapes (a crash, `kill -9`) carries the owner
 //!   label and goes at the next start-up ([`DockerRuntime::remove_owned_containers`]);
 //! - no bind mounts, no volumes: files travel only as archives through the API;
 //! - every read is bounded: `output.json` by `max_output_bytes`, `logs.ndjson`
 //!   by `max_log_bytes` + 4 KiB (each plus a fixed allowance for tar headers;
 //!   the download stream is dropped past it), the container's stderr by
-//!   [`STDERR_READ_LIMIT`], and its json-file log by `max-size`;
+//!   `STDERR_READ_LIMIT`, and its json-file log by `max-size`;
 //! - every wait is bounded: the run by its deadline (image pull included),
 //!   the collection of results, kills and removals by fixed grace periods;
 //! - the daemon is reached lazily: an unreachable daemon is not an error at
