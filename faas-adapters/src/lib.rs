@@ -28,6 +28,9 @@ pub mod fs;
 #[cfg(feature = "process")]
 pub mod process;
 
+#[cfg(feature = "docker")]
+pub mod docker;
+
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
 
@@ -39,3 +42,6 @@ pub mod loki;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+#[cfg(feature = "testkit")]
+pub mod runtime_contract;

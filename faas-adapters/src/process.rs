@@ -910,6 +910,12 @@ mod tests {
         assert_eq!(error.code(), "RUNTIME_UNAVAILABLE");
     }
 
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runtime_contract_holds() {
+        crate::runtime_contract::container_runtime_contract(&runtime()).await;
+    }
+
     #[tokio::test]
     async fn health_answers_when_node_runs() {
         runtime().health().await.unwrap();
