@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 command -v node >/dev/null || { echo "test.sh: node is required (Node >= 18)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required" >&2; exit 1; }
 
+echo "== docker image for the Docker runtime tests"
+docker info >/dev/null 2>&1 || { echo "test.sh: the Docker daemon is not reachable; the Docker tests need it" >&2; exit 1; }
+bash scripts/build-node-image.sh
+export LOWCODE_FAAS_NODE_DOCKER_IMAGE=lowcode-faas/node:local
+
 echo "== bootstrap.mjs (node --test)"
 node --test js/
 

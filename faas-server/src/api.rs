@@ -35,6 +35,8 @@ pub struct Dispatcher {
     pub proxy: Option<WorkerClient>,
     /// The function-log buffer (`None` when capture is off).
     pub log_buffer: Option<Arc<LogBuffer>>,
+    /// Removes this process's containers before it exits.
+    pub cleanup: crate::app::Cleanup,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::fs::FsSourceStore;
 use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
@@ -48,42 +49,92 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
     Ok(store)
 }
 
-/// Builds the runtime of the settings. An unusable runtime is not fatal:
-/// runs answer `RUNTIME_UNAVAILABLE` and `/readyz` reports it.
-pub async fn build_runtime(settings: &Settings) -> Result<Arc<dyn ContainerRuntime>, ServerError> {
-    let runtime: Arc<dyn ContainerRuntime> = match settings.runtime.kind {
-        RuntimeKind::Process => Arc::new(
-            ProcessRuntime::new(ProcessRuntimeConfig {
-                node_bin: settings.runtime.node_bin.clone(),
-                memory_mb: settings.runtime.container_memory_mb,
-            })
-            .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
+/// What a process must do before it exits: remove the containers it owns.
+#[derive(Debug, Clone, Default)]
+pub struct Cleanup {
+    docker: Option<Arc<DockerRuntime>>,
+}
+
+/// Bound on removing this process's containers at start-up and shutdown.
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Cleanup {
+    /// Removes every container labelled with this process's instance id.
+    pub async fn run(&self) {
+        if let Some(docker) = &self.docker {
+            remove_owned(docker, "shutdown").await;
+        }
+    }
+}
+
+async fn remove_owned(docker: &DockerRuntime, when: &'static str) {
+    match tokio::time::timeout(CLEANUP_TIMEOUT, docker.remove_owned_containers()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, when, "removed this instance's containers"),
+        Ok(Err(e)) => tracing::warn!(error = %e, when, "could not remove this instance's containers"),
+        Err(_) => tracing::warn!(when, "removing this instance's containers timed out"),
+    }
+}
+
+/// The runtime of the settings and the clean-up it needs. An unusable
+/// runtime is not fatal: runs answer `RUNTIME_UNAVAILABLE` and `/readyz`
+/// reports it. For Docker: leftovers of an earlier life of this instance
+/// (even after `kill -9`) are removed now, and the image is pulled in the
+/// background when `LOWCODE_FAAS_PREWARM_NODE_IMAGE` is true.
+pub async fn build_runtime(
+    settings: &Settings,
+    listen: SocketAddr,
+) -> Result<(Arc<dyn ContainerRuntime>, Cleanup), ServerError> {
+    let (runtime, cleanup): (Arc<dyn ContainerRuntime>, Cleanup) = match settings.runtime.kind {
+        RuntimeKind::Process => (
+            Arc::new(
+                ProcessRuntime::new(ProcessRuntimeConfig {
+                    node_bin: settings.runtime.node_bin.clone(),
+                    memory_mb: settings.runtime.container_memory_mb,
+                })
+                .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
+            ),
+            Cleanup::default(),
         ),
         RuntimeKind::Docker => {
-            tracing::error!(
-                "the docker runtime is not built yet: every invoke answers RUNTIME_UNAVAILABLE; set LOWCODE_FAAS_RUNTIME=process for development"
+            let rt = &settings.runtime;
+            let docker = Arc::new(
+                DockerRuntime::new(DockerConfig {
+                    image: rt.node_docker_image.clone(),
+                    memory_mb: rt.container_memory_mb,
+                    cpus: rt.container_cpus,
+                    network: rt.container_network.clone(),
+                    user: rt.container_user.clone(),
+                    instance_id: settings.instance_id(listen),
+                    prewarm_image: rt.prewarm_node_image,
+                })
+                .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=docker"))?,
             );
-            Arc::new(UnavailableRuntime::new(
-                "the docker runtime is not available in this build yet; set LOWCODE_FAAS_RUNTIME=process",
-            ))
+            remove_owned(&docker, "start-up").await;
+            if rt.prewarm_node_image {
+                let prewarm = Arc::clone(&docker);
+                tokio::spawn(async move { prewarm.prewarm().await });
+            }
+            (docker.clone(), Cleanup { docker: Some(docker) })
         }
     };
     if let Err(e) = runtime.health().await {
         tracing::warn!(error = %e, "container runtime is not ready");
     }
-    Ok(runtime)
+    Ok((runtime, cleanup))
 }
 
 /// Builds the engine with every adapter of the settings. `runtime` replaces
 /// the configured runtime (proxy mode runs nothing in the dispatcher).
 pub async fn build_engine(
     settings: &Settings,
+    listen: SocketAddr,
     runtime: Option<Arc<dyn ContainerRuntime>>,
 ) -> Result<Built, ServerError> {
     let store = build_store(settings).await?;
-    let runtime = match runtime {
-        Some(r) => r,
-        None => build_runtime(settings).await?,
+    let (runtime, cleanup) = match runtime {
+        Some(r) => (r, Cleanup::default()),
+        None => build_runtime(settings, listen).await?,
     };
     let fetcher = HttpSourceFetcher::new(FetchConfig {
         allow_private: settings.source_fetch_allow_private,
@@ -103,6 +154,7 @@ pub async fn build_engine(
     Ok(Built {
         engine: Arc::new(builder.build()),
         log_buffer,
+        cleanup,
     })
 }
 
@@ -113,6 +165,8 @@ pub struct Built {
     pub engine: Arc<Engine>,
     /// The buffer behind `GET /function-logs`; `None` when capture is off.
     pub log_buffer: Option<Arc<LogBuffer>>,
+    /// What to do before the process exits.
+    pub cleanup: Cleanup,
 }
 
 /// The sink the engine writes to, and the buffer inside it.
@@ -169,10 +223,11 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
             "this dispatcher forwards runs to its worker (LOWCODE_FAAS_WORKER_URL)",
         )) as Arc<dyn ContainerRuntime>
     });
-    let built = build_engine(&settings, runtime).await?;
+    let built = build_engine(&settings, settings.listen, runtime).await?;
     Ok(Arc::new(Dispatcher {
         engine: built.engine,
         log_buffer: built.log_buffer,
+        cleanup: built.cleanup,
         settings: Arc::new(settings),
         metrics: new_metrics()?,
         proxy,
@@ -200,6 +255,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    cleanup: Cleanup,
 }
 
 impl RunningServer {
@@ -209,6 +265,7 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        self.cleanup.run().await;
     }
 }
 
@@ -264,7 +321,8 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let dispatcher = build_dispatcher(settings).await?;
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
-    spawn_filter(routes(dispatcher), addr, grace)
+    let cleanup = dispatcher.cleanup.clone();
+    spawn_filter(routes(dispatcher), addr, grace, cleanup)
 }
 
 /// Serves a filter in the background; stop it with [`RunningServer::shutdown`].
@@ -272,6 +330,7 @@ pub fn spawn_filter(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     addr: SocketAddr,
     grace: std::time::Duration,
+    cleanup: Cleanup,
 ) -> Result<RunningServer, ServerError> {
     let (tx, rx) = oneshot::channel::<()>();
     let (addr, run) = serve_filter(filter, addr, grace, async move {
@@ -282,5 +341,6 @@ pub fn spawn_filter(
         addr,
         shutdown: Some(tx),
         task,
+        cleanup,
     })
 }

@@ -175,8 +175,9 @@ pub struct RuntimeSettings {
     pub container_network: String,
     /// `LOWCODE_FAAS_CONTAINER_USER`.
     pub container_user: String,
-    /// `LOWCODE_FAAS_INSTANCE_ID` (default: hostname + listen port).
-    pub instance_id: String,
+    /// `LOWCODE_FAAS_INSTANCE_ID`; `None` = hostname + the process's listen
+    /// port (see [`Settings::instance_id`]).
+    pub instance_id: Option<String>,
 }
 
 /// Settings of function-log capture.
@@ -262,14 +263,17 @@ impl Settings {
         raw.settings()
     }
 
-    /// The dispatcher's listen port (used in the default instance id).
-    fn default_instance_id(listen: &SocketAddr) -> String {
-        let host = nix_hostname().unwrap_or_else(|| "localhost".to_owned());
-        format!("{host}-{}", listen.port())
+    /// The owner label of this process's containers: `LOWCODE_FAAS_INSTANCE_ID`,
+    /// else hostname + the port the process listens on (stable across restarts).
+    pub fn instance_id(&self, listen: SocketAddr) -> String {
+        self.runtime.instance_id.clone().unwrap_or_else(|| {
+            let host = hostname().unwrap_or_else(|| "localhost".to_owned());
+            format!("{host}-{}", listen.port())
+        })
     }
 }
 
-fn nix_hostname() -> Option<String> {
+fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())
@@ -391,9 +395,7 @@ impl Raw {
             },
             container_network: self.string_or("container_network", "bridge"),
             container_user: self.string_or("container_user", "1000:1000"),
-            instance_id: self
-                .string("instance_id")
-                .unwrap_or_else(|| Settings::default_instance_id(&listen)),
+            instance_id: self.string("instance_id"),
         };
         let logs = LogSettings {
             enabled: self.bool_or("function_logs", false)?,
@@ -516,7 +518,8 @@ mod tests {
         assert_eq!(s.limits, Limits::default());
         assert_eq!(s.max_body_bytes, 6 * 1024 * 1024);
         assert!(!s.logs.enabled);
-        assert!(s.runtime.instance_id.ends_with("-8080"));
+        assert!(s.instance_id(s.listen).ends_with("-8080"));
+        assert!(s.instance_id(s.worker_listen).ends_with("-9090"));
     }
 
     #[test]

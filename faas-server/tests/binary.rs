@@ -170,3 +170,128 @@ fn docker_json_sink_prints_json_lines_with_log_stream() {
         assert_eq!(e["run_id"], run_id.as_str());
     }
 }
+
+fn docker_image() -> String {
+    std::env::var("LOWCODE_FAAS_NODE_DOCKER_IMAGE").unwrap_or_else(|_| "lowcode-faas/node:local".to_owned())
+}
+
+fn containers_with(label: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("the docker CLI (tests only; the runtime uses the API)");
+    assert!(out.status.success(), "docker ps failed: is the daemon running?");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Polls `check` every 100 ms for at most `limit` (a bounded wait on an
+/// outside process, not a synchronisation sleep).
+fn eventually(limit: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check()
+}
+
+#[test]
+fn a_restart_after_kill_9_removes_the_leaked_container() {
+    let data = tempfile::tempdir().unwrap();
+    let instance = format!("faas-binary-kill9-{}", std::process::id());
+    let image = docker_image();
+    let settings = [
+        ("LOWCODE_FAAS_RUNTIME", "docker"),
+        ("LOWCODE_FAAS_NODE_DOCKER_IMAGE", image.as_str()),
+        ("LOWCODE_FAAS_PREWARM_NODE_IMAGE", "false"),
+        ("LOWCODE_FAAS_INSTANCE_ID", instance.as_str()),
+    ];
+    let (mut child, addr) = start(data.path(), &settings);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}/functions"))
+            .json(&serde_json::json!({
+                "name": "slow",
+                "source_code": "export async function handler(){ await new Promise(r => setTimeout(r, 20000)); return {ok:true}; }"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    let url = format!("http://{addr}/functions/slow/invoke");
+    // The invoke never answers: the dispatcher dies under it.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _ = rt.block_on(
+            reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({"timeout_ms": 60000}))
+                .send(),
+        );
+    });
+    let owner = format!("lowcode-faas.owner={instance}");
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || !containers_with(&owner)
+            .is_empty()),
+        "the run's container appears"
+    );
+    child.kill().unwrap(); // SIGKILL: no clean-up can run
+    child.wait().unwrap();
+    assert!(!containers_with(&owner).is_empty(), "kill -9 leaked the container");
+
+    let (child, _addr) = start(data.path(), &settings);
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || containers_with(&owner)
+            .is_empty()),
+        "the restarted dispatcher removed its predecessor's container"
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn an_unreachable_docker_daemon_is_not_fatal_and_readyz_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr) = start(
+        data.path(),
+        &[
+            ("LOWCODE_FAAS_RUNTIME", "docker"),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ("LOWCODE_FAAS_INSTANCE_ID", "faas-binary-nodaemon"),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let r = client.get(format!("http://{addr}/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 503);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["components"]["runtime"].is_string(), "{body}");
+        let r = client
+            .post(format!("http://{addr}/functions"))
+            .json(&serde_json::json!({"name": "f", "source_code": "export async function handler(){return {ok:true}}"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let res: serde_json::Value = client
+            .post(format!("http://{addr}/functions/f/invoke"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(res["error_code"], "RUNTIME_UNAVAILABLE", "{res}");
+    });
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+}

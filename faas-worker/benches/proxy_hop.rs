@@ -92,11 +92,13 @@ async fn main() {
         settings: Arc::new(settings.clone()),
         metrics: app::new_metrics().unwrap(),
         log_buffer: None,
+        cleanup: app::Cleanup::default(),
     });
     let worker_server = app::spawn_filter(
         faas_worker::routes(worker),
         settings.worker_listen,
         settings.shutdown_grace,
+        app::Cleanup::default(),
     )
     .unwrap();
     let worker_url = format!("http://{}", worker_server.addr);
@@ -107,9 +109,15 @@ async fn main() {
         metrics: app::new_metrics().unwrap(),
         proxy: Some(WorkerClient::new(&worker_url, None, 16 * 1024 * 1024).unwrap()),
         log_buffer: None,
+        cleanup: app::Cleanup::default(),
     });
-    let dispatcher_server =
-        app::spawn_filter(app::routes(dispatcher), settings.listen, settings.shutdown_grace).unwrap();
+    let dispatcher_server = app::spawn_filter(
+        app::routes(dispatcher),
+        settings.listen,
+        settings.shutdown_grace,
+        app::Cleanup::default(),
+    )
+    .unwrap();
     let dispatcher_url = format!("http://{}/functions/noop/invoke", dispatcher_server.addr);
 
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();

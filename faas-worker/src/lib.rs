@@ -38,6 +38,8 @@ pub struct Worker {
     pub metrics: Metrics,
     /// The function-log buffer (`None` when capture is off).
     pub log_buffer: Option<Arc<LogBuffer>>,
+    /// Removes this process's containers before it exits.
+    pub cleanup: app::Cleanup,
 }
 
 #[async_trait::async_trait]
@@ -96,10 +98,11 @@ fn missing_name_is_invalid_name(err: ApiError) -> ApiError {
 
 /// Builds the worker: engine with the configured storage and runtime.
 pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError> {
-    let built = app::build_engine(&settings, None).await?;
+    let built = app::build_engine(&settings, settings.worker_listen, None).await?;
     Ok(Arc::new(Worker {
         engine: built.engine,
         log_buffer: built.log_buffer,
+        cleanup: built.cleanup,
         settings: Arc::new(settings),
         metrics: app::new_metrics()?,
     }))
@@ -115,5 +118,6 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let worker = build_worker(settings).await?;
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
-    app::spawn_filter(routes(worker), addr, grace)
+    let cleanup = worker.cleanup.clone();
+    app::spawn_filter(routes(worker), addr, grace, cleanup)
 }

@@ -62,15 +62,6 @@ async fn readyz_reports_the_failing_runtime_and_invokes_say_why() {
 }
 
 #[tokio::test]
-async fn docker_runtime_answers_runtime_unavailable_until_it_is_built() {
-    let app = spawn_app(&[("LOWCODE_FAAS_RUNTIME", "docker")]).await;
-    app.create_function("", "f", HELLO, json!({})).await;
-    let res = invoke(&app, "/functions/f/invoke", json!({})).await;
-    assert_eq!(res["error_code"], "RUNTIME_UNAVAILABLE");
-    assert_eq!(app.get("/readyz").await.status, 503);
-}
-
-#[tokio::test]
 async fn unknown_paths_wrong_methods_and_request_ids() {
     let app = spawn_app(&[]).await;
     let r = app.get("/nope").await;
