@@ -7,6 +7,7 @@
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (SPEC §7) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning
@@ -15,6 +16,7 @@
 //! `spawn_blocking` or tokio's fs.
 
 pub mod bootstrap;
+pub mod cache;
 mod error;
 pub mod unavailable;
 
