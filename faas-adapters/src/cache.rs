@@ -349,7 +349,10 @@ mod tests {
             .await
             .unwrap();
         let got = store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
-        assert_eq!(got.source_code, "new", "a save replaces what was cached for the function");
+        assert_eq!(
+            got.source_code, "new",
+            "a save replaces what was cached for the function"
+        );
         assert_eq!(got, saved, "a save caches the version it wrote");
     }
 }
