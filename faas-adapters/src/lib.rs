@@ -7,6 +7,7 @@
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (SPEC §7) |
 //! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (SPEC §7) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
@@ -30,6 +31,9 @@ pub mod process;
 
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
+
+#[cfg(all(feature = "postgres", feature = "s3"))]
+pub mod db_s3;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
