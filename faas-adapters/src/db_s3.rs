@@ -68,7 +68,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::AdapterError;
 
@@ -188,14 +188,23 @@ impl DbS3SourceStore {
         if timeout.is_zero() {
             return Err(AdapterError::Config("the storage timeout must be above 0".into()));
         }
-        let pool = pg_pool(&config)?;
+        let pg = pg_options(&config)?;
         let s3 = s3_client(&config)?;
-        let store = Self::from_parts(pool, s3, &config)?;
+        let store = Self::from_parts(pg_pool(&config, pg.clone()), s3, &config)?;
 
+        // One plain connection first: unlike the pool's timeout, its error
+        // says why (refused, authentication, unknown database).
         let window_s = timeout.as_secs_f64();
-        retry_until(timeout, || store.inner.ping_postgres())
-            .await
-            .map_err(|e| unavailable(format!("connecting to PostgreSQL (retried for {window_s:.1} s)"), e))?;
+        retry_until(timeout, || async {
+            let conn = PgConnection::connect_with(&pg)
+                .await
+                .map_err(|e| map_sqlx_error("connecting to PostgreSQL", e))?;
+            conn.close()
+                .await
+                .map_err(|e| map_sqlx_error("connecting to PostgreSQL", e))
+        })
+        .await
+        .map_err(|e| unavailable(format!("connecting to PostgreSQL (retried for {window_s:.1} s)"), e))?;
         match tokio::time::timeout(timeout, MIGRATOR.run(&store.inner.pool)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(unavailable("running the db_s3 migrations", e)),
@@ -250,10 +259,23 @@ impl DbS3SourceStore {
     }
 }
 
-fn unavailable(context: impl Into<String>, source: impl Into<faas_ports::BoxError>) -> AdapterError {
+/// A start-up failure whose message carries the whole cause chain (the
+/// operator needs "connection refused", not only "unavailable").
+fn unavailable(context: impl Into<String>, source: impl std::error::Error) -> AdapterError {
+    let mut message = source.to_string();
+    let mut cause = source.source();
+    while let Some(err) = cause {
+        let text = err.to_string();
+        // Some errors repeat their source in their own message.
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = err.source();
+    }
     AdapterError::Io {
         context: context.into(),
-        source: std::io::Error::other(source.into()),
+        source: std::io::Error::other(message),
     }
 }
 
@@ -279,8 +301,8 @@ where
     }
 }
 
-/// A lazy pool: connections are opened (and bounded) on first use.
-fn pg_pool(config: &DbS3Config) -> Result<PgPool, AdapterError> {
+/// The DSN with the server-side bounds of every session.
+fn pg_options(config: &DbS3Config) -> Result<PgConnectOptions, AdapterError> {
     let options = PgConnectOptions::from_str(&config.postgres_dsn).map_err(|e| {
         // sqlx's message names the problem, never the password.
         AdapterError::Config(format!("LOWCODE_FAAS_POSTGRES_DSN is not a valid PostgreSQL URL: {e}"))
@@ -288,15 +310,19 @@ fn pg_pool(config: &DbS3Config) -> Result<PgPool, AdapterError> {
     let timeout_ms = config.storage_timeout.as_millis();
     // An abandoned transaction (its caller timed out) ends a little after the call's own bound.
     let idle_ms = timeout_ms.saturating_add(1000);
-    let options = options.options([
+    Ok(options.options([
         ("statement_timeout", timeout_ms.to_string()),
         ("idle_in_transaction_session_timeout", idle_ms.to_string()),
-    ]);
-    Ok(PgPoolOptions::new()
+    ]))
+}
+
+/// A lazy pool: connections are opened (and bounded) on first use.
+fn pg_pool(config: &DbS3Config, options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(0)
         .acquire_timeout(config.storage_timeout)
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
 fn s3_client(config: &DbS3Config) -> Result<Arc<dyn ObjectStore>, AdapterError> {
@@ -1099,7 +1125,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use sqlx::{Connection, Executor, PgConnection};
+    use sqlx::Executor;
 
     use super::*;
 
@@ -1231,6 +1257,12 @@ mod tests {
             .fetch_one(&store.inner.pool)
             .await
             .unwrap()
+    }
+
+    /// A store over `config` without connecting or checking anything.
+    fn unchecked_store(config: &DbS3Config) -> DbS3SourceStore {
+        let pool = pg_pool(config, pg_options(config).unwrap());
+        DbS3SourceStore::from_parts(pool, s3_client(config).unwrap(), config).unwrap()
     }
 
     /// A TCP server that accepts connections and never answers.
@@ -1457,6 +1489,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_orphaned_object_is_replaced_and_a_committed_one_never_is() {
+        let db = TestDb::new("orphan").await;
+        let store = db.store().await;
+        let root = CollectionPath::root();
+        // What a save that failed after its S3 write leaves behind.
+        let key = store.inner.s3_key(&root, &name("f"), v(1));
+        let path = ObjectPath::parse(&key).unwrap();
+        store
+            .inner
+            .s3
+            .put(&path, PutPayload::from_static(b"// orphan"))
+            .await
+            .unwrap();
+
+        let saved = store
+            .save_function(&new_version(&root, "f", "// one", &EnvMap::new()))
+            .await
+            .unwrap();
+        assert_eq!(saved.version, v(1));
+        let got = store.get_function(&root, &name("f"), None).await.unwrap();
+        assert_eq!(
+            got.source_code, "// one",
+            "the orphan was replaced by the save's source"
+        );
+
+        // The server honours `If-None-Match: *`: a committed object is never overwritten.
+        let err = store
+            .inner
+            .s3
+            .put_opts(
+                &path,
+                PutPayload::from_static(b"// other"),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, object_store::Error::AlreadyExists { .. }),
+            "a create over an existing object is refused, got {err:?}"
+        );
+        let got = store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
+        assert_eq!(got.source_code, "// one");
+        db.drop_database().await;
+    }
+
+    #[tokio::test]
     async fn a_save_that_times_out_never_commits() {
         let db = TestDb::new("timeout").await;
         let store = db.store().await;
@@ -1502,13 +1580,14 @@ mod tests {
             .await
             .expect("connect gives up after its retry window")
             .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("PostgreSQL"), "the error names PostgreSQL: {message}");
         assert!(
-            err.to_string().contains("PostgreSQL"),
-            "the error names PostgreSQL: {err}"
+            message.to_lowercase().contains("refused"),
+            "the error carries the cause for the operator: {message}"
         );
 
-        let store =
-            DbS3SourceStore::from_parts(pg_pool(&config).unwrap(), s3_client(&config).unwrap(), &config).unwrap();
+        let store = unchecked_store(&config);
         check_unavailable(&store).await;
     }
 
@@ -1518,8 +1597,7 @@ mod tests {
         let mut config = services_config("silent");
         config.postgres_dsn = format!("postgres://faas:faas@127.0.0.1:{port}/faas_test");
         config.storage_timeout = Duration::from_millis(800);
-        let store =
-            DbS3SourceStore::from_parts(pg_pool(&config).unwrap(), s3_client(&config).unwrap(), &config).unwrap();
+        let store = unchecked_store(&config);
         check_unavailable(&store).await;
         server.abort();
     }
