@@ -15,7 +15,11 @@
 //! - Known limit: a function deleted and re-created through *another*
 //!   replica reuses its version numbers, and this replica may serve the
 //!   cached old content of those numbers until the entries are evicted.
-//! - Backend-independent (no cargo feature): it only needs the port.
+//! - Known limit, `files` with several processes: a version this process
+//!   cached stays loadable by pin after another process replaced it, where
+//!   the store alone would answer `VersionNotAvailable`.
+//! - Backend-independent (no cargo feature): it only needs the port. It
+//!   passes the contract suite around the `files` and `db_s3` stores.
 //! - The std mutex around the LRU is never held across an `.await`.
 
 use std::fmt;
@@ -227,6 +231,15 @@ mod tests {
 
     fn cached(mock: MockSourceStore, capacity: usize) -> CachedSourceStore<MockSourceStore> {
         CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(capacity).unwrap())
+    }
+
+    #[cfg(all(feature = "fs", feature = "testkit"))]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_the_source_store_contract_around_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Arc<dyn SourceStore> = Arc::new(crate::fs::FsSourceStore::new(dir.path()).unwrap());
+        let store = CachedSourceStore::new(files, NonZeroUsize::new(4).unwrap());
+        crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::CURRENT_ONLY).await;
     }
 
     #[tokio::test]

@@ -29,10 +29,14 @@
 //!   objects, then commit. Objects are removed while the lock is held so a
 //!   concurrent re-creation of the function (which waits on that lock)
 //!   never has its fresh `v1` object removed by us. An object that cannot
-//!   be removed is logged and left as an orphan (harmless: see saves). If
-//!   the commit itself fails after the objects went, the rows remain and
-//!   loading them is `Internal` (source object missing) until the delete is
-//!   retried.
+//!   be removed (an S3 error answer) is logged and left as an orphan
+//!   (harmless: see saves). An S3 that does not answer at all makes the
+//!   delete time out and roll back (`STORAGE_UNAVAILABLE`). If the commit
+//!   fails, or the call times out, after some objects went, the rows remain
+//!   and loading those versions is `Internal` (source object missing) until
+//!   the delete is retried.
+//! - The language is kept per function (`functions.language`), not per
+//!   version: `javascript` is the only one today.
 //! - **Bounds**: every call runs under a tokio timeout of `storage_timeout`
 //!   (retries included); the pool's `acquire_timeout`, the server-side
 //!   `statement_timeout` (which also bounds lock waits) and the S3 client's
@@ -185,9 +189,7 @@ impl DbS3SourceStore {
     /// migration is [`AdapterError::Io`].
     pub async fn connect(config: DbS3Config) -> Result<Self, AdapterError> {
         let timeout = config.storage_timeout;
-        if timeout.is_zero() {
-            return Err(AdapterError::Config("the storage timeout must be above 0".into()));
-        }
+        check_config(&config)?;
         let pg = pg_options(&config)?;
         let s3 = s3_client(&config)?;
         let store = Self::from_parts(pg_pool(&config, pg.clone()), s3, &config)?;
@@ -257,6 +259,41 @@ impl DbS3SourceStore {
             )),
         }
     }
+}
+
+/// The settings that can be judged without any I/O; messages name the variable.
+fn check_config(config: &DbS3Config) -> Result<(), AdapterError> {
+    let required = [
+        ("LOWCODE_FAAS_POSTGRES_DSN", config.postgres_dsn.as_str()),
+        ("LOWCODE_FAAS_S3_BUCKET", config.s3_bucket.as_str()),
+        ("LOWCODE_FAAS_S3_REGION", config.s3_region.as_str()),
+    ];
+    if let Some((variable, _)) = required.iter().find(|(_, value)| value.trim().is_empty()) {
+        return Err(AdapterError::Config(format!(
+            "{variable} is required for db_s3 storage"
+        )));
+    }
+    if !["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| config.postgres_dsn.starts_with(scheme))
+    {
+        return Err(AdapterError::Config(
+            "LOWCODE_FAAS_POSTGRES_DSN must be a postgres:// or postgresql:// URL".into(),
+        ));
+    }
+    if let Some((key, secret)) = &config.s3_credentials {
+        if key.is_empty() || secret.is_empty() {
+            return Err(AdapterError::Config(
+                "LOWCODE_FAAS_S3_ACCESS_KEY and LOWCODE_FAAS_S3_SECRET_KEY must both be set, or neither".into(),
+            ));
+        }
+    }
+    if config.storage_timeout.is_zero() {
+        return Err(AdapterError::Config(
+            "LOWCODE_FAAS_STORAGE_TIMEOUT_MS must be above 0".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A start-up failure whose message carries the whole cause chain (the
@@ -1293,6 +1330,16 @@ mod tests {
         db.drop_database().await;
     }
 
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_contract_behind_the_function_cache() {
+        let db = TestDb::new("cached").await;
+        let store: Arc<dyn SourceStore> = Arc::new(db.store().await);
+        let cached = crate::cache::CachedSourceStore::new(store, std::num::NonZeroUsize::new(4).unwrap());
+        crate::testkit::source_store_contract(&cached, crate::testkit::ContractOptions::FULL_HISTORY).await;
+        db.drop_database().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_stores_saving_concurrently_get_distinct_versions() {
         const PER_STORE: u64 = 20;
@@ -1624,6 +1671,39 @@ mod tests {
                 .expect("every call is bounded by the storage timeout")
                 .unwrap_err();
             assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_names_the_missing_setting() {
+        let cases = [
+            (DbS3Config::new("", "bucket"), "LOWCODE_FAAS_POSTGRES_DSN"),
+            (DbS3Config::new("postgres://u:p@h/db", " "), "LOWCODE_FAAS_S3_BUCKET"),
+            (
+                DbS3Config {
+                    s3_credentials: Some(("key".into(), String::new())),
+                    ..DbS3Config::new("postgres://u:p@h/db", "bucket")
+                },
+                "LOWCODE_FAAS_S3_SECRET_KEY",
+            ),
+            (
+                DbS3Config {
+                    storage_timeout: Duration::ZERO,
+                    ..DbS3Config::new("postgres://u:p@h/db", "bucket")
+                },
+                "LOWCODE_FAAS_STORAGE_TIMEOUT_MS",
+            ),
+            (
+                DbS3Config::new("mysql://u:p@h/db", "bucket"),
+                "LOWCODE_FAAS_POSTGRES_DSN",
+            ),
+        ];
+        for (config, variable) in cases {
+            let err = DbS3SourceStore::connect(config).await.unwrap_err();
+            assert!(
+                matches!(err, AdapterError::Config(ref m) if m.contains(variable)),
+                "expected a config error naming {variable}, got {err}"
+            );
         }
     }
 
