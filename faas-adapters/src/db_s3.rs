@@ -3,7 +3,9 @@
 //!
 //! Schema (`faas-adapters/migrations/`, embedded and run by
 //! [`DbS3SourceStore::connect`]): `collection_paths`, `functions` and
-//! `function_versions` as SPEC §7 names them, plus two documented columns:
+//! `function_versions` as SPEC §7 names them, created only when missing so
+//! a database of the earlier implementation is adopted (missing root and
+//! ancestor rows are added), plus two documented columns:
 //! `collection_paths.parent_path` (a foreign key, so PostgreSQL itself
 //! refuses to delete a collection that has sub-collections or functions,
 //! even against concurrent writers) and `function_versions.env_json` (the
@@ -573,7 +575,8 @@ impl Inner {
         for ancestor in path.lineage().iter().skip(1).filter(|a| *a != path) {
             let ancestor_parent = ancestor.parent().unwrap_or_default();
             sqlx::query(
-                "INSERT INTO collection_paths (path, parent_path) VALUES ($1, $2) ON CONFLICT (path) DO NOTHING",
+                "INSERT INTO collection_paths (path, parent_path, env_json, created_at) \
+                 VALUES ($1, $2, '{}', clock_timestamp()) ON CONFLICT (path) DO NOTHING",
             )
             .bind(ancestor.as_str())
             .bind(ancestor_parent.as_str())
@@ -582,7 +585,8 @@ impl Inner {
             .map_err(|e| self.map_collection_write_error(OP, &ancestor_parent, e))?;
         }
         let created: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "INSERT INTO collection_paths (path, parent_path, env_json) VALUES ($1, $2, $3::jsonb) \
+            "INSERT INTO collection_paths (path, parent_path, env_json, created_at) \
+             VALUES ($1, $2, $3::jsonb, clock_timestamp()) \
              ON CONFLICT (path) DO NOTHING RETURNING created_at",
         )
         .bind(path.as_str())
@@ -647,7 +651,8 @@ impl Inner {
         let env_json = env_to_json(env)?;
         let query = if path.is_root() {
             sqlx::query(
-                "INSERT INTO collection_paths (path, parent_path, env_json) VALUES ($1, NULL, $2::jsonb) \
+                "INSERT INTO collection_paths (path, parent_path, env_json, created_at) \
+                 VALUES ($1, NULL, $2::jsonb, clock_timestamp()) \
                  ON CONFLICT (path) DO UPDATE SET env_json = EXCLUDED.env_json",
             )
         } else {
@@ -798,7 +803,8 @@ impl Inner {
         let collection = &new.collection_path;
         for _ in 0..SAVE_LOCK_ATTEMPTS {
             let inserted = sqlx::query(
-                "INSERT INTO functions (collection_path, name, language) VALUES ($1, $2, $3) \
+                "INSERT INTO functions (collection_path, name, language, env_json, updated_at) \
+                 VALUES ($1, $2, $3, '{}', clock_timestamp()) \
                  ON CONFLICT (collection_path, name) DO NOTHING",
             )
             .bind(collection.as_str())
@@ -1162,7 +1168,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use sqlx::Executor;
+    use sqlx::{Connection, Executor, PgConnection};
 
     use super::*;
 
@@ -1578,6 +1584,69 @@ mod tests {
         );
         let got = store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
         assert_eq!(got.source_code, "// one");
+        db.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn adopts_a_database_written_by_the_earlier_implementation() {
+        let db = TestDb::new("adopt").await;
+        // The three tables exactly as SPEC section 7 lists them, holding a
+        // function in `team/api` without rows for the root or `team`.
+        let mut conn = PgConnection::connect(&db.config.postgres_dsn).await.unwrap();
+        let prefix = &db.config.s3_prefix;
+        conn.execute(
+            format!(
+                "CREATE TABLE collection_paths (path TEXT PRIMARY KEY, env_json JSONB NOT NULL, \
+                     created_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
+                 CREATE TABLE functions (collection_path TEXT NOT NULL, name TEXT NOT NULL, language TEXT NOT NULL, \
+                     env_json JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+                     PRIMARY KEY (collection_path, name)); \
+                 CREATE TABLE function_versions (id BIGSERIAL PRIMARY KEY, collection_path TEXT NOT NULL, \
+                     function_name TEXT NOT NULL, version BIGINT NOT NULL, s3_key TEXT NOT NULL, \
+                     created_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+                     UNIQUE (collection_path, function_name, version)); \
+                 INSERT INTO collection_paths (path, env_json) VALUES ('team/api', '{{\"T\": \"1\"}}'); \
+                 INSERT INTO functions VALUES ('team/api', 'hello', 'javascript', '{{\"A\": \"1\"}}', now()); \
+                 INSERT INTO function_versions (collection_path, function_name, version, s3_key) VALUES \
+                     ('team/api', 'hello', 1, '{prefix}functions/team/api/hello/v1.mjs'), \
+                     ('team/api', 'hello', 2, '{prefix}functions/team/api/hello/v2.mjs');"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let s3 = s3_client(&db.config).unwrap();
+        for n in [1, 2] {
+            let path = ObjectPath::parse(format!("{prefix}functions/team/api/hello/v{n}.mjs")).unwrap();
+            s3.put(&path, PutPayload::from(format!("// v{n}"))).await.unwrap();
+        }
+
+        let store = db.store().await;
+        let team = cp("team/api");
+        let paths: Vec<String> = store
+            .list_collections()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.path.to_string())
+            .collect();
+        assert_eq!(paths, ["team", "team/api"], "missing ancestors were added");
+        assert_eq!(store.collection_env(&team).await.unwrap(), env(&[("T", "1")]));
+        let old = store.get_function(&team, &name("hello"), Some(v(1))).await.unwrap();
+        assert_eq!(
+            (old.source_code.as_str(), old.env.clone()),
+            ("// v1", env(&[("A", "1")])),
+            "old versions load, with the function's env"
+        );
+        let err = store.delete_collection(&cp("team")).await.unwrap_err();
+        assert_eq!(err.code(), "COLLECTION_NOT_EMPTY", "{err:?}");
+        let saved = store
+            .save_function(&new_version(&team, "hello", "// v3", &EnvMap::new()))
+            .await
+            .unwrap();
+        assert_eq!(saved.version, v(3), "numbering goes on from the adopted versions");
+        store.delete_function(&team, &name("hello")).await.unwrap();
         db.drop_database().await;
     }
 
