@@ -20,6 +20,8 @@
 //!   the store alone would answer `VersionNotAvailable`.
 //! - Backend-independent (no cargo feature): it only needs the port. It
 //!   passes the contract suite around the `files` and `db_s3` stores.
+//! - A load that overlaps an invalidation is not cached (an epoch counter),
+//!   so a get racing a delete never re-inserts the deleted function.
 //! - The std mutex around the LRU is never held across an `.await`.
 
 use std::fmt;
@@ -38,7 +40,14 @@ type Key = (CollectionPath, FunctionName, Version);
 /// A [`SourceStore`] that caches deployments of the store it wraps (see the module docs).
 pub struct CachedSourceStore<S: ?Sized = dyn SourceStore> {
     inner: Arc<S>,
-    cache: Mutex<LruCache<Key, Deployment>>,
+    cache: Mutex<State>,
+}
+
+struct State {
+    lru: LruCache<Key, Deployment>,
+    /// Bumped by every invalidation: a load that started before one must
+    /// not put what it read into the cache (it may be a deleted function).
+    epoch: u64,
 }
 
 impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
@@ -47,7 +56,10 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
     pub fn new(inner: Arc<S>, capacity: NonZeroUsize) -> Self {
         Self {
             inner,
-            cache: Mutex::new(LruCache::new(capacity)),
+            cache: Mutex::new(State {
+                lru: LruCache::new(capacity),
+                epoch: 0,
+            }),
         }
     }
 
@@ -58,42 +70,56 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
 
     /// How many deployments are cached now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().lru.len()
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().lru.is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Key, Deployment>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cached(&self, collection: &CollectionPath, name: &FunctionName, version: Version) -> Option<Deployment> {
-        self.lock().get(&(collection.clone(), name.clone(), version)).cloned()
+    /// The cached deployment, or the epoch to hand to [`Self::remember`] after loading it.
+    fn cached(&self, collection: &CollectionPath, name: &FunctionName, version: Version) -> Result<Deployment, u64> {
+        let mut state = self.lock();
+        let epoch = state.epoch;
+        state
+            .lru
+            .get(&(collection.clone(), name.clone(), version))
+            .cloned()
+            .ok_or(epoch)
     }
 
-    fn remember(&self, deployment: &Deployment) {
+    /// Caches a deployment loaded since `epoch`, unless an invalidation happened meanwhile.
+    fn remember(&self, deployment: &Deployment, epoch: u64) {
         let key = (
             deployment.collection_path.clone(),
             deployment.name.clone(),
             deployment.version,
         );
-        self.lock().put(key, deployment.clone());
+        let mut state = self.lock();
+        if state.epoch == epoch {
+            state.lru.put(key, deployment.clone());
+        }
     }
 
-    /// Drops every cached version of one function.
-    fn forget(&self, collection: &CollectionPath, name: &FunctionName) {
-        let mut cache = self.lock();
-        let stale: Vec<Key> = cache
+    /// Drops every cached version of one function; returns the new epoch.
+    fn forget(&self, collection: &CollectionPath, name: &FunctionName) -> u64 {
+        let mut state = self.lock();
+        state.epoch = state.epoch.wrapping_add(1);
+        let stale: Vec<Key> = state
+            .lru
             .iter()
             .filter(|((c, n, _), _)| c == collection && n == name)
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {
-            cache.pop(&key);
+            state.lru.pop(&key);
         }
+        state.epoch
     }
 }
 
@@ -102,11 +128,11 @@ where
     S: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("CachedSourceStore")
             .field("inner", &self.inner)
-            .field("cached", &cache.len())
-            .field("capacity", &cache.cap())
+            .field("cached", &state.lru.len())
+            .field("capacity", &state.lru.cap())
             .finish()
     }
 }
@@ -142,9 +168,9 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
         // than this save's outcome stays cached for the function.
         self.forget(&new.collection_path, &new.name);
         let saved = self.inner.save_function(new).await;
-        self.forget(&new.collection_path, &new.name);
+        let epoch = self.forget(&new.collection_path, &new.name);
         let saved = saved?;
-        self.remember(&saved);
+        self.remember(&saved, epoch);
         Ok(saved)
     }
 
@@ -158,14 +184,15 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
             Some(pinned) => pinned,
             None => self.inner.current_version(collection, name).await?,
         };
-        if let Some(hit) = self.cached(collection, name, wanted) {
-            return Ok(hit);
-        }
+        let epoch = match self.cached(collection, name, wanted) {
+            Ok(hit) => return Ok(hit),
+            Err(epoch) => epoch,
+        };
         // Unpinned: load the current version (it may have moved on since
         // `current_version`; a pin on the old number could then fail in
         // stores that keep only the current version).
         let loaded = self.inner.get_function(collection, name, version).await?;
-        self.remember(&loaded);
+        self.remember(&loaded, epoch);
         Ok(loaded)
     }
 
@@ -319,6 +346,46 @@ mod tests {
         }
         assert_eq!(store.len(), 2, "the cache never holds more than its capacity");
         store.get_function(&root, &name("f"), Some(v(3))).await.unwrap();
+        store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_load_that_overlaps_a_delete_is_not_cached() {
+        let (loading_tx, loading_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let mut mock = MockSourceStore::new();
+        mock.expect_get_function().times(2).returning(move |c, n, pin| {
+            // The first load waits until the delete went through.
+            if loading_tx.send(()).is_ok() {
+                release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(5))
+                    .ok();
+            }
+            Ok(deployment(c, n, pin.unwrap()))
+        });
+        mock.expect_delete_function().times(1).returning(|_, _| Ok(()));
+        let store = Arc::new(cached(mock, 8));
+        let root = CollectionPath::root();
+
+        let loader = {
+            let store = Arc::clone(&store);
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current()
+                    .block_on(async { store.get_function(&root, &name("f"), Some(v(1))).await.unwrap() })
+            })
+        };
+        tokio::task::spawn_blocking(move || loading_rx.recv().unwrap())
+            .await
+            .unwrap();
+        store.delete_function(&root, &name("f")).await.unwrap();
+        release_tx.send(()).unwrap();
+        loader.await.unwrap();
+        assert!(store.is_empty(), "what a load read before a delete is not cached");
+        // So the next get loads again (the second expected load).
         store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
     }
 
