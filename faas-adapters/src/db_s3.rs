@@ -48,7 +48,7 @@
 //!   end a session whose transaction was abandoned, so its lock is released
 //!   even if the rollback never reaches it. (A timeout that strikes while
 //!   the `COMMIT` itself is in flight is ambiguous, as with any database.)
-//! - **Errors**: one [`map_sqlx_error`] and one [`map_s3_error`]; an
+//! - **Errors**: one `map_sqlx_error` and one `map_s3_error`; an
 //!   unreachable or timed-out PostgreSQL or S3 is
 //!   `Unavailable { component: Storage }` (`STORAGE_UNAVAILABLE`); rows or
 //!   objects that cannot be read back are `Internal`.
