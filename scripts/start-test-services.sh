@@ -28,9 +28,11 @@ S3_BUCKET=faas-test
 WAIT_SECONDS="${WAIT_SECONDS:-30}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-state_dir="$repo_root/target/test-services"
+# Outside the checkout, so every checkout on this machine finds (and reuses)
+# the one s3s-fs this script started, instead of tripping over its port.
+state_dir="${LOWCODE_FAAS_TEST_SERVICES_DIR:-${TMPDIR:-/tmp}/lowcode-faas-test-services}"
 env_file="$repo_root/target/test-services.env"
-mkdir -p "$state_dir"
+mkdir -p "$state_dir" "$repo_root/target"
 
 die() {
     echo "start-test-services: $*" >&2
