@@ -9,6 +9,8 @@
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
 //! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
+//! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (SPEC §7) |
+//! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (SPEC §7) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning
@@ -17,6 +19,7 @@
 //! `spawn_blocking` or tokio's fs.
 
 pub mod bootstrap;
+pub mod cache;
 mod error;
 pub mod unavailable;
 
@@ -39,6 +42,9 @@ pub mod logs;
 
 #[cfg(feature = "loki")]
 pub mod loki;
+
+#[cfg(all(feature = "postgres", feature = "s3"))]
+pub mod db_s3;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
