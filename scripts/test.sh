@@ -13,11 +13,19 @@ docker info >/dev/null 2>&1 || { echo "test.sh: the Docker daemon is not reachab
 bash scripts/build-node-image.sh
 export LOWCODE_FAAS_NODE_DOCKER_IMAGE=lowcode-faas/node:local
 
+echo "== PostgreSQL and the S3 server for the db_s3 tests"
+bash scripts/start-test-services.sh
+# shellcheck source=/dev/null
+source target/test-services.env
+
 echo "== bootstrap.mjs (node --test)"
 node --test js/
 
-echo "== cargo test"
+echo "== cargo test (black-box suite on files storage)"
 cargo test --workspace --all-features
+
+echo "== cargo test (black-box suite again, on PostgreSQL + S3)"
+FAAS_TESTS_STORAGE=db_s3 cargo test -p faas-tests --test http
 
 echo "== systemd units (systemd-analyze verify)"
 bash scripts/verify-deploy.sh

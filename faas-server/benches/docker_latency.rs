@@ -34,7 +34,10 @@ async fn main() {
         ("LOWCODE_FAAS_RUNTIME".to_owned(), "docker".to_owned()),
         ("LOWCODE_FAAS_NODE_DOCKER_IMAGE".to_owned(), image.clone()),
         ("LOWCODE_FAAS_PREWARM_NODE_IMAGE".to_owned(), "false".to_owned()),
-        ("LOWCODE_FAAS_INSTANCE_ID".to_owned(), format!("bench-{}", std::process::id())),
+        (
+            "LOWCODE_FAAS_INSTANCE_ID".to_owned(),
+            format!("bench-{}", std::process::id()),
+        ),
     ])
     .unwrap();
     let server = app::spawn(settings).await.unwrap();
@@ -42,7 +45,9 @@ async fn main() {
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{base}/functions"))
-        .json(&serde_json::json!({"name": "noop", "source_code": "export async function handler(){ return {ok:true}; }"}))
+        .json(
+            &serde_json::json!({"name": "noop", "source_code": "export async function handler(){ return {ok:true}; }"}),
+        )
         .send()
         .await
         .unwrap();
@@ -90,7 +95,11 @@ async fn main() {
         ("dispatcher invoke (Docker runtime)", &invokes),
         ("docker run --rm <image> node -e 0", &runs),
     ] {
-        println!("{label:<44} {:>8.1}ms {:>8.1}ms", ms(percentile(s, 0.5)), ms(percentile(s, 0.99)));
+        println!(
+            "{label:<44} {:>8.1}ms {:>8.1}ms",
+            ms(percentile(s, 0.5)),
+            ms(percentile(s, 0.99))
+        );
     }
     server.shutdown().await;
 }

@@ -2,8 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use faas_adapters::cache::CachedSourceStore;
+use faas_adapters::db_s3::{DbS3Config, DbS3SourceStore};
 use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::fs::FsSourceStore;
@@ -36,17 +39,33 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
             tracing::info!(data_dir = %data_dir.display(), "using files storage");
             Arc::new(FsSourceStore::new(data_dir.clone()).map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?)
         }
-        StorageSettings::DbS3(_) => {
-            return Err(ServerError::Config(
-                "LOWCODE_FAAS_STORAGE=db_s3 is not available in this build yet (PostgreSQL + S3 storage is being built); use files".into(),
-            ))
+        StorageSettings::DbS3(db) => {
+            tracing::info!(bucket = %db.s3_bucket, prefix = %db.s3_prefix, "using db_s3 storage (PostgreSQL + S3)");
+            let config = DbS3Config {
+                postgres_dsn: db.postgres_dsn.clone(),
+                s3_endpoint: db.s3_endpoint.clone(),
+                s3_region: db.s3_region.clone(),
+                s3_bucket: db.s3_bucket.clone(),
+                s3_credentials: db.s3_credentials.clone(),
+                s3_use_path_style: db.s3_use_path_style,
+                s3_prefix: db.s3_prefix.clone(),
+                storage_timeout: settings.storage_timeout,
+            };
+            Arc::new(
+                DbS3SourceStore::connect(config)
+                    .await
+                    .map_err(adapter_error("LOWCODE_FAAS_STORAGE=db_s3"))?,
+            )
         }
     };
     store.health().await.map_err(|e| ServerError::Adapter {
         context: "storage health check failed".into(),
         source: Box::new(e),
     })?;
-    Ok(store)
+    match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
+        Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),
+        None => Ok(store),
+    }
 }
 
 /// What a process must do before it exits: remove the containers it owns.

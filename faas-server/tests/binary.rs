@@ -295,3 +295,31 @@ fn an_unreachable_docker_daemon_is_not_fatal_and_readyz_says_so() {
     let (code, _) = terminate(child);
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn an_unreachable_database_at_start_up_is_fatal_after_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = server()
+        .env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
+        .env("LOWCODE_FAAS_STORAGE", "db_s3")
+        .env(
+            "LOWCODE_FAAS_POSTGRES_DSN",
+            format!("postgres://faas:faas@127.0.0.1:{port}/faas"),
+        )
+        .env("LOWCODE_FAAS_S3_BUCKET", "b")
+        .env("LOWCODE_FAAS_S3_ENDPOINT", "http://127.0.0.1:9")
+        .env("LOWCODE_FAAS_STORAGE_TIMEOUT_MS", "1500")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "start-up failure exits non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOWCODE_FAAS_STORAGE=db_s3"), "{stderr}");
+    assert!(
+        !stderr.contains("faas:faas@"),
+        "the DSN's password is never printed: {stderr}"
+    );
+}

@@ -62,9 +62,79 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
     spawn_app_on(data, extra).await
 }
 
+/// Which storage the suite runs against: `FAAS_TESTS_STORAGE=db_s3` runs
+/// every app on PostgreSQL + S3 (a fresh database and S3 prefix per app or
+/// pair, from the `LOWCODE_FAAS_TEST_*` services of
+/// `scripts/start-test-services.sh`); anything else, `files`.
+pub fn db_s3_mode() -> bool {
+    std::env::var("FAAS_TESTS_STORAGE").is_ok_and(|v| v == "db_s3")
+}
+
+fn service_var(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{name} is not set: run scripts/start-test-services.sh and source target/test-services.env"),
+    }
+}
+
+/// Storage settings for one app or one dispatcher + worker pair: empty in
+/// files mode (each app has its temp data dir); in db_s3 mode a fresh
+/// database and S3 prefix.
+pub async fn storage_vars() -> Vec<(String, String)> {
+    use sqlx::{Connection, Executor};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if !db_s3_mode() {
+        return Vec::new();
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "faas_http_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let admin_dsn = service_var("LOWCODE_FAAS_TEST_POSTGRES_DSN");
+    let mut admin = sqlx::PgConnection::connect(&admin_dsn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to LOWCODE_FAAS_TEST_POSTGRES_DSN: {e}"));
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let base = admin_dsn
+        .rsplit_once('/')
+        .map_or(admin_dsn.as_str(), |(b, _)| b)
+        .to_owned();
+    vec![
+        ("LOWCODE_FAAS_STORAGE".into(), "db_s3".into()),
+        ("LOWCODE_FAAS_POSTGRES_DSN".into(), format!("{base}/{name}")),
+        (
+            "LOWCODE_FAAS_S3_ENDPOINT".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_ENDPOINT"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_BUCKET".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_BUCKET"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_ACCESS_KEY".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_SECRET_KEY".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_SECRET_KEY"),
+        ),
+        ("LOWCODE_FAAS_S3_PREFIX".into(), format!("{name}/")),
+    ]
+}
+
 /// Starts a dispatcher on the given data dir (pre-populate it for legacy-layout tests).
 pub async fn spawn_app_on(data: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
-    let settings = Settings::from_vars(test_vars(data.path(), extra)).unwrap();
+    let mut vars = test_vars(data.path(), extra);
+    if !extra.iter().any(|(k, _)| *k == "LOWCODE_FAAS_STORAGE") {
+        vars.extend(storage_vars().await);
+    }
+    let settings = Settings::from_vars(vars).unwrap();
     let server = app::spawn(settings).await.unwrap();
     TestApp {
         base: format!("http://{}", server.addr),
@@ -149,6 +219,7 @@ impl TestApp {
 }
 
 /// Starts a worker (`/v1/run`) on `127.0.0.1:0` over `data`.
+/// In db_s3 mode pass the same [`storage_vars`] to the dispatcher.
 pub async fn spawn_worker(data: &Path, extra: &[(&str, &str)]) -> (String, RunningServer) {
     let mut vars = test_vars(data, extra);
     vars.push(("LOWCODE_FAAS_WORKER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));

@@ -1,7 +1,7 @@
 //! The dispatcher API over real HTTP, with files storage and the process
 //! runtime (real `node`).
 
-use faas_tests::{spawn_app, spawn_app_on, TestApp};
+use faas_tests::{db_s3_mode, spawn_app, spawn_app_on, storage_vars, TestApp};
 use serde_json::{json, Value};
 
 pub const ECHO: &str = r#"export async function handler(input, context) {
@@ -249,14 +249,33 @@ async fn functions_lifecycle_and_errors() {
     let r = app.put("/functions/nope", json!({})).await;
     assert_eq!((r.status, r.code()), (404, "FUNCTION_NOT_FOUND"));
 
-    // Versions: files storage keeps the current one only.
     let r = app.get("/functions/hello/versions").await;
-    assert_eq!(r.body.as_array().unwrap().len(), 1);
-    assert_eq!(r.body[0]["version"], 5);
+    let versions: Vec<u64> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
     let r = app.get("/functions/hello?version=5").await;
     assert_eq!(r.status, 200);
     let r = app.get("/functions/hello?version=1").await;
-    assert_eq!((r.status, r.code()), (400, "VERSION_NOT_AVAILABLE"));
+    if db_s3_mode() {
+        // db_s3 keeps the full history, newest first, every version pinnable.
+        assert_eq!(versions, vec![5, 4, 3, 2, 1]);
+        assert_eq!((r.status, r.body["version"].clone()), (200, json!(1)));
+        assert_eq!(
+            r.body["env"],
+            json!({"GREETING": "hi"}),
+            "a pinned version keeps its own env"
+        );
+        let r = app.get("/functions/hello?version=99").await;
+        assert_eq!((r.status, r.code()), (404, "VERSION_NOT_FOUND"));
+    } else {
+        // files storage keeps the current version only.
+        assert_eq!(versions, vec![5]);
+        assert_eq!((r.status, r.code()), (400, "VERSION_NOT_AVAILABLE"));
+    }
     let r = app.get("/functions/hello?version=0").await;
     assert_eq!((r.status, r.code()), (400, "INVALID_VERSION"));
     let r = app.get("/functions/hello?version=abc").await;
@@ -409,7 +428,11 @@ async fn invoke_results_inputs_and_errors() {
         (json!({"timeout_ms": 60001}), 400, "INVALID_TIMEOUT"),
         (json!({"version": 0}), 400, "INVALID_VERSION"),
         (json!({"version": "1"}), 400, "INVALID_VERSION"),
-        (json!({"version": 2}), 400, "VERSION_NOT_AVAILABLE"),
+        if db_s3_mode() {
+            (json!({"version": 2}), 404, "VERSION_NOT_FOUND")
+        } else {
+            (json!({"version": 2}), 400, "VERSION_NOT_AVAILABLE")
+        },
         (json!({"env": {"PORT": "1"}}), 400, "INVALID_ENV"),
         (json!({"timeout_ms": "soon"}), 400, "INVALID_JSON"),
     ];
@@ -588,7 +611,8 @@ async fn legacy_go_layout_works_unchanged() {
     )
     .unwrap();
 
-    let app = spawn_app_on(data, &[]).await;
+    // The legacy layout is a files-storage feature: this test runs on files in every suite mode.
+    let app = spawn_app_on(data, &[("LOWCODE_FAAS_STORAGE", "files")]).await;
     let r = app.get("/functions").await;
     let ids: Vec<(&str, u64)> = r
         .body
@@ -930,4 +954,111 @@ async fn source_url_create_and_pull_with_private_fetch_allowed() {
         )
         .await;
     assert_eq!((r.status, r.code()), (404, "FUNCTION_NOT_FOUND"));
+}
+
+/// Two dispatchers on one storage (two replicas); the temp dir lives as long as the guard.
+async fn two_replicas() -> (TestApp, TestApp, tempfile::TempDir) {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().display().to_string();
+    let storage = storage_vars().await;
+    let mut vars: Vec<(&str, &str)> = storage.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("LOWCODE_FAAS_DATA_DIR", &dir));
+    let a = spawn_app(&vars).await;
+    let b = spawn_app(&vars).await;
+    (a, b, shared)
+}
+
+#[tokio::test]
+async fn two_replicas_saving_concurrently_never_lose_a_version() {
+    let (a, b, _shared) = two_replicas().await;
+    a.create_function(
+        "",
+        "counter",
+        "export async function handler(){ return {ok:true, data:0}; }",
+        json!({}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 1..=40 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let client = app.client.clone();
+        let url = format!("{}/functions", app.base);
+        tasks.push(tokio::spawn(async move {
+            let source = format!("export async function handler(){{ return {{ok:true, data:{i}}}; }}");
+            let r = client
+                .post(url)
+                .json(&json!({"name": "counter", "source_code": source}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let body: Value = r.json().await.unwrap();
+            (body["version"].as_u64().unwrap(), i)
+        }));
+    }
+    let mut saved = Vec::new();
+    for t in tasks {
+        saved.push(t.await.unwrap());
+    }
+    let mut versions: Vec<u64> = saved.iter().map(|(v, _)| *v).collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=41).collect::<Vec<u64>>(),
+        "every save got its own version"
+    );
+    let r = a.get("/functions/counter").await;
+    assert_eq!(r.body["version"], 41);
+    if db_s3_mode() {
+        // Each version is retrievable with its own source.
+        for (version, i) in saved {
+            let r = b.get(&format!("/functions/counter?version={version}")).await;
+            assert!(
+                r.body["source_code"].as_str().unwrap().contains(&format!("data:{i}}}")),
+                "v{version}"
+            );
+        }
+        assert_eq!(
+            a.get("/functions/counter/versions")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            41
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_save_through_one_replica_is_seen_by_the_next_invoke_on_the_other() {
+    let (a, b, _shared) = two_replicas().await;
+    a.create_function(
+        "",
+        "v",
+        "export async function handler(){ return {ok:true, data:'one'}; }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        invoke(&a, "/functions/v/invoke", json!({})).await["output"]["data"],
+        "one"
+    );
+    assert_eq!(
+        invoke(&b, "/functions/v/invoke", json!({})).await["output"]["data"],
+        "one"
+    );
+    b.create_function(
+        "",
+        "v",
+        "export async function handler(){ return {ok:true, data:'two'}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&a, "/functions/v/invoke", json!({})).await;
+    assert_eq!(
+        res["output"]["data"], "two",
+        "the cache revalidates the current version"
+    );
+    assert_eq!(res["deployment_version"], 2);
 }

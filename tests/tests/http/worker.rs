@@ -1,6 +1,8 @@
 //! The worker (`POST /v1/run`) and the dispatcher's proxy mode (SPEC §8).
 
-use faas_tests::{canned_server, closed_port, silent_server, spawn_app, spawn_app_on, spawn_worker, TestApp};
+use faas_tests::{
+    canned_server, closed_port, db_s3_mode, silent_server, spawn_app, spawn_app_on, spawn_worker, storage_vars, TestApp,
+};
 use serde_json::{json, Value};
 
 use crate::dispatcher::{invoke, ECHO, HELLO};
@@ -8,8 +10,10 @@ use crate::dispatcher::{invoke, ECHO, HELLO};
 /// A worker and a dispatcher in proxy mode over one data directory.
 async fn pair(extra: &[(&str, &str)]) -> (TestApp, faas_server::app::RunningServer, String) {
     let data = tempfile::tempdir().unwrap();
-    let (worker_url, worker) = spawn_worker(data.path(), extra).await;
+    let storage = storage_vars().await;
     let mut vars: Vec<(&str, &str)> = extra.to_vec();
+    vars.extend(storage.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (worker_url, worker) = spawn_worker(data.path(), &vars).await;
     vars.push(("LOWCODE_FAAS_WORKER_URL", &worker_url));
     let app = spawn_app_on(data, &vars).await;
     (app, worker, worker_url)
@@ -68,11 +72,19 @@ async fn worker_errors_pass_through_unchanged() {
     let r = app.post("/functions/missing/invoke", json!({})).await;
     assert_eq!((r.status, r.code()), (404, "FUNCTION_NOT_FOUND"));
     let r = app.post("/functions/hello/invoke", json!({"version": 3})).await;
-    assert_eq!(
-        (r.status, r.code()),
-        (400, "VERSION_NOT_AVAILABLE"),
-        "a 400 only the worker can detect"
-    );
+    if db_s3_mode() {
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "VERSION_NOT_FOUND"),
+            "a 404 only the worker can detect"
+        );
+    } else {
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "VERSION_NOT_AVAILABLE"),
+            "a 400 only the worker can detect"
+        );
+    }
 
     let body = r#"{"error":"too many runs","code":"TOO_MANY_REQUESTS"}"#;
     let canned = format!(
@@ -159,7 +171,9 @@ async fn worker_token_is_required_and_sent() {
 #[tokio::test]
 async fn worker_refuses_traversal_and_bad_requests() {
     let data = tempfile::tempdir().unwrap();
-    let (worker_url, _worker) = spawn_worker(data.path(), &[]).await;
+    let storage = storage_vars().await;
+    let vars: Vec<(&str, &str)> = storage.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (worker_url, _worker) = spawn_worker(data.path(), &vars).await;
     let client = reqwest::Client::new();
     let run = |body: Value| {
         let client = client.clone();
