@@ -7,6 +7,7 @@
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | `memory` | [`memory`] | `SourceStore` in memory with full history (tests, examples) |
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
 //! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
 //! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (SPEC §7) |
@@ -36,6 +37,9 @@ pub mod docker;
 
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
+
+#[cfg(feature = "memory")]
+pub mod memory;
 
 #[cfg(feature = "logs")]
 pub mod logs;

@@ -11,6 +11,8 @@
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
 //! - [`router`] is the pure path → route table (404 vs 405 with `Allow`);
+//! - [`handler_kit::run_handler`] runs a handler once on the local `node`
+//!   (also `faas-server run-handler file.mjs --input '{…}'`);
 //! - [`http`] holds the plumbing shared with the worker: request ids,
 //!   bearer auth in constant time, bounded bodies, request spans, metrics.
 //!
@@ -21,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod handler_kit;
 pub mod http;
 pub mod logs_api;
 pub mod metrics;

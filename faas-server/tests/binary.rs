@@ -323,3 +323,41 @@ fn an_unreachable_database_at_start_up_is_fatal_after_retries() {
         "the DSN's password is never printed: {stderr}"
     );
 }
+
+#[test]
+fn run_handler_prints_the_run_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.mjs");
+    std::fs::write(
+        &ok,
+        "export async function handler(i){ console.log('quiet'); return {ok:true, data:{z:1, a:i.n}}; }",
+    )
+    .unwrap();
+    let out = server()
+        .args(["run-handler", ok.to_str().unwrap(), "--input", r#"{"n":5}"#])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "success");
+    assert_eq!(
+        result["output"],
+        serde_json::json!({"ok": true, "data": {"z": 1, "a": 5}})
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.find("\"z\"").unwrap() < text.find("\"a\"").unwrap(),
+        "the handler's key order is kept"
+    );
+
+    let bad = dir.path().join("bad.mjs");
+    std::fs::write(&bad, "export async function handler(){ throw new Error('nope'); }").unwrap();
+    let out = server().args(["run-handler", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["error_code"], "HANDLER_THROW");
+
+    let out = server().args(["run-handler"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
