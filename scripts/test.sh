@@ -27,5 +27,8 @@ cargo test --workspace --all-features
 echo "== cargo test (black-box suite again, on PostgreSQL + S3)"
 FAAS_TESTS_STORAGE=db_s3 cargo test -p faas-tests --test http
 
+echo "== rustdoc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+
 echo "== systemd units (systemd-analyze verify)"
 bash scripts/verify-deploy.sh

@@ -1,9 +1,8 @@
 //! An in-memory [`SourceStore`] with full version history: for tests of code
-//! that uses the engine, for examples, and for [`run_handler`]-style one-off
-//! runs. It keeps the trait's rules like every other backend (it runs the
-//! same contract suite), but nothing survives the process.
-//!
-//! [`run_handler`]: https://docs.rs/faas-server
+//! that uses the engine, for examples, and for one-off runs such as
+//! `faas_server::handler_kit::run_handler`. It keeps the trait's rules like
+//! every other backend (it runs the same contract suite), but nothing
+//! survives the process.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};

@@ -12,7 +12,7 @@
 //!   `input.json`), removed in every outcome;
 //! - the child leads its own process group; the whole group gets SIGKILL at
 //!   the deadline, after a normal exit (stray grandchildren), and when the
-//!   run's future is dropped ([`GroupGuard`]);
+//!   run's future is dropped (a guard that kills the group on drop);
 //! - reads are bounded: `output.json` by `max_output_bytes` (size checked
 //!   before reading), `logs.ndjson` by `max_log_bytes` + 4 KiB, stderr by
 //!   its last 64 KiB; stdout is discarded.

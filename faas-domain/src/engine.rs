@@ -66,6 +66,65 @@ pub struct Health {
 ///
 /// Build it with [`Engine::builder`]. It is cheap to share (`Arc<Engine>`)
 /// and every method takes `&self`.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use faas_adapters::memory::MemorySourceStore;
+/// use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec};
+/// use faas_ports::{
+///     async_trait, CollectionPath, ContainerRuntime, EnvMap, FunctionName, Language, PortError, RunFailure,
+///     RunJob, RunOutput, RunStatus,
+/// };
+///
+/// /// A runtime that answers every run with the same envelope (use
+/// /// `faas_adapters::process::ProcessRuntime` or `docker::DockerRuntime` for real runs).
+/// #[derive(Debug)]
+/// struct Canned;
+///
+/// #[async_trait]
+/// impl ContainerRuntime for Canned {
+///     async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
+///         assert_eq!(job.env["LOWCODE_FAAS_FUNCTION_NAME"], "hello");
+///         Ok(RunOutput {
+///             output_json: br#"{"type":"result","value":{"ok":true,"data":"hi"}}"#.to_vec(),
+///             logs: Vec::new(),
+///         })
+///     }
+///     async fn health(&self) -> Result<(), PortError> {
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let engine = Engine::builder(Arc::new(MemorySourceStore::new()), Arc::new(Canned)).build();
+/// let name = FunctionName::parse("hello")?;
+/// let deployment = engine
+///     .create_function(CreateFunction {
+///         collection_path: CollectionPath::root(),
+///         name: name.clone(),
+///         language: Language::Javascript,
+///         source: SourceSpec::Code("export async function handler() { return { ok: true }; }".into()),
+///         env: EnvMap::new(),
+///     })
+///     .await?;
+/// assert_eq!(deployment.deployment_id(), "hello@v1");
+///
+/// let result = engine
+///     .invoke(InvokeRequest {
+///         collection_path: CollectionPath::root(),
+///         name,
+///         input: RunInput::parse(None)?,
+///         timeout_ms: Some(5_000),
+///         env: EnvMap::new(),
+///         version: None,
+///     })
+///     .await?;
+/// assert_eq!(result.status, RunStatus::Success);
+/// assert_eq!(result.output["data"], "hi");
+/// # Ok::<(), faas_domain::DomainError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) store: Arc<dyn SourceStore>,

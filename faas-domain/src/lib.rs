@@ -2,7 +2,7 @@
 //!
 //! What lowcode-faas decides, over the `faas-ports` traits:
 //!
-//! - collection env inheritance and env precedence ([`env`]): root → … →
+//! - collection env inheritance and env precedence ([`env`](mod@env)): root → … →
 //!   leaf collection → function → request, last wins, then the platform
 //!   variables;
 //! - deployments and version pinning, the create/update/pull/delete/list/

@@ -184,21 +184,23 @@ pub struct RouteInfo {
     pub public: bool,
 }
 
-/// The warp filter serving every request through `service`. It matches
-/// every path, so mount it last when combining with other filters.
+/// The warp filter serving every request through `service`. It routes on
+/// the path left unmatched by filters before it, so it can be mounted under a
+/// prefix (`warp::path("faas").and(filter(..))`); it matches every path, so
+/// mount it last when combining with other filters.
 pub fn filter<S: Service>(service: Arc<S>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
         .and(warp::method())
-        .and(warp::path::full())
+        .and(warp::path::tail())
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body| {
+            move |method: Method, path: warp::path::Tail, query: String, headers: HeaderMap, body| {
                 let service = Arc::clone(&service);
                 let body = box_body(body);
-                async move { serve_one(service, method, path.as_str().to_owned(), query, headers, body).await }
+                async move { serve_one(service, method, format!("/{}", path.as_str()), query, headers, body).await }
             },
         )
         .recover(|rejection: warp::Rejection| async move {

@@ -1,0 +1,2 @@
+//! Examples of lowcode-faas as a library; see `embed.rs`, `mount_routes.rs`
+//! and `mock_runtime.rs` (`cargo run -p faas-examples --example embed`).

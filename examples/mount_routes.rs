@@ -1,0 +1,33 @@
+//! Mount the bundled dispatcher API inside your own warp server, next to
+//! your own routes. Starts on 127.0.0.1:0, calls itself once, and exits.
+//! `cargo run -p faas-examples --example mount_routes`
+#![allow(clippy::print_stdout)]
+
+use faas_server::{app, Settings};
+use warp::Filter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let data = tempfile::tempdir()?;
+    let settings = Settings::from_vars([
+        ("LOWCODE_FAAS_RUNTIME".to_owned(), "process".to_owned()),
+        ("LOWCODE_FAAS_DATA_DIR".to_owned(), data.path().display().to_string()),
+    ])?;
+    let dispatcher = app::build_dispatcher(settings).await?;
+
+    // Your own routes first; the bundled API matches every path, so it goes last.
+    let mine = warp::path!("my" / "status").map(|| warp::reply::json(&serde_json::json!({"mine": true})));
+    let faas = warp::path("faas").and(app::routes(dispatcher));
+    let routes = mine.map(warp::Reply::into_response).or(faas).unify();
+
+    let (addr, server) = warp::serve(routes).bind_ephemeral(([127, 0, 0, 1], 0));
+    tokio::spawn(server);
+
+    let mine: serde_json::Value = reqwest::get(format!("http://{addr}/my/status")).await?.json().await?;
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/faas/healthz"))
+        .await?
+        .json()
+        .await?;
+    println!("own route: {mine}, bundled /faas/healthz: {health}");
+    Ok(())
+}
