@@ -4,9 +4,6 @@
 //! `cargo test -p faas-examples --example mock_runtime`
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
-
-use faas_adapters::memory::MemorySourceStore;
 use faas_domain::{CreateFunction, DomainError, Engine, InvokeRequest, RunInput, SourceSpec};
 use faas_ports::{CollectionPath, EnvMap, FunctionName, Language};
 
@@ -43,6 +40,9 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use faas_adapters::memory::MemorySourceStore;
     use faas_ports::{MockContainerRuntime, RunOutput};
 
     use super::*;
