@@ -89,6 +89,32 @@ async fn main() {
     }
     invokes.sort();
     runs.sort();
+
+    // How long past its deadline a timed-out run answers (kill + removal included).
+    let r = client
+        .post(format!("{base}/functions"))
+        .json(&serde_json::json!({"name": "spin", "source_code": "export async function handler(){ while (true) {} }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let timeout_ms = 1000u64;
+    let mut overshoot = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let res: serde_json::Value = client
+            .post(format!("{base}/functions/spin/invoke"))
+            .json(&serde_json::json!({"timeout_ms": timeout_ms}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(res["error_code"], "TIMEOUT", "{res}");
+        overshoot.push(start.elapsed().saturating_sub(Duration::from_millis(timeout_ms)));
+    }
+    overshoot.sort();
     println!("docker latency benchmark: {n} sequential runs each, interleaved, image {image}");
     println!("{:<44} {:>10} {:>10}", "", "median", "p99");
     for (label, s) in [
@@ -101,5 +127,10 @@ async fn main() {
             ms(percentile(s, 0.99))
         );
     }
+    println!(
+        "timeout {timeout_ms} ms, answered after the deadline by: median {:.1}ms, max {:.1}ms (5 runs; kill + removal)",
+        ms(percentile(&overshoot, 0.5)),
+        ms(overshoot[overshoot.len() - 1])
+    );
     server.shutdown().await;
 }
