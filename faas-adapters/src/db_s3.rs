@@ -1718,6 +1718,114 @@ mod tests {
         server.abort();
     }
 
+    /// A loopback TCP forwarder to `upstream` that can be cut (every live
+    /// connection dropped, new ones refused) and restored: an outage of the
+    /// service behind it, as the store sees one.
+    struct Outage {
+        port: u16,
+        up: Arc<std::sync::atomic::AtomicBool>,
+        conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+        accept: tokio::task::JoinHandle<()>,
+    }
+
+    impl Outage {
+        async fn start(upstream: String) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+            let (up2, conns2) = (Arc::clone(&up), Arc::clone(&conns));
+            let accept = tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up2.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: the connection is reset
+                    }
+                    let upstream = upstream.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    conns2.lock().unwrap().push(task);
+                }
+            });
+            Self {
+                port,
+                up,
+                conns,
+                accept,
+            }
+        }
+
+        fn cut(&self) {
+            self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+            for task in self.conns.lock().unwrap().drain(..) {
+                task.abort();
+            }
+        }
+
+        fn restore(&self) {
+            self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_storage_unavailable_then_recovers_with_nothing_half_written() {
+        let db = TestDb::new("outage").await;
+        let dsn = db.config.postgres_dsn.clone();
+        let authority = dsn
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .to_owned();
+        let outage = Outage::start(authority.clone()).await;
+        let config = DbS3Config {
+            postgres_dsn: dsn.replace(&authority, &format!("127.0.0.1:{}", outage.port)),
+            storage_timeout: Duration::from_millis(1500),
+            ..db.config.clone()
+        };
+        let store = DbS3SourceStore::connect(config).await.unwrap();
+        let root = CollectionPath::root();
+        store
+            .save_function(&new_version(&root, "f", "// one", &EnvMap::new()))
+            .await
+            .unwrap();
+
+        outage.cut();
+        check_unavailable(&store).await;
+
+        outage.restore();
+        // The pool replaces its broken connections on the next calls; the
+        // first call after the outage may still meet a dead one.
+        let mut recovered = None;
+        for _ in 0..5 {
+            match tokio::time::timeout(OUTER_BOUND, store.get_function(&root, &name("f"), None)).await {
+                Ok(Ok(d)) => {
+                    recovered = Some(d);
+                    break;
+                }
+                Ok(Err(e)) => assert_eq!(e.code(), "STORAGE_UNAVAILABLE", "{e:?}"),
+                Err(_) => panic!("a call after the outage is still bounded"),
+            }
+        }
+        let current = recovered.expect("the store recovers once PostgreSQL is back");
+        assert_eq!(
+            current.version,
+            v(1),
+            "the save attempted during the outage left nothing behind"
+        );
+        assert_eq!(current.source_code, "// one");
+        store.health().await.unwrap();
+        let next = store
+            .save_function(&new_version(&root, "f", "// two", &EnvMap::new()))
+            .await
+            .unwrap();
+        assert_eq!(next.version, v(2));
+        outage.accept.abort();
+        db.drop_database().await;
+    }
+
     async fn check_unavailable(store: &DbS3SourceStore) {
         let root = CollectionPath::root();
         let results = [

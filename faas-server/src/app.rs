@@ -11,7 +11,7 @@ use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::fs::FsSourceStore;
 use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
-use faas_adapters::loki::{LokiConfig, LokiSink};
+use faas_adapters::loki::{LokiConfig, LokiSink, LokiStats};
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
 use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::Engine;
@@ -163,10 +163,14 @@ pub async fn build_engine(
     let mut builder = Engine::builder(store, runtime)
         .fetcher(Arc::new(fetcher))
         .limits(settings.limits.clone());
+    let mut metrics = new_metrics()?;
     let log_buffer = match build_log_sink(settings)? {
-        Some((sink, buffer)) => {
-            builder = builder.log_sink(sink);
-            Some(buffer)
+        Some(logs) => {
+            builder = builder.log_sink(logs.sink);
+            if let Some(stats) = logs.loki {
+                metrics = metrics.with_loki(stats);
+            }
+            Some(logs.buffer)
         }
         None => None,
     };
@@ -174,6 +178,7 @@ pub async fn build_engine(
         engine: Arc::new(builder.build()),
         log_buffer,
         cleanup,
+        metrics,
     })
 }
 
@@ -186,10 +191,20 @@ pub struct Built {
     pub log_buffer: Option<Arc<LogBuffer>>,
     /// What to do before the process exits.
     pub cleanup: Cleanup,
+    /// The process's metrics (with the Loki sink's counters when it is used).
+    pub metrics: Metrics,
 }
 
-/// The sink the engine writes to, and the buffer inside it.
-pub type LogSinks = (Arc<dyn LogSink>, Arc<LogBuffer>);
+/// The function-log sink of a process and what the rest of it needs to see.
+#[derive(Debug)]
+pub struct LogSinks {
+    /// The sink the engine writes to (buffer + the configured sink).
+    pub sink: Arc<dyn LogSink>,
+    /// The buffer behind `GET /function-logs`.
+    pub buffer: Arc<LogBuffer>,
+    /// Counters of the Loki sink, when it is the configured one.
+    pub loki: Option<Arc<LokiStats>>,
+}
 
 /// The function-log sink of the settings (every entry also goes to the
 /// in-memory buffer), or `None` when capture is off.
@@ -200,6 +215,7 @@ pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerErr
     }
     let buffer = Arc::new(LogBuffer::new(logs.buffer));
     let mut sinks: Vec<Arc<dyn LogSink>> = vec![buffer.clone()];
+    let mut loki = None;
     match logs.sink {
         LogSinkKind::Stdout => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::Prefixed))),
         LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
@@ -214,13 +230,17 @@ pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerErr
                 timeout: logs.loki_timeout,
                 ..LokiConfig::new(url)
             };
-            sinks.push(Arc::new(
-                LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?,
-            ));
+            let sink = LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?;
+            loki = Some(sink.stats());
+            sinks.push(Arc::new(sink));
         }
     }
     tracing::info!(sink = ?logs.sink, buffer = logs.buffer, "function-log capture on");
-    Ok(Some((Arc::new(FanoutSink::new(sinks)), buffer)))
+    Ok(Some(LogSinks {
+        sink: Arc::new(FanoutSink::new(sinks)),
+        buffer,
+        loki,
+    }))
 }
 
 /// Builds the dispatcher service (engine, settings, metrics).

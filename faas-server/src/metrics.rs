@@ -1,6 +1,10 @@
 //! Prometheus metrics (text format at `GET /metrics`).
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
+
+use faas_adapters::loki::LokiStats;
 
 use faas_domain::EngineStats;
 use faas_ports::RunResult;
@@ -17,6 +21,8 @@ pub struct Metrics {
     starts: IntCounterVec,
     in_flight: IntGauge,
     queued: IntGauge,
+    log_entries: IntCounterVec,
+    loki: Option<Arc<LokiStats>>,
 }
 
 impl Metrics {
@@ -45,6 +51,13 @@ impl Metrics {
             Opts::new("starts_total", "Run starts by kind (cold, prewarm, warm)"),
             &["kind"],
         )?;
+        let log_entries = IntCounterVec::new(
+            Opts::new(
+                "function_log_entries_total",
+                "Function-log entries handed to Loki, by result (sent, dropped: queue full, failed: push failed)",
+            ),
+            &["result"],
+        )?;
         let in_flight = IntGauge::new("runs_in_flight", "Runs executing now")?;
         let queued = IntGauge::new("runs_queued", "Invokes waiting for a run slot")?;
         registry.register(Box::new(requests.clone()))?;
@@ -54,6 +67,7 @@ impl Metrics {
         registry.register(Box::new(starts.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(queued.clone()))?;
+        registry.register(Box::new(log_entries.clone()))?;
         for kind in ["cold", "prewarm", "warm"] {
             starts.with_label_values(&[kind]);
         }
@@ -66,7 +80,18 @@ impl Metrics {
             starts,
             in_flight,
             queued,
+            log_entries,
+            loki: None,
         })
+    }
+
+    /// Also exports the Loki sink's counters (sent, dropped, failed entries).
+    pub fn with_loki(mut self, stats: Arc<LokiStats>) -> Self {
+        for result in ["sent", "dropped", "failed"] {
+            self.log_entries.with_label_values(&[result]);
+        }
+        self.loki = Some(stats);
+        self
     }
 
     /// Counts one served request.
@@ -104,6 +129,19 @@ impl Metrics {
                 cold.inc_by(stats.cold_starts - seen);
             }
         }
+        if let Some(loki) = &self.loki {
+            for (result, value) in [
+                ("sent", loki.sent.load(Ordering::Relaxed)),
+                ("dropped", loki.dropped.load(Ordering::Relaxed)),
+                ("failed", loki.failed.load(Ordering::Relaxed)),
+            ] {
+                let counter = self.log_entries.with_label_values(&[result]);
+                let seen = counter.get();
+                if value > seen {
+                    counter.inc_by(value - seen);
+                }
+            }
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");
@@ -130,5 +168,22 @@ mod tests {
         assert!(text.contains("lowcode_faas_runs_queued 1"));
         assert!(text.contains("lowcode_faas_starts_total{kind=\"cold\"} 5"));
         assert!(text.contains("lowcode_faas_starts_total{kind=\"warm\"} 0"));
+    }
+
+    #[test]
+    fn exports_loki_counters() {
+        let stats = Arc::new(LokiStats::default());
+        stats.dropped.store(3, Ordering::Relaxed);
+        let m = Metrics::new().unwrap().with_loki(Arc::clone(&stats));
+        assert!(m
+            .render(None)
+            .contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 3"));
+        stats.dropped.store(5, Ordering::Relaxed);
+        let text = m.render(None);
+        assert!(
+            text.contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 5"),
+            "{text}"
+        );
+        assert!(text.contains("lowcode_faas_function_log_entries_total{result=\"sent\"} 0"));
     }
 }

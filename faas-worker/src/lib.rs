@@ -104,7 +104,7 @@ pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError
         log_buffer: built.log_buffer,
         cleanup: built.cleanup,
         settings: Arc::new(settings),
-        metrics: app::new_metrics()?,
+        metrics: built.metrics,
     }))
 }
 
