@@ -2,24 +2,27 @@
 //! recently loaded [`Deployment`]s in a bounded LRU.
 //!
 //! Invariants and decisions:
-//! - Entries are keyed by (collection, name, version). A version is
-//!   immutable once written, so a pinned get is served from the cache as is.
-//! - An unpinned get first asks the inner store for the current version
-//!   (`current_version`: one indexed `SELECT MAX(version)` in `db_s3`, a
-//!   small file read in `files`) and serves the cached deployment of that
-//!   version when there is one; otherwise it loads the current version and
-//!   caches it. So a save through any replica is seen by the next get.
+//! - Entries are keyed by (collection, name, version) and remember the
+//!   revision token they were loaded under when they were the current version.
+//! - Every get first asks the inner store for the current revision
+//!   (`current_revision`: one indexed query in `db_s3`, a few `stat`s in
+//!   `files`). A get of the current version (unpinned, or pinned to it) is
+//!   served from the cache only when the cached entry has the same token;
+//!   otherwise it is loaded and cached with the new token. So a save through
+//!   any replica, a delete and re-create with the same version number, or a
+//!   hand edit of the files is seen by the next get.
+//! - Older pinned versions: with [`CachedSourceStore::with_history`] (stores
+//!   that keep every version, `db_s3`) they are immutable and cached as is;
+//!   without it (`files`, which keeps only the current version) such a get
+//!   goes to the store, which answers `VersionNotAvailable`.
+//! - When the current revision shows the function went back (a lower current
+//!   version than one cached, or the same number with another token), every
+//!   cached version of the function is dropped: it was deleted and re-created.
+//!   Known limit: a function deleted and re-created through another replica
+//!   *and* saved past its old highest version before this replica looks again
+//!   may have old content served for an older pinned number until eviction.
 //! - Saves and deletes through this wrapper drop every cached version of
-//!   the function (a deleted function may be re-created with the same
-//!   version numbers); a save then caches the version it wrote.
-//! - Known limit: a function deleted and re-created through *another*
-//!   replica reuses its version numbers, and this replica may serve the
-//!   cached old content of those numbers until the entries are evicted.
-//! - Known limit, `files` with several processes: a version this process
-//!   cached stays loadable by pin after another process replaced it, where
-//!   the store alone would answer `VersionNotAvailable`.
-//! - Backend-independent (no cargo feature): it only needs the port. It
-//!   passes the contract suite around the `files` and `db_s3` stores.
+//!   the function; a save then caches the version it wrote.
 //! - A load that overlaps an invalidation is not cached (an epoch counter),
 //!   so a get racing a delete never re-inserts the deleted function.
 //! - The std mutex around the LRU is never held across an `.await`.
@@ -30,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use faas_ports::{
-    CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError,
+    CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError, Revision,
     SourceStore, Version, VersionItem,
 };
 use lru::LruCache;
@@ -41,10 +44,18 @@ type Key = (CollectionPath, FunctionName, Version);
 pub struct CachedSourceStore<S: ?Sized = dyn SourceStore> {
     inner: Arc<S>,
     cache: Mutex<State>,
+    keeps_history: bool,
+}
+
+#[derive(Clone)]
+struct Entry {
+    deployment: Deployment,
+    /// The revision token it was loaded under as the current version.
+    token: Option<String>,
 }
 
 struct State {
-    lru: LruCache<Key, Deployment>,
+    lru: LruCache<Key, Entry>,
     /// Bumped by every invalidation: a load that started before one must
     /// not put what it read into the cache (it may be a deleted function).
     epoch: u64,
@@ -60,7 +71,15 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
                 lru: LruCache::new(capacity),
                 epoch: 0,
             }),
+            keeps_history: false,
         }
+    }
+
+    /// The inner store keeps every version (`db_s3`): older pinned versions
+    /// are immutable and served from the cache.
+    pub fn with_history(mut self) -> Self {
+        self.keeps_history = true;
+        self
     }
 
     /// The wrapped store.
@@ -82,8 +101,8 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached deployment, or the epoch to hand to [`Self::remember`] after loading it.
-    fn cached(&self, collection: &CollectionPath, name: &FunctionName, version: Version) -> Result<Deployment, u64> {
+    /// The cached entry, or the epoch to hand to [`Self::remember`] after loading it.
+    fn cached(&self, collection: &CollectionPath, name: &FunctionName, version: Version) -> Result<Entry, u64> {
         let mut state = self.lock();
         let epoch = state.epoch;
         state
@@ -94,7 +113,7 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
     }
 
     /// Caches a deployment loaded since `epoch`, unless an invalidation happened meanwhile.
-    fn remember(&self, deployment: &Deployment, epoch: u64) {
+    fn remember(&self, deployment: &Deployment, token: Option<String>, epoch: u64) {
         let key = (
             deployment.collection_path.clone(),
             deployment.name.clone(),
@@ -102,7 +121,31 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
         );
         let mut state = self.lock();
         if state.epoch == epoch {
-            state.lru.put(key, deployment.clone());
+            state.lru.put(
+                key,
+                Entry {
+                    deployment: deployment.clone(),
+                    token,
+                },
+            );
+        }
+    }
+
+    /// Drops the function's entries when `current` shows it went back: a
+    /// cached version above the current one, or the current number cached
+    /// under another token (deleted and re-created elsewhere).
+    fn reconcile(&self, collection: &CollectionPath, name: &FunctionName, current: &Revision) {
+        let went_back = {
+            let state = self.lock();
+            state.lru.iter().any(|((c, n, version), entry)| {
+                c == collection
+                    && n == name
+                    && (*version > current.version
+                        || (*version == current.version && entry.token.as_ref().is_some_and(|t| *t != current.token)))
+            })
+        };
+        if went_back {
+            self.forget(collection, name);
         }
     }
 
@@ -170,7 +213,12 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
         let saved = self.inner.save_function(new).await;
         let epoch = self.forget(&new.collection_path, &new.name);
         let saved = saved?;
-        self.remember(&saved, epoch);
+        // The token of what was just written, if nothing newer came since.
+        let token = match self.inner.current_revision(&new.collection_path, &new.name).await {
+            Ok(current) if current.version == saved.version => Some(current.token),
+            _ => None,
+        };
+        self.remember(&saved, token, epoch);
         Ok(saved)
     }
 
@@ -180,24 +228,29 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
         name: &FunctionName,
         version: Option<Version>,
     ) -> Result<Deployment, PortError> {
-        let wanted = match version {
-            Some(pinned) => pinned,
-            None => self.inner.current_version(collection, name).await?,
-        };
+        let current = self.inner.current_revision(collection, name).await?;
+        self.reconcile(collection, name, &current);
+        let wanted = version.unwrap_or(current.version);
+        if wanted != current.version && !self.keeps_history {
+            // Only the current version exists there: let the store answer.
+            return self.inner.get_function(collection, name, version).await;
+        }
         let epoch = match self.cached(collection, name, wanted) {
-            Ok(hit) => return Ok(hit),
+            Ok(hit) if wanted != current.version => return Ok(hit.deployment),
+            Ok(hit) if hit.token.as_deref() == Some(current.token.as_str()) => return Ok(hit.deployment),
+            Ok(_) => self.lock().epoch,
             Err(epoch) => epoch,
         };
-        // Unpinned: load the current version (it may have moved on since
-        // `current_version`; a pin on the old number could then fail in
-        // stores that keep only the current version).
+        // Load what was asked (an unpinned get loads the current version: it
+        // may have moved on since `current_revision`).
         let loaded = self.inner.get_function(collection, name, version).await?;
-        self.remember(&loaded, epoch);
+        let token = (loaded.version == current.version).then_some(current.token);
+        self.remember(&loaded, token, epoch);
         Ok(loaded)
     }
 
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
-        self.inner.current_version(collection, name).await
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
+        self.inner.current_revision(collection, name).await
     }
 
     async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {
@@ -269,14 +322,23 @@ mod tests {
         crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::CURRENT_ONLY).await;
     }
 
+    fn rev(n: u64, token: &str) -> Revision {
+        Revision {
+            version: v(n),
+            token: token.to_owned(),
+        }
+    }
+
     #[tokio::test]
-    async fn a_second_pinned_get_is_served_from_the_cache() {
+    async fn a_second_get_of_an_unchanged_current_version_is_served_from_the_cache() {
         let mut mock = MockSourceStore::new();
+        mock.expect_current_revision()
+            .times(2)
+            .returning(|_, _| Ok(rev(2, "t")));
         mock.expect_get_function()
             .with(eq(cp("a")), eq(name("f")), eq(Some(v(2))))
             .times(1)
             .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
-        mock.expect_current_version().never();
         let store = cached(mock, 8);
 
         let first = store.get_function(&cp("a"), &name("f"), Some(v(2))).await.unwrap();
@@ -290,14 +352,14 @@ mod tests {
         let mut mock = MockSourceStore::new();
         let mut current = mockall::Sequence::new();
         // Two gets see v1, then another replica writes v2.
-        mock.expect_current_version()
+        mock.expect_current_revision()
             .times(2)
             .in_sequence(&mut current)
-            .returning(|_, _| Ok(v(1)));
-        mock.expect_current_version()
+            .returning(|_, _| Ok(rev(1, "a")));
+        mock.expect_current_revision()
             .times(1)
             .in_sequence(&mut current)
-            .returning(|_, _| Ok(v(2)));
+            .returning(|_, _| Ok(rev(2, "b")));
         let mut loads = mockall::Sequence::new();
         mock.expect_get_function()
             .with(eq(CollectionPath::root()), eq(name("f")), eq(None))
@@ -326,6 +388,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_delete_and_re_create_elsewhere_is_seen_through_the_token() {
+        let mut mock = MockSourceStore::new();
+        let mut current = mockall::Sequence::new();
+        mock.expect_current_revision()
+            .times(1)
+            .in_sequence(&mut current)
+            .returning(|_, _| Ok(rev(1, "old")));
+        // Another replica deleted and re-created the function: v1 again, another token.
+        mock.expect_current_revision()
+            .times(1)
+            .in_sequence(&mut current)
+            .returning(|_, _| Ok(rev(1, "new")));
+        let mut loads = mockall::Sequence::new();
+        mock.expect_get_function()
+            .times(1)
+            .in_sequence(&mut loads)
+            .returning(|c, n, _| Ok(deployment(c, n, v(1))));
+        mock.expect_get_function()
+            .times(1)
+            .in_sequence(&mut loads)
+            .returning(|c, n, _| {
+                Ok(Deployment {
+                    source_code: "re-created".into(),
+                    ..deployment(c, n, v(1))
+                })
+            });
+        let store = cached(mock, 8);
+        let root = CollectionPath::root();
+        store.get_function(&root, &name("f"), None).await.unwrap();
+        let again = store.get_function(&root, &name("f"), None).await.unwrap();
+        assert_eq!(again.source_code, "re-created", "the old v1 is not served");
+    }
+
+    #[tokio::test]
+    async fn older_pins_are_cached_only_over_a_store_with_history() {
+        // With history: v1 is immutable, loaded once.
+        let mut mock = MockSourceStore::new();
+        mock.expect_current_revision()
+            .times(2)
+            .returning(|_, _| Ok(rev(3, "t3")));
+        mock.expect_get_function()
+            .with(eq(CollectionPath::root()), eq(name("f")), eq(Some(v(1))))
+            .times(1)
+            .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
+        let store = CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(8).unwrap()).with_history();
+        let root = CollectionPath::root();
+        store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
+        store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
+
+        // Without history: the store answers every older pin.
+        let mut mock = MockSourceStore::new();
+        mock.expect_current_revision()
+            .times(2)
+            .returning(|_, _| Ok(rev(3, "t3")));
+        mock.expect_get_function()
+            .with(eq(CollectionPath::root()), eq(name("f")), eq(Some(v(1))))
+            .times(2)
+            .returning(|c, n, pin| {
+                Err(PortError::VersionNotAvailable {
+                    function: faas_ports::function_id(c, n),
+                    version: pin.unwrap().get(),
+                    current: 3,
+                })
+            });
+        let store = cached(mock, 8);
+        for _ in 0..2 {
+            let err = store.get_function(&root, &name("f"), Some(v(1))).await.unwrap_err();
+            assert_eq!(err.code(), "VERSION_NOT_AVAILABLE");
+        }
+    }
+
+    #[tokio::test]
     async fn the_capacity_bound_evicts_the_least_recently_used() {
         let mut mock = MockSourceStore::new();
         // v1 is loaded twice: it is evicted by v2 and v3 in a cache of two.
@@ -339,7 +473,8 @@ mod tests {
                 .times(1)
                 .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
         }
-        let store = cached(mock, 2);
+        mock.expect_current_revision().returning(|_, _| Ok(rev(3, "t3")));
+        let store = CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(2).unwrap()).with_history();
         let root = CollectionPath::root();
         for n in [1, 2, 3] {
             store.get_function(&root, &name("f"), Some(v(n))).await.unwrap();
@@ -367,7 +502,8 @@ mod tests {
             Ok(deployment(c, n, pin.unwrap()))
         });
         mock.expect_delete_function().times(1).returning(|_, _| Ok(()));
-        let store = Arc::new(cached(mock, 8));
+        mock.expect_current_revision().returning(|_, _| Ok(rev(2, "t2")));
+        let store = Arc::new(CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(8).unwrap()).with_history());
         let root = CollectionPath::root();
 
         let loader = {
@@ -401,6 +537,7 @@ mod tests {
             .times(1)
             .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
         mock.expect_delete_function().times(1).returning(|_, _| Ok(()));
+        mock.expect_current_revision().returning(|_, _| Ok(rev(1, "t1")));
         mock.expect_save_function().times(1).returning(|new| {
             Ok(Deployment {
                 source_code: new.source_code.clone(),

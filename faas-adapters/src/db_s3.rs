@@ -67,7 +67,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use faas_ports::{
     function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language,
-    NewVersion, PortError, SourceStore, Version, VersionItem,
+    NewVersion, PortError, Revision, SourceStore, Version, VersionItem,
 };
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -941,17 +941,24 @@ impl Inner {
             .map_err(|e| PortError::internal(format!("source object '{key}' is not UTF-8"), e).into())
     }
 
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM function_versions WHERE collection_path = $1 AND function_name = $2",
+    /// One indexed query: the newest version row. Its `id` is the token: ids
+    /// are never reused, so a delete and re-create changes it even when the
+    /// version number comes back.
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
+        let current: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT version, id FROM function_versions WHERE collection_path = $1 AND function_name = $2 \
+             ORDER BY version DESC LIMIT 1",
         )
         .bind(collection.as_str())
         .bind(name.as_str())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|e| map_sqlx_error("reading a function's version", e))?;
         match current {
-            Some(raw) => version_from_db(raw),
+            Some((version, id)) => Ok(Revision {
+                version: version_from_db(version)?,
+                token: id.to_string(),
+            }),
             None => Err(self.not_found(collection, name).await),
         }
     }
@@ -1128,10 +1135,10 @@ impl SourceStore for DbS3SourceStore {
             .await
     }
 
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
         self.bounded(
             "reading a function's version",
-            self.inner.current_version(collection, name),
+            self.inner.current_revision(collection, name),
         )
         .await
     }
@@ -1508,7 +1515,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{case}: {err:?}");
             assert_eq!(
-                store.current_version(&root, &name(fname)).await.unwrap(),
+                store.current_revision(&root, &name(fname)).await.unwrap().version,
                 v(1),
                 "{case}"
             );

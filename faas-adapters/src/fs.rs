@@ -60,7 +60,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use faas_ports::{
     function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language,
-    NewVersion, PortError, SourceStore, Version, VersionItem,
+    NewVersion, PortError, Revision, SourceStore, Version, VersionItem,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -480,6 +480,32 @@ impl Inner {
             }
         }
         Ok(None)
+    }
+
+    /// The current version and a token of the files behind it: (modification
+    /// time, size) of the source, env and meta files, so a save, a delete and
+    /// re-create, or a hand edit of any of them changes it.
+    fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
+        let found = self.find_required(collection, name)?;
+        let meta_file = self.function_file(collection, name, META_EXT);
+        let mut token = found.version.to_string();
+        for path in [&found.source, &found.env, &meta_file] {
+            match self.file_metadata(path)? {
+                Some(meta) => {
+                    let nanos = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    token.push_str(&format!(":{nanos}.{}", meta.len()));
+                }
+                None => token.push_str(":-"),
+            }
+        }
+        Ok(Revision {
+            version: found.version,
+            token,
+        })
     }
 
     /// The error for a function that was not found: the collection first.
@@ -923,10 +949,9 @@ impl SourceStore for FsSourceStore {
             .await
     }
 
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
-        self.blocking(move |s| Ok(s.find_required(&collection, &name)?.version))
-            .await
+        self.blocking(move |s| s.current_revision(&collection, &name)).await
     }
 
     async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {
@@ -1060,9 +1085,10 @@ mod tests {
         assert_eq!(pinned.unwrap().version, Version::FIRST);
         assert_eq!(
             store
-                .current_version(&CollectionPath::root(), &name("hello"))
+                .current_revision(&CollectionPath::root(), &name("hello"))
                 .await
                 .unwrap()
+                .version
                 .get(),
             1
         );
@@ -1299,9 +1325,10 @@ mod tests {
         assert_eq!(versions, (1..=20).collect::<Vec<_>>());
         assert_eq!(
             second
-                .current_version(&CollectionPath::root(), &name("shared"))
+                .current_revision(&CollectionPath::root(), &name("shared"))
                 .await
                 .unwrap()
+                .version
                 .get(),
             20
         );

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use faas_ports::{
     function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion,
-    PortError, SourceStore, Version, VersionItem,
+    PortError, Revision, SourceStore, Version, VersionItem,
 };
 
 #[derive(Debug, Default)]
@@ -190,8 +190,16 @@ impl SourceStore for MemorySourceStore {
         })
     }
 
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError> {
-        self.get_function(collection, name, None).await.map(|d| d.version)
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
+        let d = self.get_function(collection, name, None).await?;
+        Ok(Revision {
+            version: d.version,
+            token: format!(
+                "{}:{}",
+                d.version,
+                d.created_at.timestamp_nanos_opt().unwrap_or_default()
+            ),
+        })
     }
 
     async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {

@@ -229,9 +229,9 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         "get_function loads the current version with its source and env"
     );
     assert_eq!(
-        store.current_version(&root, &hello).await.unwrap(),
+        store.current_revision(&root, &hello).await.unwrap().version,
         version(1),
-        "current_version after one save"
+        "current_revision after one save"
     );
 
     let d2 = store
@@ -247,9 +247,9 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
     );
     assert!(got.env.is_empty(), "a version saved with an empty env has an empty env");
     assert_eq!(
-        store.current_version(&root, &hello).await.unwrap(),
+        store.current_revision(&root, &hello).await.unwrap().version,
         version(2),
-        "current_version follows saves"
+        "current_revision follows saves"
     );
 
     let pinned = store.get_function(&root, &hello, Some(version(2))).await.unwrap();
@@ -317,7 +317,7 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         "deployment id of a nested function"
     );
     assert_eq!(
-        store.current_version(&root, &hello).await.unwrap(),
+        store.current_revision(&root, &hello).await.unwrap().version,
         version(2),
         "saving in a collection leaves the root function alone"
     );
@@ -337,10 +337,10 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         matches!(err, PortError::FunctionNotFound(ref id) if id == "nested/deep/missing"),
         "FunctionNotFound carries the function id (collection/path/name), got {err:?}"
     );
-    let err = store.current_version(&root, &missing).await.unwrap_err();
+    let err = store.current_revision(&root, &missing).await.unwrap_err();
     assert!(
         matches!(err, PortError::FunctionNotFound(_)),
-        "current_version of an unknown function, got {err:?}"
+        "current_revision of an unknown function, got {err:?}"
     );
     let err = store.list_versions(&root, &missing).await.unwrap_err();
     assert!(
@@ -387,17 +387,21 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
             "after delete_function every version is gone (pin {pin:?}), got {err:?}"
         );
     }
-    let err = store.current_version(&root, &hello).await.unwrap_err();
+    let err = store.current_revision(&root, &hello).await.unwrap_err();
     assert!(
         matches!(err, PortError::FunctionNotFound(_)),
-        "current_version after delete, got {err:?}"
+        "current_revision after delete, got {err:?}"
     );
     assert!(
         store.list_functions(&root).await.unwrap().is_empty(),
         "a deleted function is no longer listed"
     );
     assert_eq!(
-        store.current_version(&cp("nested/deep"), &hello).await.unwrap(),
+        store
+            .current_revision(&cp("nested/deep"), &hello)
+            .await
+            .unwrap()
+            .version,
         version(1),
         "deleting a root function leaves a same-named function elsewhere alone"
     );
@@ -488,7 +492,11 @@ pub async fn check_delete_collection(store: &dyn SourceStore) {
         "a refused delete keeps the collection"
     );
     assert_eq!(
-        store.current_version(&cp("box/inner"), &name("f")).await.unwrap(),
+        store
+            .current_revision(&cp("box/inner"), &name("f"))
+            .await
+            .unwrap()
+            .version,
         version(1),
         "a refused delete keeps its functions"
     );
@@ -568,7 +576,7 @@ pub async fn check_concurrent_saves(store: &dyn SourceStore) {
         "concurrent saves of one function get distinct versions without gaps (no lost update)"
     );
     assert_eq!(
-        store.current_version(&root, &name("counter")).await.unwrap(),
+        store.current_revision(&root, &name("counter")).await.unwrap().version,
         version(SAVES),
         "after concurrent saves the current version is the number of saves"
     );

@@ -33,7 +33,7 @@ pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,
     MAX_COLLECTION_SEGMENTS, MAX_FUNCTION_NAME_LEN, RESERVED_SEGMENTS,
 };
-pub use ports::{ContainerRuntime, LogSink, RunFailure, RunJob, RunOutput, SourceFetcher, SourceStore};
+pub use ports::{ContainerRuntime, LogSink, Revision, RunFailure, RunJob, RunOutput, SourceFetcher, SourceStore};
 
 #[cfg(any(test, feature = "mock"))]
 pub use ports::{MockContainerRuntime, MockLogSink, MockSourceFetcher, MockSourceStore};

@@ -58,9 +58,11 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
         version: Option<Version>,
     ) -> Result<Deployment, PortError>;
 
-    /// The current version number only: the cheap check a cache uses to
-    /// revalidate. `FunctionNotFound` if there is none.
-    async fn current_version(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Version, PortError>;
+    /// The current version and a token that changes whenever what a get of
+    /// it would return may have changed (a save, a delete and re-create with
+    /// the same number, an edit of the stored files): the cheap check a cache
+    /// uses to revalidate. `FunctionNotFound` if there is none.
+    async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError>;
 
     /// The functions of one collection (not of its sub-collections), sorted by name.
     async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError>;
@@ -77,6 +79,16 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Answers when the backend is reachable and usable.
     async fn health(&self) -> Result<(), PortError>;
+}
+
+/// The current version of a function and its change token (see
+/// [`SourceStore::current_revision`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Revision {
+    /// The current version number.
+    pub version: Version,
+    /// Opaque; equal tokens mean unchanged content.
+    pub token: String,
 }
 
 /// Everything a runtime needs for one run. The runtime adds the embedded

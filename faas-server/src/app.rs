@@ -62,7 +62,9 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
         context: "storage health check failed".into(),
         source: Box::new(e),
     })?;
+    let keeps_history = matches!(settings.storage, StorageSettings::DbS3(_));
     match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
+        Some(size) if keeps_history => Ok(Arc::new(CachedSourceStore::new(store, size).with_history())),
         Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),
         None => Ok(store),
     }
@@ -268,7 +270,7 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
         log_buffer: built.log_buffer,
         cleanup: built.cleanup,
         settings: Arc::new(settings),
-        metrics: new_metrics()?,
+        metrics: built.metrics,
         proxy,
     }))
 }

@@ -1061,4 +1061,47 @@ async fn a_save_through_one_replica_is_seen_by_the_next_invoke_on_the_other() {
         "the cache revalidates the current version"
     );
     assert_eq!(res["deployment_version"], 2);
+
+    // Deleted and re-created through the other replica: version 1 again, new content.
+    assert_eq!(b.delete("/functions/v").await.status, 204);
+    b.create_function(
+        "",
+        "v",
+        "export async function handler(){ return {ok:true, data:'three'}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&a, "/functions/v/invoke", json!({})).await;
+    assert_eq!(res["deployment_version"], 1);
+    assert_eq!(
+        res["output"]["data"], "three",
+        "a re-created version 1 is not the cached old one"
+    );
+}
+
+#[tokio::test]
+async fn a_hand_edit_of_a_source_file_is_seen_by_the_next_invoke() {
+    let app = spawn_app(&[("LOWCODE_FAAS_STORAGE", "files")]).await;
+    app.create_function(
+        "",
+        "edit",
+        "export async function handler(){ return {ok:true, data:'before'}; }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        invoke(&app, "/functions/edit/invoke", json!({})).await["output"]["data"],
+        "before"
+    );
+    let file = app.data_dir().join("collections/__root__/functions/edit.mjs");
+    std::fs::write(
+        &file,
+        "export async function handler(){ return {ok:true, data:'after the edit'}; }",
+    )
+    .unwrap();
+    let res = invoke(&app, "/functions/edit/invoke", json!({})).await;
+    assert_eq!(
+        res["output"]["data"], "after the edit",
+        "the cache revalidates file times and sizes"
+    );
 }
