@@ -322,16 +322,13 @@ function buildContext() {
   });
 }
 
-// The handler is the named export `handler`. As a convenience a module
-// without a `handler` export whose default export is a function uses that
-// function. A `handler` export that is not a function is NO_HANDLER even
-// when a default export exists.
+// The handler is the named export `handler` (SPEC section 6): a module
+// without one is NO_HANDLER, whatever else it exports (a default export too).
 function pickHandler(mod) {
   if ('handler' in mod) {
     if (typeof mod.handler === 'function') return [mod.handler, null];
     return [null, `the export "handler" is ${typeName(mod.handler)}, not a function`];
   }
-  if (typeof mod.default === 'function') return [mod.default, null];
   return [null, 'the module has no "handler" export; export async function handler(input, context)'];
 }
 

@@ -107,9 +107,9 @@ test('business error ok:false is a result, not a platform error', () => {
   assertResult(r2, { ok: false, error: 'bad' });
 });
 
-test('a default export function is accepted when there is no handler export', () => {
+test('a default export is not a handler: NO_HANDLER', () => {
   const r = run('export default async function () { return { ok: true, data: 1 }; }');
-  assertResult(r, { ok: true, data: 1 });
+  assertError(r, 'NO_HANDLER', /no "handler" export/);
 });
 
 test('stray timers do not keep the process alive', () => {

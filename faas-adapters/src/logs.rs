@@ -24,16 +24,50 @@ pub enum StdoutFormat {
     DockerJson,
 }
 
+/// Lines waiting for the writer thread; past this a run's lines are dropped and counted.
+const STDOUT_QUEUE: usize = 4096;
+
 /// Writes every entry as one line on the process's stdout.
-#[derive(Debug, Clone, Copy)]
+///
+/// `emit` never blocks a run: a run's lines go into a bounded queue drained
+/// by a dedicated writer thread; when stdout cannot keep up (a stalled pipe,
+/// a blocking log driver) and the queue is full, the lines are dropped and
+/// counted ([`StdoutSink::dropped`]).
+#[derive(Debug, Clone)]
 pub struct StdoutSink {
     format: StdoutFormat,
+    queue: std::sync::mpsc::SyncSender<String>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StdoutSink {
-    /// A sink writing lines of this format.
+    /// A sink writing lines of this format; starts its writer thread.
     pub fn new(format: StdoutFormat) -> Self {
-        Self { format }
+        let (queue, lines) = std::sync::mpsc::sync_channel::<String>(STDOUT_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("function-log-stdout".into())
+            .spawn(move || {
+                for text in lines {
+                    let mut out = std::io::stdout().lock();
+                    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                        // stdout is gone: keep draining so senders never block.
+                        continue;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the function-log writer thread; stdout lines will be dropped");
+        }
+        Self {
+            format,
+            queue,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Entries dropped because stdout could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The line for one entry (without the newline).
@@ -70,11 +104,12 @@ impl LogSink for StdoutSink {
             text.push_str(&self.line(entry));
             text.push('\n');
         }
-        // One write per run keeps a run's lines together; stdout is line-buffered and never slow enough to matter here.
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| PortError::internal("writing function logs to stdout", e))
+        // One message per run keeps a run's lines together.
+        if self.queue.try_send(text).is_err() {
+            self.dropped
+                .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 

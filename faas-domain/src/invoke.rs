@@ -124,7 +124,7 @@ impl Engine {
                     input_json,
                     env: run_env,
                     timeout: timeout.saturating_sub(started.elapsed()),
-                    max_output_bytes: self.limits.max_output_bytes,
+                    max_output_bytes: self.limits.max_output_bytes.saturating_add(run_result::ENVELOPE_SLACK),
                     max_log_bytes: self.limits.max_log_bytes,
                 };
                 with_timeout_message(self.runtime.run(job).await, timeout)

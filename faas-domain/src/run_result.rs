@@ -103,8 +103,10 @@ fn classify_envelope(raw: &[u8], max_output_bytes: u64) -> Outcome {
     }
 }
 
-/// Bytes the envelope adds around the handler's value (`{"type":"result","value":…}`).
-const ENVELOPE_SLACK: u64 = 64;
+/// Bytes the envelope adds around the handler's value (`{"type":"result","value":…}`):
+/// runtimes accept `output.json` up to the output limit plus this, and
+/// [`classify`] applies the exact limit to the value.
+pub const ENVELOPE_SLACK: u64 = 64;
 
 fn too_large(max: u64) -> Outcome {
     Outcome::failed(

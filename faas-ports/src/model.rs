@@ -305,7 +305,8 @@ pub struct RunRequest {
     /// Collection path; absent or empty = root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection_path: Option<String>,
-    /// Function name.
+    /// Function name (absent = empty, which validation refuses with `INVALID_NAME`).
+    #[serde(default)]
     pub function_name: String,
     /// Input object; absent or `null` = `{}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

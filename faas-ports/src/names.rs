@@ -230,8 +230,14 @@ impl Version {
         if n == 0 {
             return Err(PortError::InvalidVersion("version must be >= 1".into()));
         }
+        if n > Self::MAX {
+            return Err(PortError::InvalidVersion(format!("version must be <= {}", Self::MAX)));
+        }
         Ok(Self(n))
     }
+
+    /// The largest version (what a signed 64-bit column holds).
+    pub const MAX: u64 = i64::MAX as u64;
 
     /// Parses a query-string value such as `"3"`.
     pub fn parse(raw: &str) -> Result<Self, PortError> {
@@ -476,6 +482,11 @@ mod tests {
         assert!(Version::from_json(&serde_json::json!(2.5)).is_err());
         assert!(Version::from_json(&serde_json::json!("2")).is_err());
         assert_eq!(Version::from_json(&serde_json::json!(2)).unwrap().get(), 2);
+        assert!(Version::parse("9223372036854775807").is_ok());
+        assert_eq!(
+            Version::parse("9223372036854775808").unwrap_err().code(),
+            "INVALID_VERSION"
+        );
     }
 
     #[test]

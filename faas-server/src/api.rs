@@ -275,10 +275,14 @@ impl Dispatcher {
     async fn invoke(&self, url_cp: Option<&str>, name: &str, req: &mut Incoming) -> Result<Response, ApiError> {
         let cp = collection_of(url_cp, None, req)?;
         let name = FunctionName::parse(name)?;
-        let query_version = req.query("version").map(Version::parse).transpose()?;
         let body: InvokeBody = req.json(true).await?;
+        // The body's version wins; the query is read (and validated) only without one.
         let version = match body.version {
-            None | Some(Value::Null) => query_version.map(|v| Value::from(v.get())),
+            None | Some(Value::Null) => req
+                .query("version")
+                .map(Version::parse)
+                .transpose()?
+                .map(|v| Value::from(v.get())),
             Some(v) => Some(v),
         };
         let run = RunRequest {

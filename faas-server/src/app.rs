@@ -81,9 +81,12 @@ const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Cleanup {
     /// Removes every container labelled with this process's instance id.
-    pub async fn run(&self) {
+    /// Runs once the listen address is bound (so a second process started by
+    /// mistake with the same id fails to bind before it touches anything) and
+    /// again at shutdown.
+    pub async fn run(&self, when: &'static str) {
         if let Some(docker) = &self.docker {
-            remove_owned(docker, "shutdown").await;
+            remove_owned(docker, when).await;
         }
     }
 }
@@ -99,9 +102,10 @@ async fn remove_owned(docker: &DockerRuntime, when: &'static str) {
 
 /// The runtime of the settings and the clean-up it needs. An unusable
 /// runtime is not fatal: runs answer `RUNTIME_UNAVAILABLE` and `/readyz`
-/// reports it. For Docker: leftovers of an earlier life of this instance
-/// (even after `kill -9`) are removed now, and the image is pulled in the
-/// background when `LOWCODE_FAAS_PREWARM_NODE_IMAGE` is true.
+/// reports it. For Docker: the image is pulled in the background when
+/// `LOWCODE_FAAS_PREWARM_NODE_IMAGE` is true, and [`Cleanup`] removes the
+/// leftovers of an earlier life of this instance (even after `kill -9`) once
+/// the process has bound its address, and its own containers at shutdown.
 pub async fn build_runtime(
     settings: &Settings,
     listen: SocketAddr,
@@ -131,7 +135,6 @@ pub async fn build_runtime(
                 })
                 .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=docker"))?,
             );
-            remove_owned(&docker, "start-up").await;
             if rt.prewarm_node_image {
                 let prewarm = Arc::clone(&docker);
                 tokio::spawn(async move { prewarm.prewarm().await });
@@ -296,7 +299,6 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    cleanup: Cleanup,
 }
 
 impl RunningServer {
@@ -306,7 +308,6 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
-        self.cleanup.run().await;
     }
 }
 
@@ -318,16 +319,19 @@ pub async fn serve(
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
-    serve_filter(routes(dispatcher), addr, grace, shutdown)
+    let cleanup = dispatcher.cleanup.clone();
+    serve_filter(routes(dispatcher), addr, grace, cleanup, shutdown).await
 }
 
-/// Serves a filter on `addr` until `shutdown` resolves, then lets in-flight
-/// requests finish for at most `grace`. Returns the bound address and the
-/// future that runs the server.
-pub fn serve_filter(
+/// Binds `addr`, runs the start-up clean-up, and returns the bound address
+/// and the future that serves `filter` until `shutdown` resolves, lets
+/// in-flight requests finish for at most `grace` (then aborts them), and runs
+/// the shutdown clean-up.
+pub async fn serve_filter(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     addr: SocketAddr,
     grace: std::time::Duration,
+    cleanup: Cleanup,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let (shutdown_started_tx, shutdown_started_rx) = oneshot::channel::<()>();
@@ -341,18 +345,21 @@ pub fn serve_filter(
             addr,
             message: e.to_string(),
         })?;
+    cleanup.run("start-up").await;
     let run = async move {
-        let server = tokio::spawn(server);
-        tokio::pin!(server);
+        let mut server = tokio::spawn(server);
         tokio::select! {
             _ = &mut server => {}
             _ = async {
                 let _ = shutdown_started_rx.await;
                 tokio::time::sleep(grace).await;
             } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping in-flight requests");
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; aborting in-flight requests");
+                server.abort();
+                let _ = server.await;
             }
         }
+        cleanup.run("shutdown").await;
     };
     Ok((bound, run))
 }
@@ -363,25 +370,25 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
     let cleanup = dispatcher.cleanup.clone();
-    spawn_filter(routes(dispatcher), addr, grace, cleanup)
+    spawn_filter(routes(dispatcher), addr, grace, cleanup).await
 }
 
 /// Serves a filter in the background; stop it with [`RunningServer::shutdown`].
-pub fn spawn_filter(
+pub async fn spawn_filter(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     addr: SocketAddr,
     grace: std::time::Duration,
     cleanup: Cleanup,
 ) -> Result<RunningServer, ServerError> {
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, run) = serve_filter(filter, addr, grace, async move {
+    let (addr, run) = serve_filter(filter, addr, grace, cleanup, async move {
         let _ = rx.await;
-    })?;
+    })
+    .await?;
     let task = tokio::spawn(run);
     Ok(RunningServer {
         addr,
         shutdown: Some(tx),
         task,
-        cleanup,
     })
 }

@@ -259,6 +259,7 @@ impl Settings {
         let cfg = builder
             .build()
             .map_err(|e| ServerError::Config(format!("LOWCODE_FAAS_CONFIG: {e}")))?;
+        check_keys(&cfg)?;
         let raw = Raw { cfg };
         raw.settings()
     }
@@ -268,7 +269,12 @@ impl Settings {
     pub fn instance_id(&self, listen: SocketAddr) -> String {
         self.runtime.instance_id.clone().unwrap_or_else(|| {
             let host = hostname().unwrap_or_else(|| "localhost".to_owned());
-            format!("{host}-{}", listen.port())
+            match listen.port() {
+                // An ephemeral port is not stable anyway: never share an owner
+                // label with another process that also asked for port 0.
+                0 => format!("{host}-0-{}", std::process::id()),
+                port => format!("{host}-{port}"),
+            }
         })
     }
 }
@@ -279,6 +285,29 @@ fn hostname() -> Option<String> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+/// Refuses unknown keys (a misspelt setting in the file is an error, not a
+/// silent default) and values that are not scalars.
+fn check_keys(cfg: &config::Config) -> Result<(), ServerError> {
+    let table = cfg
+        .clone()
+        .try_deserialize::<HashMap<String, config::Value>>()
+        .map_err(|e| ServerError::Config(format!("LOWCODE_FAAS_CONFIG: {e}")))?;
+    let mut unknown: Vec<&String> = table.keys().filter(|k| !KEYS.contains(&k.as_str())).collect();
+    unknown.sort();
+    if let Some(key) = unknown.first() {
+        return Err(ServerError::Config(format!(
+            "LOWCODE_FAAS_CONFIG: unknown setting '{key}' (settings are the LOWCODE_FAAS_* names without the prefix, lowercased)"
+        )));
+    }
+    for key in KEYS {
+        match cfg.get_string(key) {
+            Ok(_) | Err(config::ConfigError::NotFound(_)) => {}
+            Err(e) => return Err(ServerError::Config(format!("{}: {e}", env_name(key)))),
+        }
+    }
+    Ok(())
 }
 
 /// `listen` → `LOWCODE_FAAS_LISTEN`.
@@ -385,16 +414,36 @@ impl Raw {
             node_bin: PathBuf::from(self.string_or("node_bin", "node")),
             node_docker_image: self.string_or("node_docker_image", "node:22-alpine"),
             prewarm_node_image: self.bool_or("prewarm_node_image", true)?,
-            container_memory_mb: self.positive_u64_or("container_memory_mb", 256)?,
+            container_memory_mb: {
+                let mb = self.positive_u64_or("container_memory_mb", 256)?;
+                if mb < 6 {
+                    return Err(invalid(
+                        "container_memory_mb",
+                        &mb.to_string(),
+                        "Docker needs at least 6 MiB",
+                    ));
+                }
+                mb
+            },
             container_cpus: {
                 let raw = self.string_or("container_cpus", "1");
                 match raw.parse::<f64>() {
-                    Ok(v) if v > 0.0 && v.is_finite() => v,
-                    _ => return Err(invalid("container_cpus", &raw, "expected a positive number")),
+                    Ok(v) if (0.01..=1024.0).contains(&v) => v,
+                    _ => return Err(invalid("container_cpus", &raw, "expected a number from 0.01 to 1024")),
                 }
             },
             container_network: self.string_or("container_network", "bridge"),
-            container_user: self.string_or("container_user", "1000:1000"),
+            container_user: {
+                let raw = self.string_or("container_user", "1000:1000");
+                if !valid_user(&raw) {
+                    return Err(invalid(
+                        "container_user",
+                        &raw,
+                        "expected a numeric, non-root uid[:gid]",
+                    ));
+                }
+                raw
+            },
             instance_id: self.string("instance_id"),
         };
         let logs = LogSettings {
@@ -471,6 +520,14 @@ impl Raw {
 
 fn invalid(key: &str, value: &str, why: &str) -> ServerError {
     ServerError::Config(format!("{}={value:?}: {why}", env_name(key)))
+}
+
+/// `uid` or `uid:gid`, numeric, and not root.
+fn valid_user(raw: &str) -> bool {
+    let mut parts = raw.splitn(2, ':');
+    let uid = parts.next().and_then(|u| u.parse::<u32>().ok());
+    let gid_ok = parts.next().is_none_or(|g| g.parse::<u32>().is_ok());
+    matches!(uid, Some(u) if u != 0) && gid_ok
 }
 
 /// `1/true/yes/on` and `0/false/no/off`, any case.
@@ -598,6 +655,20 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.listen.port(), 7001, "env wins over the file");
+    }
+
+    #[test]
+    fn toml_type_errors_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("faas.toml");
+        let path = file.to_string_lossy().to_string();
+        std::fs::write(&file, "max_concurrent_runs = [4]\n").unwrap();
+        check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "LOWCODE_FAAS_MAX_CONCURRENT_RUNS");
+        std::fs::write(&file, "max_concurent_runs = 4\n").unwrap();
+        check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "max_concurent_runs");
+        std::fs::write(&file, "container_user = \"1000:1000\"\ncontainer_cpus = 0.5\n").unwrap();
+        let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
+        assert_eq!(s.runtime.container_cpus, 0.5);
     }
 
     #[test]

@@ -66,15 +66,6 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
     }
-
-    /// 501 `NOT_IMPLEMENTED`.
-    pub fn not_implemented(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NOT_IMPLEMENTED",
-            format!("{what} is not implemented yet"),
-        )
-    }
 }
 
 impl From<DomainError> for ApiError {

@@ -23,6 +23,10 @@ use warp::Filter;
 use crate::metrics::Metrics;
 use crate::ApiError;
 
+/// Longest a client may take to send its request body (slow clients hold a
+/// connection and a buffer; this bounds both).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -76,15 +80,28 @@ impl Incoming {
         let Some(mut stream) = taken else {
             return Ok(Bytes::new());
         };
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid_json(format!("could not read request body: {e}")))?;
-            if (buf.len() + chunk.len()) as u64 > self.max_body_bytes {
-                return Err(too_large());
+        let limit = self.max_body_bytes;
+        let read = async {
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ApiError::invalid_json(format!("could not read request body: {e}")))?;
+                if (buf.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
+            Ok(buf.freeze())
+        };
+        tokio::time::timeout(BODY_READ_TIMEOUT, read).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "the request body was not received within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+        })?
     }
 
     /// Reads the body as a JSON object into `T`. An empty body is `{}` when

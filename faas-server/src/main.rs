@@ -27,12 +27,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cleanup = dispatcher.cleanup.clone();
     match app::serve(dispatcher, shutdown_signal()).await {
         Ok((addr, run)) => {
             tracing::info!(%addr, "dispatcher listening");
             run.await;
-            cleanup.run().await;
             tracing::info!("dispatcher stopped");
             ExitCode::SUCCESS
         }

@@ -100,6 +100,7 @@ async fn main() {
         settings.shutdown_grace,
         app::Cleanup::default(),
     )
+    .await
     .unwrap();
     let worker_url = format!("http://{}", worker_server.addr);
 
@@ -117,6 +118,7 @@ async fn main() {
         settings.shutdown_grace,
         app::Cleanup::default(),
     )
+    .await
     .unwrap();
     let dispatcher_url = format!("http://{}/functions/noop/invoke", dispatcher_server.addr);
 

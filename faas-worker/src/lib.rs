@@ -76,7 +76,7 @@ impl Service for Worker {
             }
             Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
             Route::Run => {
-                let run: RunRequest = req.json(true).await.map_err(missing_name_is_invalid_name)?;
+                let run: RunRequest = req.json(true).await?;
                 let request = validate_run(run)?;
                 run_in_process(&self.engine, &self.metrics, request).await
             }
@@ -84,15 +84,6 @@ impl Service for Worker {
             Route::LogsQuery => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
             _ => Err(ApiError::not_found()),
         }
-    }
-}
-
-/// An empty body has no `function_name`: that is `INVALID_NAME`, as a missing name on create.
-fn missing_name_is_invalid_name(err: ApiError) -> ApiError {
-    if err.code == "INVALID_JSON" && err.message.contains("function_name") {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", "function_name is required")
-    } else {
-        err
     }
 }
 
@@ -119,5 +110,5 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
     let cleanup = worker.cleanup.clone();
-    app::spawn_filter(routes(worker), addr, grace, cleanup)
+    app::spawn_filter(routes(worker), addr, grace, cleanup).await
 }

@@ -26,11 +26,10 @@ async fn main() -> ExitCode {
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
     let cleanup = worker.cleanup.clone();
-    match app::serve_filter(faas_worker::routes(worker), addr, grace, shutdown_signal()) {
+    match app::serve_filter(faas_worker::routes(worker), addr, grace, cleanup, shutdown_signal()).await {
         Ok((addr, run)) => {
             tracing::info!(%addr, "worker listening");
             run.await;
-            cleanup.run().await;
             tracing::info!("worker stopped");
             ExitCode::SUCCESS
         }

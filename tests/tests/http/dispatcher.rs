@@ -1105,3 +1105,39 @@ async fn a_hand_edit_of_a_source_file_is_seen_by_the_next_invoke() {
         "the cache revalidates file times and sizes"
     );
 }
+
+#[tokio::test]
+async fn the_output_limit_applies_to_the_value_exactly() {
+    let app = spawn_app(&[("LOWCODE_FAAS_MAX_OUTPUT_BYTES", "1000")]).await;
+    // {"ok":true,"data":"…"} is 21 bytes plus the string.
+    app.create_function(
+        "",
+        "fits",
+        "export async function handler(){ return {ok:true, data:'x'.repeat(979)}; }",
+        json!({}),
+    )
+    .await;
+    app.create_function(
+        "",
+        "over",
+        "export async function handler(){ return {ok:true, data:'x'.repeat(980)}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&app, "/functions/fits/invoke", json!({})).await;
+    assert_eq!(
+        res["status"], "success",
+        "exactly the limit is allowed: {}",
+        res["error_message"]
+    );
+    let res = invoke(&app, "/functions/over/invoke", json!({})).await;
+    assert_eq!(res["error_code"], "OUTPUT_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn a_body_version_wins_over_an_invalid_query_version() {
+    let app = spawn_app(&[]).await;
+    app.create_function("", "hello", HELLO, json!({})).await;
+    let res = invoke(&app, "/functions/hello/invoke?version=abc", json!({"version": 1})).await;
+    assert_eq!(res["deployment_version"], 1);
+}
