@@ -361,3 +361,135 @@ fn run_handler_prints_the_run_result() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
 }
+
+fn service_var(name: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        panic!("{name} is not set: run scripts/start-test-services.sh and source target/test-services.env")
+    })
+}
+
+/// Settings of a fresh db_s3 storage (its own database and S3 prefix) on the test services.
+fn fresh_db_s3(label: &str) -> Vec<(String, String)> {
+    let admin = service_var("LOWCODE_FAAS_TEST_POSTGRES_DSN");
+    let name = format!("faas_bin_{label}_{}", std::process::id());
+    let out = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE \"{name}\""),
+        ])
+        .output()
+        .expect("psql (PostgreSQL's client)");
+    assert!(
+        out.status.success(),
+        "creating {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    vec![
+        ("LOWCODE_FAAS_STORAGE".into(), "db_s3".into()),
+        ("LOWCODE_FAAS_POSTGRES_DSN".into(), format!("{base}/{name}")),
+        (
+            "LOWCODE_FAAS_S3_ENDPOINT".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_ENDPOINT"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_BUCKET".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_BUCKET"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_ACCESS_KEY".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "LOWCODE_FAAS_S3_SECRET_KEY".into(),
+            service_var("LOWCODE_FAAS_TEST_S3_SECRET_KEY"),
+        ),
+        ("LOWCODE_FAAS_S3_PREFIX".into(), format!("{name}/")),
+    ]
+}
+
+#[test]
+fn two_dispatcher_processes_saving_concurrently_never_lose_or_duplicate_a_version() {
+    let storage = fresh_db_s3("replicas");
+    let vars: Vec<(&str, &str)> = storage.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let data = tempfile::tempdir().unwrap();
+    let (a, addr_a) = start(data.path(), &vars);
+    let (b, addr_b) = start(data.path(), &vars);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut saves = Vec::new();
+        for i in 1..=40u64 {
+            let addr = if i % 2 == 0 { addr_a.clone() } else { addr_b.clone() };
+            let client = client.clone();
+            saves.push(tokio::spawn(async move {
+                let source = format!("export async function handler(){{ return {{ok:true, data:{i}}}; }}");
+                let r = client
+                    .post(format!("http://{addr}/functions"))
+                    .json(&serde_json::json!({"name": "shared", "source_code": source}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let body: serde_json::Value = r.json().await.unwrap();
+                (body["version"].as_u64().unwrap(), i)
+            }));
+        }
+        let mut saved = Vec::new();
+        for s in saves {
+            saved.push(s.await.unwrap());
+        }
+        let mut versions: Vec<u64> = saved.iter().map(|(v, _)| *v).collect();
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=40).collect::<Vec<_>>(), "versions 1..40, none lost or duplicated");
+        for (version, i) in &saved {
+            let f: serde_json::Value = client
+                .get(format!("http://{addr_a}/functions/shared?version={version}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                f["source_code"].as_str().unwrap().contains(&format!("data:{i}}}")),
+                "v{version} holds its own source"
+            );
+        }
+
+        // The cache of one process sees a save through the other at the next invoke.
+        let invoke = |addr: String| {
+            let client = client.clone();
+            async move {
+                let r: serde_json::Value = client
+                    .post(format!("http://{addr}/functions/shared/invoke"))
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                r
+            }
+        };
+        assert_eq!(invoke(addr_a.clone()).await["deployment_version"], 40);
+        let r = client
+            .put(format!("http://{addr_b}/functions/shared"))
+            .json(&serde_json::json!({"source_code": "export async function handler(){ return {ok:true, data:'latest'}; }"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let res = invoke(addr_a.clone()).await;
+        assert_eq!(res["deployment_version"], 41);
+        assert_eq!(res["output"]["data"], "latest");
+    });
+    for child in [a, b] {
+        let (code, _) = terminate(child);
+        assert_eq!(code, Some(0));
+    }
+}
