@@ -11,6 +11,7 @@
 //! collections/{s1}/…/{sN}/collection.env.json      collection env (optional)
 //! collections/{s1}/…/{sN}/functions/{name}.*       as for the root
 //! functions/{name}.mjs, functions/{name}.env.json  legacy root functions (version 1)
+//! .locks/collections/{s1}/…/{sN}.lock              collection lock files (ours only)
 //! ```
 //!
 //! Invariants and decisions:
@@ -33,6 +34,23 @@
 //!   lose or duplicate a version). Lock files are never deleted by
 //!   `delete_function` (deleting a lock file others wait on breaks the lock);
 //!   they are not functions and disappear with their collection.
+//! - A collection's deletion and every write into it are mutually exclusive,
+//!   in-process and across processes sharing the data directory, through an
+//!   advisory lock on `.locks/collections/{path}.lock`: saves and deletes of
+//!   its functions and env writes take it shared, creating a collection
+//!   takes it shared for every collection of its lineage (top-down), and
+//!   `delete_collection` takes it exclusive, then checks emptiness. The lock
+//!   files live outside the collection tree, so deleting a collection never
+//!   deletes a lock someone waits on, and they never show up as collections
+//!   or functions; they are never deleted (one empty file per collection
+//!   path ever written). A save that answered `Ok` is therefore never lost
+//!   to a concurrent delete: the delete either ran first (the save answers
+//!   `CollectionNotFound`) or sees the function (`CollectionNotEmpty`).
+//! - Deleting a collection moves its directory in one rename into a hidden
+//!   tombstone next to it (`.{segment}.XXXXXX.deleted`, skipped like every
+//!   dot-name), then removes the tombstone: the collection is either whole
+//!   or gone, never half-deleted. A tombstone that could not be removed is
+//!   logged and stays hidden until its parent goes.
 //! - Every file is written atomically: a temp file (`.{file}.XXXXXX.tmp`,
 //!   never ending in `.mjs`) in the same directory, fsync, rename. A save
 //!   stages the source, env and meta first and renames them in that order,
@@ -100,8 +118,12 @@ const SOURCE_EXT: &str = ".mjs";
 const ENV_EXT: &str = ".env.json";
 /// Extension of a function meta file.
 const META_EXT: &str = ".meta.json";
-/// Extension of a function's advisory lock file.
+/// Extension of a function's or collection's advisory lock file.
 const LOCK_EXT: &str = ".lock";
+/// Directory of the collection lock files, below the data directory.
+const LOCKS_DIR: &str = ".locks";
+/// Suffix of the hidden directory a deleted collection is moved into.
+const TOMBSTONE_SUFFIX: &str = ".deleted";
 /// Default bound of one storage call (`LOWCODE_FAAS_STORAGE_TIMEOUT_MS`, SPEC §7).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two attempts at a contended file lock.
@@ -345,6 +367,13 @@ impl Drop for SaveGuard {
     }
 }
 
+/// The file locks of a write to one function (released on drop, function first).
+#[derive(Debug)]
+struct WriteLocks {
+    _function: File,
+    _collection: Option<File>,
+}
+
 /// How [`Inner::wait_lock`] locks a file.
 #[derive(Debug, Clone, Copy)]
 enum LockMode {
@@ -417,6 +446,20 @@ impl Inner {
         self.collection_dir(path).join(COLLECTION_ENV_FILE)
     }
 
+    /// `.locks/collections/{s1}/…/{sN}.lock`: outside the collection tree,
+    /// so deleting a collection never deletes a lock someone waits on.
+    /// Segments never contain a dot, so `{s}.lock` and the directory `{s}/`
+    /// of its children never clash.
+    fn collection_lock_file(&self, path: &CollectionPath) -> PathBuf {
+        let mut file = self.data_dir.join(LOCKS_DIR).join(COLLECTIONS_DIR);
+        let segments: Vec<&str> = path.segments().collect();
+        if let Some((last, parents)) = segments.split_last() {
+            file.extend(parents);
+            file.push(format!("{last}{LOCK_EXT}"));
+        }
+        file
+    }
+
     // ---- errors ----
 
     /// The one mapping of I/O errors to [`PortError`]s. Callers handle the
@@ -464,10 +507,16 @@ impl Inner {
         if path.is_root() {
             return Err(PortError::CollectionExists(path.to_string()));
         }
+        let lineage = path.lineage();
+        // Top-down, so no delete of an ancestor (or of this path) runs meanwhile.
+        let _locks = lineage
+            .iter()
+            .skip(1)
+            .map(|p| self.lock_collection(call, p, LockMode::Shared))
+            .collect::<Result<Vec<_>, _>>()?;
         call.commit_point()?;
         let collections = self.collections_dir();
         fs::create_dir_all(&collections).map_err(|e| self.map_error("creating", &collections, e))?;
-        let lineage = path.lineage();
         // Ancestors (not the root, not the leaf): mkdir -p, with their `functions/`.
         for ancestor in lineage.iter().skip(1).take(lineage.len().saturating_sub(2)) {
             let dir = self.functions_dir(ancestor);
@@ -574,6 +623,7 @@ impl Inner {
 
     fn set_collection_env(&self, call: &Call, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
         let file = self.collection_env_file(path);
+        let _lock = self.lock_collection(call, path, LockMode::Shared)?;
         if path.is_root() {
             let dir = self.collection_dir(path);
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -593,28 +643,48 @@ impl Inner {
         }
     }
 
+    /// Deletes an empty collection. Under the collection's exclusive lock
+    /// (no save, env write, delete of a function or creation of a child runs
+    /// meanwhile, in any process) it checks emptiness, then moves the
+    /// directory in one rename into a hidden tombstone next to it (a name
+    /// starting with a dot, never a collection) and removes that. The
+    /// collection is gone at the rename or still whole; a tombstone that
+    /// could not be removed is hidden and goes with its parent.
     fn delete_collection(&self, call: &Call, path: &CollectionPath) -> Result<(), PortError> {
-        if path.is_root() {
+        let Some(segment) = path.segments().last().map(str::to_owned) else {
             return Err(PortError::InvalidCollectionPath(
                 "the root collection cannot be deleted".into(),
             ));
-        }
+        };
+        let _lock = self.lock_collection(call, path, LockMode::Exclusive)?;
         self.require_collection(path)?;
-        let not_empty = || PortError::CollectionNotEmpty(path.to_string());
         let dir = self.collection_dir(path);
         if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty() {
-            return Err(not_empty());
+            return Err(PortError::CollectionNotEmpty(path.to_string()));
         }
+        let parent = dir.parent().unwrap_or(&self.data_dir).to_owned();
+        // An empty hidden directory to move the collection into (dropped = removed).
+        let tombstone = tempfile::Builder::new()
+            .prefix(&format!(".{segment}."))
+            .suffix(TOMBSTONE_SUFFIX)
+            .tempdir_in(&parent)
+            .map_err(|e| self.map_error("creating a tombstone for", &dir, e))?;
+        call.commit_point()?;
         // What is left is ours (env file, lock files, `functions/`) or
         // unrelated to the store; it goes with the collection.
-        call.commit_point()?;
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            // Something was written while we were removing.
-            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Err(not_empty()),
-            Err(e) => Err(self.map_error("removing", &dir, e)),
+        fs::rename(&dir, tombstone.path().join(&segment)).map_err(|e| self.map_error("removing", &dir, e))?;
+        if let Err(e) = self.sync_dir(&parent) {
+            tracing::warn!(error = %e, "Could not sync a directory after deleting a collection.");
         }
+        let hidden = tombstone.path().to_owned();
+        if let Err(e) = tombstone.close() {
+            tracing::warn!(
+                path = %self.rel(&hidden),
+                error = %e,
+                "Could not remove the files of a deleted collection; they stay hidden."
+            );
+        }
+        Ok(())
     }
 
     // ---- functions ----
@@ -768,7 +838,7 @@ impl Inner {
     fn save_function(&self, call: &Call, new: &NewVersion) -> Result<Deployment, PortError> {
         let collection = &new.collection_path;
         let name = &new.name;
-        let _file_lock = self.lock_exclusive(call, collection, name)?;
+        let _locks = self.lock_exclusive(call, collection, name)?;
         let current = self.find(collection, name)?.map(|f| f.version);
         let version = current.map_or(Version::FIRST, Version::next);
 
@@ -814,7 +884,7 @@ impl Inner {
     }
 
     fn delete_function(&self, call: &Call, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
-        let _file_lock = self.lock_exclusive(call, collection, name)?;
+        let _locks = self.lock_exclusive(call, collection, name)?;
         self.find_required(collection, name)?;
         call.commit_point()?;
         // The source first: once it is gone, the function is gone.
@@ -831,9 +901,38 @@ impl Inner {
 
     // ---- locks ----
 
-    /// Takes the cross-process lock of a function, creating its `functions/`
-    /// directory when needed. `CollectionNotFound` if the collection is missing.
-    fn lock_exclusive(&self, call: &Call, collection: &CollectionPath, name: &FunctionName) -> Result<File, PortError> {
+    /// Takes the shared lock of a (non-root) collection, which keeps it from
+    /// being deleted, or the exclusive one, which deleting it needs. For the
+    /// root, which is never deleted, there is nothing to lock.
+    fn lock_collection(&self, call: &Call, path: &CollectionPath, mode: LockMode) -> Result<Option<File>, PortError> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        let lock_path = self.collection_lock_file(path);
+        if let Some(dir) = lock_path.parent() {
+            fs::create_dir_all(dir).map_err(|e| self.map_error("creating", dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| self.map_error("opening lock file", &lock_path, e))?;
+        self.wait_lock(call, &file, &lock_path, mode)?;
+        Ok(Some(file))
+    }
+
+    /// Takes the shared lock of the collection, then the cross-process lock
+    /// of a function, creating its `functions/` directory when needed.
+    /// `CollectionNotFound` if the collection is missing.
+    fn lock_exclusive(
+        &self,
+        call: &Call,
+        collection: &CollectionPath,
+        name: &FunctionName,
+    ) -> Result<WriteLocks, PortError> {
+        let collection_lock = self.lock_collection(call, collection, LockMode::Shared)?;
         let dir = self.functions_dir(collection);
         if collection.is_root() {
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -859,7 +958,10 @@ impl Inner {
             Err(e) => return Err(self.map_error("opening lock file", &path, e)),
         };
         self.wait_lock(call, &file, &path, LockMode::Exclusive)?;
-        Ok(file)
+        Ok(WriteLocks {
+            _function: file,
+            _collection: collection_lock,
+        })
     }
 
     /// Takes an advisory lock on `file`, polling until the call's bound so
@@ -1419,6 +1521,8 @@ mod tests {
         assert_eq!(
             tree(store.data_dir()),
             [
+                ".locks/collections/a.lock",
+                ".locks/collections/a/b.lock",
                 "collections/__root__/collection.env.json",
                 "collections/__root__/functions/g.lock",
                 "collections/__root__/functions/g.meta.json",
@@ -1612,6 +1716,155 @@ mod tests {
         assert!(Call::new(Duration::ZERO).commit_point().is_err(), "past the deadline");
         // A bound too large for the clock does not panic.
         Call::new(Duration::MAX).commit_point().unwrap();
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> EnvMap {
+        EnvMap::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saves_racing_a_collection_delete_are_never_lost() {
+        let (_dir, first) = store();
+        // A second store on the same directory stands for another process.
+        let second = FsSourceStore::new(first.data_dir()).unwrap();
+        let team_env = env(&[("TEAM", "t")]);
+        let (mut deleted, mut refused) = (0, 0);
+        for round in 0..24_u64 {
+            let raw = format!("race/r{round}");
+            let path = cp(&raw);
+            first.create_collection(&path, &team_env).await.unwrap();
+            // The delete is spawned at a different point of the burst each round.
+            let mut saves = tokio::task::JoinSet::new();
+            let mut deletion = None;
+            for i in 0..8_u64 {
+                if i == round % 8 {
+                    let (store, path) = (
+                        if round % 2 == 0 { second.clone() } else { first.clone() },
+                        path.clone(),
+                    );
+                    deletion = Some(tokio::spawn(async move { store.delete_collection(&path).await }));
+                }
+                let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+                let raw = raw.clone();
+                saves.spawn(async move {
+                    let new = new_version(&raw, &format!("f{i}"), &format!("source {i}"), &[("N", "1")]);
+                    store.save_function(&new).await
+                });
+            }
+            let deletion = deletion.unwrap().await.unwrap();
+            let mut saved = Vec::new();
+            while let Some(result) = saves.join_next().await {
+                match result.unwrap() {
+                    Ok(d) => saved.push(d),
+                    Err(PortError::CollectionNotFound(p)) => assert_eq!(p, raw),
+                    Err(e) => panic!("unexpected save error: {e:?}"),
+                }
+            }
+            for d in &saved {
+                let loaded = first.get_function(&path, &d.name, None).await;
+                let loaded =
+                    loaded.unwrap_or_else(|e| panic!("a save that answered Ok was lost ({e:?}); delete: {deletion:?}"));
+                assert_eq!((loaded.version, &loaded.source_code), (d.version, &d.source_code));
+            }
+            match deletion {
+                Ok(()) => {
+                    deleted += 1;
+                    assert!(saved.is_empty());
+                    assert!(!first.collection_exists(&path).await.unwrap());
+                }
+                Err(PortError::CollectionNotEmpty(_)) => {
+                    refused += 1;
+                    assert!(!saved.is_empty(), "refused, yet no save answered Ok");
+                    assert_eq!(
+                        first.collection_env(&path).await.unwrap(),
+                        team_env,
+                        "the env file stays"
+                    );
+                }
+                Err(e) => panic!("unexpected delete error: {e:?}"),
+            }
+        }
+        eprintln!("deleted first: {deleted}, refused: {refused}");
+        // No tombstone or lock file is left in or shown as the collection tree.
+        let race = first.data_dir().join("collections/race");
+        for entry in fs::read_dir(&race).unwrap() {
+            let entry = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(entry.starts_with('r') || entry == "functions", "{entry}");
+        }
+        let listed = first.list_collections().await.unwrap();
+        assert!(
+            listed.iter().all(|c| String::from(c.path.clone()).starts_with("race")),
+            "{listed:?}"
+        );
+        assert_eq!(listed.len(), 1 + refused, "{listed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_delete_leaves_the_collection_whole() {
+        let (_dir, store) = store();
+        let data = store.data_dir().to_owned();
+        store.create_collection(&cp("keep"), &env(&[("K", "v")])).await.unwrap();
+        store.save_function(&new_version("keep", "f", "f", &[])).await.unwrap();
+        let err = store.delete_collection(&cp("keep")).await.unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotEmpty(_)), "{err:?}");
+        assert!(data.join("collections/keep/collection.env.json").is_file());
+        assert_eq!(store.collection_env(&cp("keep")).await.unwrap().get("K"), Some("v"));
+        store.get_function(&cp("keep"), &name("f"), None).await.unwrap();
+
+        store.create_collection(&cp("up/child"), &EnvMap::new()).await.unwrap();
+        store.set_collection_env(&cp("up"), &env(&[("U", "1")])).await.unwrap();
+        let err = store.delete_collection(&cp("up")).await.unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotEmpty(_)), "{err:?}");
+        assert!(data.join("collections/up/collection.env.json").is_file());
+
+        // Emptied, it goes entirely, leaving no tombstone.
+        store.delete_collection(&cp("up/child")).await.unwrap();
+        store.delete_collection(&cp("up")).await.unwrap();
+        let left: Vec<String> = fs::read_dir(data.join("collections"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["keep"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_collection_lock_bounds_writes_and_deletes() {
+        let (_dir, store) = store();
+        let store = store.with_timeout(Duration::from_millis(200));
+        store.create_collection(&cp("held"), &env(&[("K", "v")])).await.unwrap();
+        let lock_path = store.data_dir().join(".locks/collections/held.lock");
+        // Another process deleting `held`: writes into it wait, within the bound.
+        let other = hold_lock(&lock_path);
+        let started = Instant::now();
+        assert_timed_out(store.save_function(&new_version("held", "f", "f", &[])).await, started);
+        let started = Instant::now();
+        assert_timed_out(
+            store.create_collection(&cp("held/child"), &EnvMap::new()).await,
+            started,
+        );
+        let started = Instant::now();
+        assert_timed_out(store.set_collection_env(&cp("held"), &EnvMap::new()).await, started);
+        drop(other);
+
+        // Another process writing into `held`: the delete waits, within the bound.
+        let file = File::open(&lock_path).unwrap();
+        fs4::FileExt::lock_shared(&file).unwrap();
+        let started = Instant::now();
+        assert_timed_out(store.delete_collection(&cp("held")).await, started);
+        drop(file);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.collection_env(&cp("held")).await.unwrap().get("K"), Some("v"));
+        let listed = store.list_collections().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(store.list_functions(&cp("held")).await.unwrap().is_empty());
+        store.delete_collection(&cp("held")).await.unwrap();
+        assert!(!store.collection_exists(&cp("held")).await.unwrap());
     }
 
     #[tokio::test]
