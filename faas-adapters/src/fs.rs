@@ -43,7 +43,7 @@
 //!   files live outside the collection tree, so deleting a collection never
 //!   deletes a lock someone waits on, and they never show up as collections
 //!   or functions; they are never deleted (one empty file per collection
-//!   path ever written). A save that answered `Ok` is therefore never lost
+//!   path ever created; a call naming a missing collection creates none). A save that answered `Ok` is therefore never lost
 //!   to a concurrent delete: the delete either ran first (the save answers
 //!   `CollectionNotFound`) or sees the function (`CollectionNotEmpty`).
 //! - Deleting a collection moves its directory in one rename into a hidden
@@ -512,7 +512,7 @@ impl Inner {
         let _locks = lineage
             .iter()
             .skip(1)
-            .map(|p| self.lock_collection(call, p, LockMode::Shared))
+            .map(|p| self.lock_collection(call, p, LockMode::Shared, true))
             .collect::<Result<Vec<_>, _>>()?;
         call.commit_point()?;
         let collections = self.collections_dir();
@@ -623,7 +623,7 @@ impl Inner {
 
     fn set_collection_env(&self, call: &Call, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
         let file = self.collection_env_file(path);
-        let _lock = self.lock_collection(call, path, LockMode::Shared)?;
+        let _lock = self.lock_collection(call, path, LockMode::Shared, false)?;
         if path.is_root() {
             let dir = self.collection_dir(path);
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -656,7 +656,7 @@ impl Inner {
                 "the root collection cannot be deleted".into(),
             ));
         };
-        let _lock = self.lock_collection(call, path, LockMode::Exclusive)?;
+        let _lock = self.lock_collection(call, path, LockMode::Exclusive, false)?;
         self.require_collection(path)?;
         let dir = self.collection_dir(path);
         if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty() {
@@ -904,9 +904,22 @@ impl Inner {
     /// Takes the shared lock of a (non-root) collection, which keeps it from
     /// being deleted, or the exclusive one, which deleting it needs. For the
     /// root, which is never deleted, there is nothing to lock.
-    fn lock_collection(&self, call: &Call, path: &CollectionPath, mode: LockMode) -> Result<Option<File>, PortError> {
+    /// `CollectionNotFound` without touching anything for a missing
+    /// collection unless `create_for_missing` (creating a collection).
+    fn lock_collection(
+        &self,
+        call: &Call,
+        path: &CollectionPath,
+        mode: LockMode,
+        create_for_missing: bool,
+    ) -> Result<Option<File>, PortError> {
         if path.is_root() {
             return Ok(None);
+        }
+        if !create_for_missing {
+            // No lock file for a path that names no collection (callers check
+            // again under the lock): requests for random paths leave nothing.
+            self.require_collection(path)?;
         }
         let lock_path = self.collection_lock_file(path);
         if let Some(dir) = lock_path.parent() {
@@ -932,7 +945,7 @@ impl Inner {
         collection: &CollectionPath,
         name: &FunctionName,
     ) -> Result<WriteLocks, PortError> {
-        let collection_lock = self.lock_collection(call, collection, LockMode::Shared)?;
+        let collection_lock = self.lock_collection(call, collection, LockMode::Shared, false)?;
         let dir = self.functions_dir(collection);
         if collection.is_root() {
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -1814,6 +1827,15 @@ mod tests {
         let err = store.delete_collection(&cp("keep")).await.unwrap_err();
         assert!(matches!(err, PortError::CollectionNotEmpty(_)), "{err:?}");
         assert!(data.join("collections/keep/collection.env.json").is_file());
+        let err = store
+            .save_function(&new_version("nope", "f", "f", &[]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotFound(_)), "{err:?}");
+        assert!(
+            !data.join(".locks/collections/nope.lock").exists(),
+            "no lock file for a missing collection"
+        );
         assert_eq!(store.collection_env(&cp("keep")).await.unwrap().get("K"), Some("v"));
         store.get_function(&cp("keep"), &name("f"), None).await.unwrap();
 
