@@ -11,6 +11,7 @@
 //! collections/{s1}/…/{sN}/collection.env.json      collection env (optional)
 //! collections/{s1}/…/{sN}/functions/{name}.*       as for the root
 //! functions/{name}.mjs, functions/{name}.env.json  legacy root functions (version 1)
+//! .locks/collections/{s1}/…/{sN}.lock              collection lock files (ours only)
 //! ```
 //!
 //! Invariants and decisions:
@@ -33,6 +34,23 @@
 //!   lose or duplicate a version). Lock files are never deleted by
 //!   `delete_function` (deleting a lock file others wait on breaks the lock);
 //!   they are not functions and disappear with their collection.
+//! - A collection's deletion and every write into it are mutually exclusive,
+//!   in-process and across processes sharing the data directory, through an
+//!   advisory lock on `.locks/collections/{path}.lock`: saves and deletes of
+//!   its functions and env writes take it shared, creating a collection
+//!   takes it shared for every collection of its lineage (top-down), and
+//!   `delete_collection` takes it exclusive, then checks emptiness. The lock
+//!   files live outside the collection tree, so deleting a collection never
+//!   deletes a lock someone waits on, and they never show up as collections
+//!   or functions; they are never deleted (one empty file per collection
+//!   path ever created; a call naming a missing collection creates none). A save that answered `Ok` is therefore never lost
+//!   to a concurrent delete: the delete either ran first (the save answers
+//!   `CollectionNotFound`) or sees the function (`CollectionNotEmpty`).
+//! - Deleting a collection moves its directory in one rename into a hidden
+//!   tombstone next to it (`.{segment}.XXXXXX.deleted`, skipped like every
+//!   dot-name), then removes the tombstone: the collection is either whole
+//!   or gone, never half-deleted. A tombstone that could not be removed is
+//!   logged and stays hidden until its parent goes.
 //! - Every file is written atomically: a temp file (`.{file}.XXXXXX.tmp`,
 //!   never ending in `.mjs`) in the same directory, fsync, rename. A save
 //!   stages the source, env and meta first and renames them in that order,
@@ -49,18 +67,37 @@
 //!   [`FunctionName`]s, never from raw strings.
 //! - All file work runs on `spawn_blocking`; no std lock is held across an
 //!   `.await`.
+//! - Every call is bounded (SPEC §7, [`FsSourceStore::with_timeout`], 10 s by
+//!   default): past the bound it answers `Unavailable { component: Storage }`
+//!   ("files storage did not answer within N ms"), whatever it waits on (the
+//!   in-process lock, the blocking pool, a file lock held by another process,
+//!   a slow disk). File locks are taken with `try_lock` polled every 10 ms up
+//!   to the deadline, so the blocking thread stops soon after too. A write
+//!   that failed this way never publishes later: each write has a commit
+//!   point right before its first visible change (the first rename of a
+//!   save, after everything is staged), where it stops if the deadline
+//!   passed or the caller gave up; the caller and the work decide through
+//!   one atomic flag, so exactly one of "abandoned before publishing" and
+//!   "publishing" wins. The remaining window: a write that passed its commit
+//!   point just before the deadline and is still renaming and fsyncing when
+//!   the bound passes finishes after the caller got `Unavailable`; that
+//!   error then says the change "may still be applied". A file operation
+//!   that hangs in the kernel (a dead network mount) keeps its blocking
+//!   thread until it returns; the caller is answered in time regardless.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use faas_ports::{
-    function_id, CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, Language,
-    NewVersion, PortError, Revision, SourceStore, Version, VersionItem,
+    function_id, CollectionInfo, CollectionPath, Component, Deployment, EnvMap, FunctionName, FunctionSummary,
+    Language, NewVersion, PortError, Revision, SourceStore, Version, VersionItem,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -81,13 +118,22 @@ const SOURCE_EXT: &str = ".mjs";
 const ENV_EXT: &str = ".env.json";
 /// Extension of a function meta file.
 const META_EXT: &str = ".meta.json";
-/// Extension of a function's advisory lock file.
+/// Extension of a function's or collection's advisory lock file.
 const LOCK_EXT: &str = ".lock";
+/// Directory of the collection lock files, below the data directory.
+const LOCKS_DIR: &str = ".locks";
+/// Suffix of the hidden directory a deleted collection is moved into.
+const TOMBSTONE_SUFFIX: &str = ".deleted";
+/// Default bound of one storage call (`LOWCODE_FAAS_STORAGE_TIMEOUT_MS`, SPEC §7).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two attempts at a contended file lock.
+const LOCK_POLL: Duration = Duration::from_millis(10);
 
 /// A [`SourceStore`] over the `files` layout of SPEC §7 (see the module docs).
 #[derive(Debug, Clone)]
 pub struct FsSourceStore {
     inner: Arc<Inner>,
+    timeout: Duration,
 }
 
 impl FsSourceStore {
@@ -123,7 +169,18 @@ impl FsSourceStore {
                 data_dir,
                 save_locks: Mutex::new(HashMap::new()),
             }),
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// Bounds every call of this store by `timeout` (default
+    /// [`DEFAULT_TIMEOUT`]): past it a call answers `Unavailable { component:
+    /// Storage }` and its file work stops at its next lock wait or before
+    /// it publishes anything (see the module docs).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The data directory this store is rooted at.
@@ -131,16 +188,45 @@ impl FsSourceStore {
         &self.inner.data_dir
     }
 
-    /// Runs blocking file work on tokio's blocking pool.
+    /// Runs blocking file work on tokio's blocking pool, within the bound.
     async fn blocking<T, F>(&self, work: F) -> Result<T, PortError>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T, PortError> + Send + 'static,
+        F: FnOnce(&Inner, &Call) -> Result<T, PortError> + Send + 'static,
     {
+        self.bounded(None, work).await
+    }
+
+    /// Runs blocking file work within the bound of one call, first taking
+    /// the in-process lock of `function` when given (its wait counts too).
+    /// Past the bound the caller gets `Unavailable` at once and the work is
+    /// told to stop (see [`Call`]).
+    async fn bounded<T, F>(&self, function: Option<(&CollectionPath, &FunctionName)>, work: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &Call) -> Result<T, PortError> + Send + 'static,
+    {
+        let call = Call::new(self.timeout);
+        let work_call = call.clone();
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&inner))
+        let run = async move {
+            let guard = match function {
+                Some((collection, name)) => Some(self.lock_function(collection, name).await),
+                None => None,
+            };
+            tokio::task::spawn_blocking(move || {
+                // Held until the file work has really finished.
+                let _guard = guard;
+                work_call.check()?;
+                work(&inner, &work_call)
+            })
             .await
             .map_err(|e| PortError::internal("files storage task failed", e))?
+        };
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(call.deadline), run).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(call.abandon()),
+        }
     }
 
     /// Waits for the in-process lock of one function.
@@ -163,6 +249,95 @@ impl FsSourceStore {
 }
 
 type LockKey = (CollectionPath, FunctionName);
+
+/// [`Call`] state: the work has not published anything yet.
+const PENDING: u8 = 0;
+/// [`Call`] state: the work passed its commit point and is publishing.
+const COMMITTING: u8 = 1;
+/// [`Call`] state: the caller gave up; the work must not publish.
+const ABANDONED: u8 = 2;
+
+/// The bound of one call, shared by its async side and its blocking work.
+///
+/// The two sides agree through one atomic state, so a write is either
+/// abandoned before it publishes anything or was already publishing when
+/// the caller gave up; never "answered as failed, published later" (apart
+/// from that last window, which the error message names).
+#[derive(Debug, Clone)]
+struct Call {
+    deadline: Instant,
+    timeout: Duration,
+    state: Arc<AtomicU8>,
+}
+
+impl Call {
+    fn new(timeout: Duration) -> Self {
+        let now = Instant::now();
+        // A bound too large for the clock is no bound (a year is plenty).
+        let deadline = now
+            .checked_add(timeout)
+            .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+            .unwrap_or(now);
+        Self {
+            deadline,
+            timeout,
+            state: Arc::new(AtomicU8::new(PENDING)),
+        }
+    }
+
+    fn timed_out(&self) -> PortError {
+        PortError::Unavailable {
+            component: Component::Storage,
+            message: format!("files storage did not answer within {} ms", self.timeout.as_millis()),
+            source: None,
+        }
+    }
+
+    /// `Unavailable` once the deadline passed or the caller gave up.
+    fn check(&self) -> Result<(), PortError> {
+        if self.state.load(Ordering::Acquire) == ABANDONED || Instant::now() >= self.deadline {
+            Err(self.timed_out())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The point of no return of a write, called right before its first
+    /// visible change: fails when the deadline passed or the caller gave
+    /// up, else marks the call as publishing (which the caller sees if it
+    /// gives up now). Calling it again while publishing is fine.
+    fn commit_point(&self) -> Result<(), PortError> {
+        if Instant::now() >= self.deadline {
+            return Err(self.timed_out());
+        }
+        match self
+            .state
+            .compare_exchange(PENDING, COMMITTING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) | Err(COMMITTING) => Ok(()),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// The caller gives up (the bound passed): from now on the work stops
+    /// at its next check and never passes its commit point.
+    fn abandon(&self) -> PortError {
+        match self
+            .state
+            .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Err(COMMITTING) => PortError::Unavailable {
+                component: Component::Storage,
+                message: format!(
+                    "files storage did not answer within {} ms; the change was already being written and may still be applied",
+                    self.timeout.as_millis()
+                ),
+                source: None,
+            },
+            _ => self.timed_out(),
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -190,6 +365,20 @@ impl Drop for SaveGuard {
             locks.remove(&self.key);
         }
     }
+}
+
+/// The file locks of a write to one function (released on drop, function first).
+#[derive(Debug)]
+struct WriteLocks {
+    _function: File,
+    _collection: Option<File>,
+}
+
+/// How [`Inner::wait_lock`] locks a file.
+#[derive(Debug, Clone, Copy)]
+enum LockMode {
+    Shared,
+    Exclusive,
 }
 
 /// Content of `{name}.meta.json`.
@@ -257,6 +446,20 @@ impl Inner {
         self.collection_dir(path).join(COLLECTION_ENV_FILE)
     }
 
+    /// `.locks/collections/{s1}/…/{sN}.lock`: outside the collection tree,
+    /// so deleting a collection never deletes a lock someone waits on.
+    /// Segments never contain a dot, so `{s}.lock` and the directory `{s}/`
+    /// of its children never clash.
+    fn collection_lock_file(&self, path: &CollectionPath) -> PathBuf {
+        let mut file = self.data_dir.join(LOCKS_DIR).join(COLLECTIONS_DIR);
+        let segments: Vec<&str> = path.segments().collect();
+        if let Some((last, parents)) = segments.split_last() {
+            file.extend(parents);
+            file.push(format!("{last}{LOCK_EXT}"));
+        }
+        file
+    }
+
     // ---- errors ----
 
     /// The one mapping of I/O errors to [`PortError`]s. Callers handle the
@@ -300,13 +503,20 @@ impl Inner {
         }
     }
 
-    fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError> {
+    fn create_collection(&self, call: &Call, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError> {
         if path.is_root() {
             return Err(PortError::CollectionExists(path.to_string()));
         }
+        let lineage = path.lineage();
+        // Top-down, so no delete of an ancestor (or of this path) runs meanwhile.
+        let _locks = lineage
+            .iter()
+            .skip(1)
+            .map(|p| self.lock_collection(call, p, LockMode::Shared, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        call.commit_point()?;
         let collections = self.collections_dir();
         fs::create_dir_all(&collections).map_err(|e| self.map_error("creating", &collections, e))?;
-        let lineage = path.lineage();
         // Ancestors (not the root, not the leaf): mkdir -p, with their `functions/`.
         for ancestor in lineage.iter().skip(1).take(lineage.len().saturating_sub(2)) {
             let dir = self.functions_dir(ancestor);
@@ -324,7 +534,7 @@ impl Inner {
             let functions = dir.join(FUNCTIONS_DIR);
             fs::create_dir(&functions).map_err(|e| self.map_error("creating", &functions, e))?;
             if !env.is_empty() {
-                self.write_env(&self.collection_env_file(path), env)?;
+                self.write_env(call, &self.collection_env_file(path), env)?;
             }
             let meta = fs::metadata(&dir).map_err(|e| self.map_error("reading", &dir, e))?;
             Ok(CollectionInfo {
@@ -411,8 +621,9 @@ impl Inner {
         self.read_env(&self.collection_env_file(path))
     }
 
-    fn set_collection_env(&self, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
+    fn set_collection_env(&self, call: &Call, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
         let file = self.collection_env_file(path);
+        let _lock = self.lock_collection(call, path, LockMode::Shared, false)?;
         if path.is_root() {
             let dir = self.collection_dir(path);
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -420,9 +631,10 @@ impl Inner {
             self.require_collection(path)?;
         }
         if env.is_empty() {
+            call.commit_point()?;
             self.remove_if_exists(&file)
         } else {
-            let result = self.write_env(&file, env);
+            let result = self.write_env(call, &file, env);
             // The directory went away between the check and the write.
             match result {
                 Err(_) if !self.collection_exists(path)? => Err(Self::collection_not_found(path)),
@@ -431,27 +643,48 @@ impl Inner {
         }
     }
 
-    fn delete_collection(&self, path: &CollectionPath) -> Result<(), PortError> {
-        if path.is_root() {
+    /// Deletes an empty collection. Under the collection's exclusive lock
+    /// (no save, env write, delete of a function or creation of a child runs
+    /// meanwhile, in any process) it checks emptiness, then moves the
+    /// directory in one rename into a hidden tombstone next to it (a name
+    /// starting with a dot, never a collection) and removes that. The
+    /// collection is gone at the rename or still whole; a tombstone that
+    /// could not be removed is hidden and goes with its parent.
+    fn delete_collection(&self, call: &Call, path: &CollectionPath) -> Result<(), PortError> {
+        let Some(segment) = path.segments().last().map(str::to_owned) else {
             return Err(PortError::InvalidCollectionPath(
                 "the root collection cannot be deleted".into(),
             ));
-        }
+        };
+        let _lock = self.lock_collection(call, path, LockMode::Exclusive, false)?;
         self.require_collection(path)?;
-        let not_empty = || PortError::CollectionNotEmpty(path.to_string());
         let dir = self.collection_dir(path);
         if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty() {
-            return Err(not_empty());
+            return Err(PortError::CollectionNotEmpty(path.to_string()));
         }
+        let parent = dir.parent().unwrap_or(&self.data_dir).to_owned();
+        // An empty hidden directory to move the collection into (dropped = removed).
+        let tombstone = tempfile::Builder::new()
+            .prefix(&format!(".{segment}."))
+            .suffix(TOMBSTONE_SUFFIX)
+            .tempdir_in(&parent)
+            .map_err(|e| self.map_error("creating a tombstone for", &dir, e))?;
+        call.commit_point()?;
         // What is left is ours (env file, lock files, `functions/`) or
         // unrelated to the store; it goes with the collection.
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            // Something was written while we were removing.
-            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Err(not_empty()),
-            Err(e) => Err(self.map_error("removing", &dir, e)),
+        fs::rename(&dir, tombstone.path().join(&segment)).map_err(|e| self.map_error("removing", &dir, e))?;
+        if let Err(e) = self.sync_dir(&parent) {
+            tracing::warn!(error = %e, "Could not sync a directory after deleting a collection.");
         }
+        let hidden = tombstone.path().to_owned();
+        if let Err(e) = tombstone.close() {
+            tracing::warn!(
+                path = %self.rel(&hidden),
+                error = %e,
+                "Could not remove the files of a deleted collection; they stay hidden."
+            );
+        }
+        Ok(())
     }
 
     // ---- functions ----
@@ -524,11 +757,12 @@ impl Inner {
 
     fn get_function(
         &self,
+        call: &Call,
         collection: &CollectionPath,
         name: &FunctionName,
         pinned: Option<Version>,
     ) -> Result<Deployment, PortError> {
-        self.with_read_lock(&self.function_file(collection, name, LOCK_EXT), || {
+        self.with_read_lock(call, &self.function_file(collection, name, LOCK_EXT), || {
             let found = self.find_required(collection, name)?;
             if let Some(version) = pinned.filter(|v| *v != found.version) {
                 return Err(PortError::VersionNotAvailable {
@@ -601,10 +835,10 @@ impl Inner {
         Ok(out)
     }
 
-    fn save_function(&self, new: &NewVersion) -> Result<Deployment, PortError> {
+    fn save_function(&self, call: &Call, new: &NewVersion) -> Result<Deployment, PortError> {
         let collection = &new.collection_path;
         let name = &new.name;
-        let _file_lock = self.lock_exclusive(collection, name)?;
+        let _locks = self.lock_exclusive(call, collection, name)?;
         let current = self.find(collection, name)?.map(|f| f.version);
         let version = current.map_or(Version::FIRST, Version::next);
 
@@ -624,6 +858,9 @@ impl Inner {
             .map_err(|e| PortError::internal("serialising meta", e))?;
         let meta = self.stage(&meta_path, &meta_bytes, Visibility::Public)?;
 
+        // Nothing is visible yet: past the bound, the staged files are
+        // dropped (deleted) and the version is never published.
+        call.commit_point()?;
         self.commit(source, &source_path)?;
         match env {
             Some(env) => self.commit(env, &env_path)?,
@@ -646,9 +883,10 @@ impl Inner {
         })
     }
 
-    fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
-        let _file_lock = self.lock_exclusive(collection, name)?;
+    fn delete_function(&self, call: &Call, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
+        let _locks = self.lock_exclusive(call, collection, name)?;
         self.find_required(collection, name)?;
+        call.commit_point()?;
         // The source first: once it is gone, the function is gone.
         for ext in [SOURCE_EXT, ENV_EXT, META_EXT] {
             self.remove_if_exists(&self.function_file(collection, name, ext))?;
@@ -663,9 +901,51 @@ impl Inner {
 
     // ---- locks ----
 
-    /// Takes the cross-process lock of a function, creating its `functions/`
-    /// directory when needed. `CollectionNotFound` if the collection is missing.
-    fn lock_exclusive(&self, collection: &CollectionPath, name: &FunctionName) -> Result<File, PortError> {
+    /// Takes the shared lock of a (non-root) collection, which keeps it from
+    /// being deleted, or the exclusive one, which deleting it needs. For the
+    /// root, which is never deleted, there is nothing to lock.
+    /// `CollectionNotFound` without touching anything for a missing
+    /// collection unless `create_for_missing` (creating a collection).
+    fn lock_collection(
+        &self,
+        call: &Call,
+        path: &CollectionPath,
+        mode: LockMode,
+        create_for_missing: bool,
+    ) -> Result<Option<File>, PortError> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        if !create_for_missing {
+            // No lock file for a path that names no collection (callers check
+            // again under the lock): requests for random paths leave nothing.
+            self.require_collection(path)?;
+        }
+        let lock_path = self.collection_lock_file(path);
+        if let Some(dir) = lock_path.parent() {
+            fs::create_dir_all(dir).map_err(|e| self.map_error("creating", dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| self.map_error("opening lock file", &lock_path, e))?;
+        self.wait_lock(call, &file, &lock_path, mode)?;
+        Ok(Some(file))
+    }
+
+    /// Takes the shared lock of the collection, then the cross-process lock
+    /// of a function, creating its `functions/` directory when needed.
+    /// `CollectionNotFound` if the collection is missing.
+    fn lock_exclusive(
+        &self,
+        call: &Call,
+        collection: &CollectionPath,
+        name: &FunctionName,
+    ) -> Result<WriteLocks, PortError> {
+        let collection_lock = self.lock_collection(call, collection, LockMode::Shared, false)?;
         let dir = self.functions_dir(collection);
         if collection.is_root() {
             fs::create_dir_all(&dir).map_err(|e| self.map_error("creating", &dir, e))?;
@@ -690,18 +970,44 @@ impl Inner {
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(Self::collection_not_found(collection)),
             Err(e) => return Err(self.map_error("opening lock file", &path, e)),
         };
-        // Fully qualified: std's inherent `File::lock` needs Rust 1.89, above our MSRV.
-        fs4::FileExt::lock(&file).map_err(|e| self.map_error("locking", &path, e))?;
-        Ok(file)
+        self.wait_lock(call, &file, &path, LockMode::Exclusive)?;
+        Ok(WriteLocks {
+            _function: file,
+            _collection: collection_lock,
+        })
+    }
+
+    /// Takes an advisory lock on `file`, polling until the call's bound so
+    /// no blocking thread waits forever on a lock held elsewhere.
+    fn wait_lock(&self, call: &Call, file: &File, path: &Path, mode: LockMode) -> Result<(), PortError> {
+        loop {
+            // Fully qualified: std's inherent `File::try_lock` needs Rust 1.89, above our MSRV.
+            let attempt = match mode {
+                LockMode::Shared => fs4::FileExt::try_lock_shared(file),
+                LockMode::Exclusive => fs4::FileExt::try_lock(file),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(fs4::TryLockError::WouldBlock) => {}
+                Err(fs4::TryLockError::Error(e)) => return Err(self.map_error("locking", path, e)),
+            }
+            call.check()?;
+            std::thread::sleep(LOCK_POLL.min(call.deadline.saturating_duration_since(Instant::now())));
+        }
     }
 
     /// Runs `read` under a shared lock of `lock_path` when the file exists.
     /// Without a lock file no save has started; if one appears meanwhile,
     /// the read is repeated under the lock.
-    fn with_read_lock<T>(&self, lock_path: &Path, read: impl Fn() -> Result<T, PortError>) -> Result<T, PortError> {
+    fn with_read_lock<T>(
+        &self,
+        call: &Call,
+        lock_path: &Path,
+        read: impl Fn() -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
         let open = || match File::open(lock_path) {
             Ok(file) => {
-                fs4::FileExt::lock_shared(&file).map_err(|e| self.map_error("locking", lock_path, e))?;
+                self.wait_lock(call, &file, lock_path, LockMode::Shared)?;
                 Ok(Some(file))
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
@@ -787,8 +1093,9 @@ impl Inner {
         }
     }
 
-    fn write_env(&self, path: &Path, env: &EnvMap) -> Result<(), PortError> {
+    fn write_env(&self, call: &Call, path: &Path, env: &EnvMap) -> Result<(), PortError> {
         let staged = self.stage(path, &env_json(env)?, Visibility::Private)?;
+        call.commit_point()?;
         self.commit(staged, path)?;
         if let Some(dir) = path.parent() {
             self.sync_dir(dir)?;
@@ -901,39 +1208,39 @@ fn birth_time(meta: &Metadata) -> DateTime<Utc> {
 impl SourceStore for FsSourceStore {
     async fn create_collection(&self, path: &CollectionPath, env: &EnvMap) -> Result<CollectionInfo, PortError> {
         let (path, env) = (path.clone(), env.clone());
-        self.blocking(move |s| s.create_collection(&path, &env)).await
+        self.blocking(move |s, call| s.create_collection(call, &path, &env))
+            .await
     }
 
     async fn list_collections(&self) -> Result<Vec<CollectionInfo>, PortError> {
-        self.blocking(Inner::list_collections).await
+        self.blocking(|s, _| s.list_collections()).await
     }
 
     async fn collection_exists(&self, path: &CollectionPath) -> Result<bool, PortError> {
         let path = path.clone();
-        self.blocking(move |s| s.collection_exists(&path)).await
+        self.blocking(move |s, _| s.collection_exists(&path)).await
     }
 
     async fn collection_env(&self, path: &CollectionPath) -> Result<EnvMap, PortError> {
         let path = path.clone();
-        self.blocking(move |s| s.collection_env(&path)).await
+        self.blocking(move |s, _| s.collection_env(&path)).await
     }
 
     async fn set_collection_env(&self, path: &CollectionPath, env: &EnvMap) -> Result<(), PortError> {
         let (path, env) = (path.clone(), env.clone());
-        self.blocking(move |s| s.set_collection_env(&path, &env)).await
+        self.blocking(move |s, call| s.set_collection_env(call, &path, &env))
+            .await
     }
 
     async fn delete_collection(&self, path: &CollectionPath) -> Result<(), PortError> {
         let path = path.clone();
-        self.blocking(move |s| s.delete_collection(&path)).await
+        self.blocking(move |s, call| s.delete_collection(call, &path)).await
     }
 
     async fn save_function(&self, new: &NewVersion) -> Result<Deployment, PortError> {
-        let guard = self.lock_function(&new.collection_path, &new.name).await;
-        let new = new.clone();
-        self.blocking(move |s| {
-            let _guard = guard;
-            s.save_function(&new)
+        let owned = new.clone();
+        self.bounded(Some((&new.collection_path, &new.name)), move |s, call| {
+            s.save_function(call, &owned)
         })
         .await
     }
@@ -945,18 +1252,18 @@ impl SourceStore for FsSourceStore {
         version: Option<Version>,
     ) -> Result<Deployment, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
-        self.blocking(move |s| s.get_function(&collection, &name, version))
+        self.blocking(move |s, call| s.get_function(call, &collection, &name, version))
             .await
     }
 
     async fn current_revision(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Revision, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
-        self.blocking(move |s| s.current_revision(&collection, &name)).await
+        self.blocking(move |s, _| s.current_revision(&collection, &name)).await
     }
 
     async fn list_functions(&self, collection: &CollectionPath) -> Result<Vec<FunctionSummary>, PortError> {
         let collection = collection.clone();
-        self.blocking(move |s| s.list_functions(&collection)).await
+        self.blocking(move |s, _| s.list_functions(&collection)).await
     }
 
     async fn list_versions(
@@ -965,7 +1272,7 @@ impl SourceStore for FsSourceStore {
         name: &FunctionName,
     ) -> Result<Vec<VersionItem>, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
-        self.blocking(move |s| {
+        self.blocking(move |s, _| {
             let found = s.find_required(&collection, &name)?;
             Ok(vec![VersionItem {
                 version: found.version,
@@ -976,17 +1283,15 @@ impl SourceStore for FsSourceStore {
     }
 
     async fn delete_function(&self, collection: &CollectionPath, name: &FunctionName) -> Result<(), PortError> {
-        let guard = self.lock_function(collection, name).await;
-        let (collection, name) = (collection.clone(), name.clone());
-        self.blocking(move |s| {
-            let _guard = guard;
-            s.delete_function(&collection, &name)
+        let (owned_collection, owned_name) = (collection.clone(), name.clone());
+        self.bounded(Some((collection, name)), move |s, call| {
+            s.delete_function(call, &owned_collection, &owned_name)
         })
         .await
     }
 
     async fn health(&self) -> Result<(), PortError> {
-        self.blocking(Inner::health).await
+        self.blocking(|s, _| s.health()).await
     }
 }
 
@@ -1229,6 +1534,8 @@ mod tests {
         assert_eq!(
             tree(store.data_dir()),
             [
+                ".locks/collections/a.lock",
+                ".locks/collections/a/b.lock",
                 "collections/__root__/collection.env.json",
                 "collections/__root__/functions/g.lock",
                 "collections/__root__/functions/g.meta.json",
@@ -1336,6 +1643,250 @@ mod tests {
             first.inner.save_locks.lock().unwrap().is_empty(),
             "in-process locks are pruned"
         );
+    }
+
+    /// Takes a function's lock file as another process would.
+    fn hold_lock(path: &Path) -> File {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        fs4::FileExt::lock(&file).unwrap();
+        file
+    }
+
+    fn assert_timed_out(result: Result<impl std::fmt::Debug, PortError>, started: Instant) {
+        let elapsed = started.elapsed();
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}");
+        assert!(err.to_string().contains("within 200 ms"), "{err}");
+        assert!(elapsed < Duration::from_secs(2), "answered after {elapsed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_function_lock_bounds_saves_and_reads_and_never_commits_later() {
+        let (_dir, store) = store();
+        let store = store.with_timeout(Duration::from_millis(200));
+        let root = CollectionPath::root();
+        store.save_function(&new_version("", "f", "one", &[])).await.unwrap();
+        let other = hold_lock(&store.data_dir().join("collections/__root__/functions/f.lock"));
+
+        let started = Instant::now();
+        assert_timed_out(
+            store.save_function(&new_version("", "f", "two", &[("E", "1")])).await,
+            started,
+        );
+        let started = Instant::now();
+        assert_timed_out(store.get_function(&root, &name("f"), None).await, started);
+        let started = Instant::now();
+        assert_timed_out(store.delete_function(&root, &name("f")).await, started);
+
+        // The holder lets go; the abandoned work must not publish anything.
+        drop(other);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let d = store.get_function(&root, &name("f"), None).await.unwrap();
+        assert_eq!((d.version.get(), d.source_code.as_str()), (1, "one"));
+        assert!(d.env.is_empty());
+        let files = tree(store.data_dir());
+        assert!(files.iter().all(|f| !f.ends_with(".tmp")), "{files:?}");
+        let saved = store.save_function(&new_version("", "f", "two", &[])).await.unwrap();
+        assert_eq!(saved.version.get(), 2, "the store works again");
+    }
+
+    #[tokio::test]
+    async fn a_zero_bound_fails_every_call_without_writing() {
+        let (_dir, store) = store();
+        let store = store.with_timeout(Duration::ZERO);
+        let err = store
+            .save_function(&new_version("", "f", "one", &[]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}");
+        let err = store.list_collections().await.unwrap_err();
+        assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!store.data_dir().join("collections").exists(), "nothing was written");
+    }
+
+    #[test]
+    fn an_abandoned_call_never_commits_and_a_publishing_one_says_so() {
+        let call = Call::new(Duration::from_secs(60));
+        call.check().unwrap();
+        assert_eq!(call.abandon().code(), "STORAGE_UNAVAILABLE");
+        assert!(call.check().is_err());
+        assert!(call.commit_point().is_err(), "abandoned work never publishes");
+
+        let call = Call::new(Duration::from_secs(60));
+        call.commit_point().unwrap();
+        call.commit_point().unwrap();
+        let err = call.abandon();
+        assert!(err.to_string().contains("may still be applied"), "{err}");
+
+        assert!(Call::new(Duration::ZERO).commit_point().is_err(), "past the deadline");
+        // A bound too large for the clock does not panic.
+        Call::new(Duration::MAX).commit_point().unwrap();
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> EnvMap {
+        EnvMap::parse(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saves_racing_a_collection_delete_are_never_lost() {
+        let (_dir, first) = store();
+        // A second store on the same directory stands for another process.
+        let second = FsSourceStore::new(first.data_dir()).unwrap();
+        let team_env = env(&[("TEAM", "t")]);
+        let (mut deleted, mut refused) = (0, 0);
+        for round in 0..24_u64 {
+            let raw = format!("race/r{round}");
+            let path = cp(&raw);
+            first.create_collection(&path, &team_env).await.unwrap();
+            // The delete is spawned at a different point of the burst each round.
+            let mut saves = tokio::task::JoinSet::new();
+            let mut deletion = None;
+            for i in 0..8_u64 {
+                if i == round % 8 {
+                    let (store, path) = (
+                        if round % 2 == 0 { second.clone() } else { first.clone() },
+                        path.clone(),
+                    );
+                    deletion = Some(tokio::spawn(async move { store.delete_collection(&path).await }));
+                }
+                let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+                let raw = raw.clone();
+                saves.spawn(async move {
+                    let new = new_version(&raw, &format!("f{i}"), &format!("source {i}"), &[("N", "1")]);
+                    store.save_function(&new).await
+                });
+            }
+            let deletion = deletion.unwrap().await.unwrap();
+            let mut saved = Vec::new();
+            while let Some(result) = saves.join_next().await {
+                match result.unwrap() {
+                    Ok(d) => saved.push(d),
+                    Err(PortError::CollectionNotFound(p)) => assert_eq!(p, raw),
+                    Err(e) => panic!("unexpected save error: {e:?}"),
+                }
+            }
+            for d in &saved {
+                let loaded = first.get_function(&path, &d.name, None).await;
+                let loaded =
+                    loaded.unwrap_or_else(|e| panic!("a save that answered Ok was lost ({e:?}); delete: {deletion:?}"));
+                assert_eq!((loaded.version, &loaded.source_code), (d.version, &d.source_code));
+            }
+            match deletion {
+                Ok(()) => {
+                    deleted += 1;
+                    assert!(saved.is_empty());
+                    assert!(!first.collection_exists(&path).await.unwrap());
+                }
+                Err(PortError::CollectionNotEmpty(_)) => {
+                    refused += 1;
+                    assert!(!saved.is_empty(), "refused, yet no save answered Ok");
+                    assert_eq!(
+                        first.collection_env(&path).await.unwrap(),
+                        team_env,
+                        "the env file stays"
+                    );
+                }
+                Err(e) => panic!("unexpected delete error: {e:?}"),
+            }
+        }
+        eprintln!("deleted first: {deleted}, refused: {refused}");
+        // No tombstone or lock file is left in or shown as the collection tree.
+        let race = first.data_dir().join("collections/race");
+        for entry in fs::read_dir(&race).unwrap() {
+            let entry = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(entry.starts_with('r') || entry == "functions", "{entry}");
+        }
+        let listed = first.list_collections().await.unwrap();
+        assert!(
+            listed.iter().all(|c| String::from(c.path.clone()).starts_with("race")),
+            "{listed:?}"
+        );
+        assert_eq!(listed.len(), 1 + refused, "{listed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_delete_leaves_the_collection_whole() {
+        let (_dir, store) = store();
+        let data = store.data_dir().to_owned();
+        store.create_collection(&cp("keep"), &env(&[("K", "v")])).await.unwrap();
+        store.save_function(&new_version("keep", "f", "f", &[])).await.unwrap();
+        let err = store.delete_collection(&cp("keep")).await.unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotEmpty(_)), "{err:?}");
+        assert!(data.join("collections/keep/collection.env.json").is_file());
+        let err = store
+            .save_function(&new_version("nope", "f", "f", &[]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotFound(_)), "{err:?}");
+        assert!(
+            !data.join(".locks/collections/nope.lock").exists(),
+            "no lock file for a missing collection"
+        );
+        assert_eq!(store.collection_env(&cp("keep")).await.unwrap().get("K"), Some("v"));
+        store.get_function(&cp("keep"), &name("f"), None).await.unwrap();
+
+        store.create_collection(&cp("up/child"), &EnvMap::new()).await.unwrap();
+        store.set_collection_env(&cp("up"), &env(&[("U", "1")])).await.unwrap();
+        let err = store.delete_collection(&cp("up")).await.unwrap_err();
+        assert!(matches!(err, PortError::CollectionNotEmpty(_)), "{err:?}");
+        assert!(data.join("collections/up/collection.env.json").is_file());
+
+        // Emptied, it goes entirely, leaving no tombstone.
+        store.delete_collection(&cp("up/child")).await.unwrap();
+        store.delete_collection(&cp("up")).await.unwrap();
+        let left: Vec<String> = fs::read_dir(data.join("collections"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["keep"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_collection_lock_bounds_writes_and_deletes() {
+        let (_dir, store) = store();
+        let store = store.with_timeout(Duration::from_millis(200));
+        store.create_collection(&cp("held"), &env(&[("K", "v")])).await.unwrap();
+        let lock_path = store.data_dir().join(".locks/collections/held.lock");
+        // Another process deleting `held`: writes into it wait, within the bound.
+        let other = hold_lock(&lock_path);
+        let started = Instant::now();
+        assert_timed_out(store.save_function(&new_version("held", "f", "f", &[])).await, started);
+        let started = Instant::now();
+        assert_timed_out(
+            store.create_collection(&cp("held/child"), &EnvMap::new()).await,
+            started,
+        );
+        let started = Instant::now();
+        assert_timed_out(store.set_collection_env(&cp("held"), &EnvMap::new()).await, started);
+        drop(other);
+
+        // Another process writing into `held`: the delete waits, within the bound.
+        let file = File::open(&lock_path).unwrap();
+        fs4::FileExt::lock_shared(&file).unwrap();
+        let started = Instant::now();
+        assert_timed_out(store.delete_collection(&cp("held")).await, started);
+        drop(file);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.collection_env(&cp("held")).await.unwrap().get("K"), Some("v"));
+        let listed = store.list_collections().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(store.list_functions(&cp("held")).await.unwrap().is_empty());
+        store.delete_collection(&cp("held")).await.unwrap();
+        assert!(!store.collection_exists(&cp("held")).await.unwrap());
     }
 
     #[tokio::test]
