@@ -37,7 +37,11 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
     let store: Arc<dyn SourceStore> = match &settings.storage {
         StorageSettings::Files { data_dir } => {
             tracing::info!(data_dir = %data_dir.display(), "using files storage");
-            Arc::new(FsSourceStore::new(data_dir.clone()).map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?)
+            Arc::new(
+                FsSourceStore::new(data_dir.clone())
+                    .map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?
+                    .with_timeout(settings.storage_timeout),
+            )
         }
         StorageSettings::DbS3(db) => {
             tracing::info!(bucket = %db.s3_bucket, prefix = %db.s3_prefix, "using db_s3 storage (PostgreSQL + S3)");
