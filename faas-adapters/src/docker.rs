@@ -1046,9 +1046,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
+    use crate::runtime_contract::{contract_job as job, envelope, log_messages};
 
     const MIB: u64 = 1024 * 1024;
     const DEFAULT_TEST_IMAGE: &str = "lowcode-faas/node:local";
@@ -1085,46 +1086,6 @@ mod tests {
 
     fn docker() -> Docker {
         Docker::connect_with_defaults().unwrap()
-    }
-
-    fn job(source: &str) -> RunJob {
-        let run_id = RunId::generate();
-        let env = BTreeMap::from([
-            ("LOWCODE_FAAS_RUN_ID".to_string(), run_id.to_string()),
-            ("LOWCODE_FAAS_EXECUTION_ID".to_string(), run_id.to_string()),
-            ("LOWCODE_FAAS_FUNCTION_NAME".to_string(), "hello".to_string()),
-            ("LOWCODE_FAAS_COLLECTION_PATH".to_string(), "a/b".to_string()),
-            ("LOWCODE_FAAS_DEPLOYMENT_ID".to_string(), "a/b/hello@v2".to_string()),
-            ("LOWCODE_FAAS_DEPLOYMENT_VERSION".to_string(), "2".to_string()),
-        ]);
-        RunJob {
-            run_id,
-            function_id: "a/b/hello".into(),
-            deployment_id: "a/b/hello@v2".into(),
-            source_code: source.into(),
-            input_json: b"{}".to_vec(),
-            env,
-            timeout: Duration::from_secs(60),
-            max_output_bytes: 6 * MIB,
-            max_log_bytes: MIB,
-        }
-    }
-
-    fn envelope(output: &RunOutput) -> Value {
-        serde_json::from_slice(&output.output_json).unwrap()
-    }
-
-    fn log_messages(logs: &[u8]) -> Vec<String> {
-        std::str::from_utf8(logs)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                serde_json::from_str::<Value>(line).unwrap()["message"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
     }
 
     /// Ids of the containers (running or not) carrying `label=value`.
@@ -1597,7 +1558,6 @@ mod tests {
         assert!(failure.message.contains("not a regular file"), "{}", failure.message);
     }
 
-    #[cfg(feature = "testkit")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_runtime_contract_holds() {
         let rt = runtime().await;

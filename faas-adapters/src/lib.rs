@@ -53,5 +53,5 @@ pub mod db_s3;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod runtime_contract;

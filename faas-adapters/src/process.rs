@@ -543,45 +543,14 @@ async fn read_logs(workspace: &Path, max_log_bytes: u64) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use faas_ports::RunId;
     use serde_json::{json, Value};
     use tokio::io::AsyncReadExt;
 
     use super::*;
-
-    const MIB: u64 = 1024 * 1024;
+    use crate::runtime_contract::{contract_job as job, envelope, log_messages};
 
     fn runtime() -> ProcessRuntime {
         ProcessRuntime::new(ProcessRuntimeConfig::default()).unwrap()
-    }
-
-    fn job(source: &str) -> RunJob {
-        let run_id = RunId::generate();
-        let env = BTreeMap::from([
-            ("LOWCODE_FAAS_RUN_ID".to_string(), run_id.to_string()),
-            ("LOWCODE_FAAS_EXECUTION_ID".to_string(), run_id.to_string()),
-            ("LOWCODE_FAAS_FUNCTION_NAME".to_string(), "hello".to_string()),
-            ("LOWCODE_FAAS_COLLECTION_PATH".to_string(), "a/b".to_string()),
-            ("LOWCODE_FAAS_DEPLOYMENT_ID".to_string(), "a/b/hello@v2".to_string()),
-            ("LOWCODE_FAAS_DEPLOYMENT_VERSION".to_string(), "2".to_string()),
-        ]);
-        RunJob {
-            run_id,
-            function_id: "a/b/hello".into(),
-            deployment_id: "a/b/hello@v2".into(),
-            source_code: source.into(),
-            input_json: b"{}".to_vec(),
-            env,
-            timeout: Duration::from_secs(60),
-            max_output_bytes: 6 * MIB,
-            max_log_bytes: MIB,
-        }
-    }
-
-    fn envelope(output: &RunOutput) -> Value {
-        serde_json::from_slice(&output.output_json).unwrap()
     }
 
     fn log_entries(logs: &[u8]) -> Vec<Value> {
@@ -589,13 +558,6 @@ mod tests {
             .unwrap()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-
-    fn log_messages(logs: &[u8]) -> Vec<String> {
-        log_entries(logs)
-            .iter()
-            .map(|e| e["message"].as_str().unwrap().to_string())
             .collect()
     }
 
@@ -910,7 +872,6 @@ mod tests {
         assert_eq!(error.code(), "RUNTIME_UNAVAILABLE");
     }
 
-    #[cfg(feature = "testkit")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_runtime_contract_holds() {
         crate::runtime_contract::container_runtime_contract(&runtime()).await;

@@ -59,11 +59,13 @@ pub fn contract_job(source: &str) -> RunJob {
     }
 }
 
-fn envelope(output: &RunOutput) -> Value {
+/// The parsed `output.json` envelope of a run.
+pub fn envelope(output: &RunOutput) -> Value {
     serde_json::from_slice(&output.output_json).expect("output.json is one JSON envelope")
 }
 
-fn log_messages(logs: &[u8]) -> Vec<String> {
+/// The messages of the captured log lines, in order.
+pub fn log_messages(logs: &[u8]) -> Vec<String> {
     std::str::from_utf8(logs)
         .expect("logs are UTF-8")
         .lines()
