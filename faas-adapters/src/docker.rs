@@ -1044,7 +1044,6 @@ mod tests {
     //! `LOWCODE_FAAS_NODE_DOCKER_IMAGE`.
 
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use serde_json::json;
 
@@ -1149,40 +1148,6 @@ mod tests {
         );
         assert_eq!(log_messages(&output.logs), ["top level", "a 7", "n=42"]);
         assert!(containers_labelled(RUN_ID_LABEL, &run_id).await.is_empty());
-    }
-
-    #[tokio::test]
-    async fn bootstrap_errors_arrive_as_error_envelopes() {
-        let valid = "export async function handler() { return { ok: true }; }";
-        let cases: [(&str, &[u8], &str, &str); 5] = [
-            (
-                "export async function handler() { throw new Error('boom'); }",
-                b"{}",
-                "HANDLER_THROW",
-                "boom",
-            ),
-            (
-                "export async function handler() { return { ok: 'yes' }; }",
-                b"{}",
-                "BAD_RETURN",
-                "boolean \"ok\"",
-            ),
-            ("export const other = 1;", b"{}", "NO_HANDLER", "no \"handler\" export"),
-            ("export async function handler( {", b"{}", "SYNTAX_ERROR", "SyntaxError"),
-            (valid, b"{not json\xff", "BAD_INPUT", "input.json"),
-        ];
-        let rt = runtime().await;
-        for (source, input, code, message) in cases {
-            let mut job = job(source);
-            job.input_json = input.to_vec();
-            let output = rt.run(job).await.unwrap();
-            let env = envelope(&output);
-            assert_eq!(env["type"], "error", "{code}: {env}");
-            assert_eq!(env["code"], code, "{env}");
-            let text = env["message"].as_str().unwrap();
-            assert!(text.contains(message), "{code}: {text}");
-            assert!(!text.contains("/workspace"), "{code}: {text}");
-        }
     }
 
     #[tokio::test]
@@ -1490,34 +1455,6 @@ mod tests {
         );
         assert_eq!(other.remove_owned_containers().await.unwrap(), 1);
         assert_eq!(rt.remove_owned_containers().await.unwrap(), 0);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn eight_runs_at_once() {
-        let rt = Arc::new(runtime().await);
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..8 {
-            let rt = Arc::clone(&rt);
-            let mut job = job("export async function handler(input) { console.log('run', input.i); return { ok: true, data: input.i }; }");
-            job.input_json = format!(r#"{{"i":{i}}}"#).into_bytes();
-            set.spawn(async move { (i, rt.run(job).await) });
-        }
-        let mut seen = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            let (i, outcome) = joined.unwrap();
-            let output = outcome.unwrap();
-            assert_eq!(
-                envelope(&output),
-                json!({"type": "result", "value": {"ok": true, "data": i}})
-            );
-            assert_eq!(log_messages(&output.logs), [format!("run {i}")]);
-            seen.push(i);
-        }
-        seen.sort_unstable();
-        assert_eq!(seen, (0..8).collect::<Vec<_>>());
-        assert!(containers_labelled(OWNER_LABEL, &rt.config.instance_id)
-            .await
-            .is_empty());
     }
 
     #[tokio::test]
