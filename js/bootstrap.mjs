@@ -68,7 +68,7 @@ const log = {
 };
 
 try {
-  log.fd = openSync(LOG_FILE, 'a');
+  log.fd = log.max === 0 ? -1 : openSync(LOG_FILE, 'a');
 } catch {
   // No log file: capture silently drops entries, the run itself goes on.
   log.fd = -1;
@@ -92,7 +92,8 @@ function entryLine(level, message) {
 // final warning entry is written (it may itself pass the cap by its own size;
 // readers allow some slack for it) and everything after it is dropped.
 function capture(level, message) {
-  if (log.truncated) return;
+  // A cap of 0 means nobody wants the logs (capture is off): drop everything.
+  if (log.truncated || log.max === 0) return;
   const line = entryLine(level, message);
   const size = byteLength(line);
   if (log.written + size > log.max) {

@@ -326,6 +326,14 @@ test('console capture is bounded: one truncation entry, then nothing', () => {
   );
 });
 
+test('a log cap of 0 captures nothing and writes no log file', () => {
+  const r = run('console.log("top"); export async function handler() { console.log("x"); return { ok: true }; }', {
+    env: { LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES: '0' },
+  });
+  assertResult(r, { ok: true });
+  assert.deepEqual(r.logs, []);
+});
+
 test('an invalid log cap falls back to the default', () => {
   const r = run('export async function handler() { console.log("x"); return { ok: true }; }', {
     env: { LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES: 'lots' },

@@ -864,6 +864,10 @@ fn first_file(archive: &[u8], cap: u64) -> io::Result<Option<DownloadedFile>> {
 /// read that hits the cap is cut back to its last complete line. Problems
 /// are logged and give no logs: they never decide a run's outcome.
 async fn read_logs(docker: &Docker, name: &str, max_log_bytes: u64) -> Vec<u8> {
+    if max_log_bytes == 0 {
+        // Logs are not wanted (capture is off): save the round trip.
+        return Vec::new();
+    }
     let cap = max_log_bytes.saturating_add(LOG_READ_SLACK);
     let path = format!("{WORKSPACE}/{LOG_FILE}");
     match download_file(docker, name, &path, cap).await {

@@ -512,6 +512,10 @@ fn read_output(path: &Path, max_bytes: u64) -> io::Result<Output> {
 /// Reads the captured log with a cap of `max_log_bytes` + slack; a read that
 /// hits the cap is cut back to its last complete line.
 fn read_log_file(path: &Path, max_log_bytes: u64) -> io::Result<Vec<u8>> {
+    if max_log_bytes == 0 {
+        // Logs are not wanted (capture is off).
+        return Ok(Vec::new());
+    }
     let Some((file, _)) = open_regular(path)? else {
         return Ok(Vec::new());
     };

@@ -125,7 +125,12 @@ impl Engine {
                     env: run_env,
                     timeout: timeout.saturating_sub(started.elapsed()),
                     max_output_bytes: self.limits.max_output_bytes.saturating_add(run_result::ENVELOPE_SLACK),
-                    max_log_bytes: self.limits.max_log_bytes,
+                    // Without a sink nobody reads the logs: ask for none.
+                    max_log_bytes: if self.log_sink.is_some() {
+                        self.limits.max_log_bytes
+                    } else {
+                        0
+                    },
                 };
                 with_timeout_message(self.runtime.run(job).await, timeout)
             }

@@ -111,6 +111,7 @@ async fn invoke_merges_env_in_precedence_order_and_sets_platform_vars() {
     assert_eq!(e["LOWCODE_FAAS_DEPLOYMENT_ID"], "a/b/f@v3");
     assert_eq!(e["LOWCODE_FAAS_DEPLOYMENT_VERSION"], "3");
     assert_eq!(job.input_json, br#"{"x":1}"#.to_vec());
+    assert_eq!(job.max_log_bytes, 0, "without a log sink no logs are asked for");
     assert!(job.timeout <= Duration::from_millis(5_000));
     assert_eq!(engine.stats().cold_starts, 1);
     assert_eq!(engine.stats().in_flight, 0);
@@ -193,6 +194,7 @@ async fn captured_logs_reach_the_sink_with_run_context() {
         .log_sink(Arc::new(sink))
         .build();
     engine.invoke(invoke_request(json!({}))).await.unwrap();
+    assert_eq!(engine.limits().max_log_bytes, Limits::default().max_log_bytes);
 }
 
 #[test]

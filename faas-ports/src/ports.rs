@@ -112,7 +112,9 @@ pub struct RunJob {
     pub timeout: Duration,
     /// Largest `output.json` accepted, in bytes (the envelope included).
     pub max_output_bytes: u64,
-    /// Largest captured log file read back, in bytes.
+    /// Largest captured log file read back, in bytes. `0`: logs are not
+    /// wanted (capture is off): the bootstrap captures nothing and the
+    /// runtime does not read the log file.
     pub max_log_bytes: u64,
 }
 
