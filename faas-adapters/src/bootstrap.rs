@@ -25,3 +25,6 @@ pub const OUTPUT_FILE: &str = "output.json";
 pub const LOG_FILE: &str = "logs.ndjson";
 /// Env variable carrying the log cap to the bootstrap.
 pub const LOG_MAX_BYTES_ENV: &str = "LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES";
+/// What V8 prints on stderr when its heap limit is hit (both runtimes read it
+/// to tell `OUT_OF_MEMORY` from a plain crash).
+pub const NODE_OOM_MARKERS: [&str; 2] = ["JavaScript heap out of memory", "Reached heap limit"];

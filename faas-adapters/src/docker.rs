@@ -88,8 +88,6 @@ const STDERR_MESSAGE_BYTES: usize = 2048;
 /// Cap of the container's own json-file log (stdout/stderr the bootstrap does
 /// not capture), so a chatty function cannot fill the daemon's disk.
 const CONTAINER_LOG_MAX_SIZE: &str = "1m";
-/// What V8 prints on stderr when its heap limit is hit.
-const OOM_MARKERS: [&str; 2] = ["JavaScript heap out of memory", "Reached heap limit"];
 
 /// Settings of the Docker runtime (SPEC §6, §11).
 #[derive(Debug, Clone, Deserialize)]
@@ -495,7 +493,11 @@ impl DockerRuntime {
         };
         let stderr = stderr_tail(docker, name).await;
         let stderr_text = String::from_utf8_lossy(&stderr);
-        if oom_killed || OOM_MARKERS.iter().any(|m| stderr_text.contains(m)) {
+        if oom_killed
+            || crate::bootstrap::NODE_OOM_MARKERS
+                .iter()
+                .any(|m| stderr_text.contains(m))
+        {
             return failure(
                 ErrorCode::OutOfMemory,
                 format!("function ran out of memory (memory limit {} MB)", self.config.memory_mb),
@@ -1502,7 +1504,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_runtime_contract_holds() {
         let rt = runtime().await;
-        crate::runtime_contract::container_runtime_contract(&rt).await;
+        crate::runtime_contract::container_runtime_contract(&rt, 1000).await;
         assert!(containers_labelled(OWNER_LABEL, &rt.config.instance_id)
             .await
             .is_empty());

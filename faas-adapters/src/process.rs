@@ -49,8 +49,6 @@ const LOG_READ_SLACK: u64 = 4096;
 const AFTER_KILL_GRACE: Duration = Duration::from_secs(5);
 /// Bound on `node --version` in the health check.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// What V8 prints on stderr when the heap limit is hit.
-const OOM_MARKERS: [&str; 2] = ["JavaScript heap out of memory", "Reached heap limit"];
 
 /// Settings of the process runtime.
 #[derive(Debug, Clone, Deserialize)]
@@ -234,10 +232,13 @@ impl ProcessRuntime {
             )),
             Ok(Output::Missing) => {
                 let stderr_text = String::from_utf8_lossy(stderr);
-                if OOM_MARKERS.iter().any(|m| stderr_text.contains(m)) {
+                if crate::bootstrap::NODE_OOM_MARKERS
+                    .iter()
+                    .any(|m| stderr_text.contains(m))
+                {
                     return Err(failure(
                         ErrorCode::OutOfMemory,
-                        format!("function ran out of memory (heap limit {} MB)", self.memory_mb),
+                        format!("function ran out of memory (memory limit {} MB)", self.memory_mb),
                         logs,
                     ));
                 }
@@ -670,7 +671,7 @@ mod tests {
             }"#);
         let failure = rt.run(job).await.unwrap_err();
         assert_eq!(failure.code, ErrorCode::OutOfMemory, "{}", failure.message);
-        assert_eq!(failure.message, "function ran out of memory (heap limit 32 MB)");
+        assert_eq!(failure.message, "function ran out of memory (memory limit 32 MB)");
         assert_eq!(log_messages(&failure.logs), ["allocating"]);
     }
 
@@ -820,7 +821,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_runtime_contract_holds() {
-        crate::runtime_contract::container_runtime_contract(&runtime()).await;
+        use std::os::unix::fs::MetadataExt;
+        // The process runtime runs functions as the service's own user.
+        let uid = std::fs::metadata("/proc/self").unwrap().uid();
+        crate::runtime_contract::container_runtime_contract(&runtime(), uid).await;
     }
 
     #[tokio::test]

@@ -24,15 +24,39 @@ const MIB: u64 = 1024 * 1024;
 /// besides the job's env and the log cap.
 pub const ALLOWED_EXTRA_ENV: [&str; 3] = ["PATH", "HOME", "HOSTNAME"];
 
-/// Runs every check of the contract.
-pub async fn container_runtime_contract(rt: &dyn ContainerRuntime) {
+/// Runs every check of the contract. `expected_uid` is the user the runtime
+/// runs functions as (the container user; for the process runtime, the
+/// service's own user).
+pub async fn container_runtime_contract(rt: &dyn ContainerRuntime, expected_uid: u32) {
     check_success(rt).await;
     check_bootstrap_errors(rt).await;
     check_exited_without_output(rt).await;
     check_output_too_large(rt).await;
+    check_out_of_memory(rt).await;
     check_timeout(rt).await;
     check_env(rt).await;
+    check_uid(rt, expected_uid).await;
     check_concurrent_runs(rt).await;
+}
+
+/// A handler that fills the JavaScript heap: `OUT_OF_MEMORY` on every
+/// runtime (the V8 heap limit of the process runtime, the cgroup limit of a
+/// container), never a timeout or a missing result.
+pub async fn check_out_of_memory(rt: &dyn ContainerRuntime) {
+    let mut job = contract_job(
+        "export async function handler() { const keep = []; while (true) keep.push(new Array(100000).fill(0).map((_, i) => ({ i }))); }",
+    );
+    job.timeout = Duration::from_secs(60);
+    let failure = rt.run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::OutOfMemory, "{}", failure.message);
+    assert_eq!(failure.message, "function ran out of memory (memory limit 256 MB)");
+}
+
+/// The function runs as the expected user.
+pub async fn check_uid(rt: &dyn ContainerRuntime, expected_uid: u32) {
+    let job = contract_job("export async function handler() { return { ok: true, data: process.getuid() }; }");
+    let output = rt.run(job).await.expect("the uid handler succeeds");
+    assert_eq!(envelope(&output)["value"]["data"], json!(expected_uid));
 }
 
 /// A job with the platform variables of SPEC §5 and generous limits.
