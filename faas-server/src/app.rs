@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use faas_adapters::cache::CachedSourceStore;
-use faas_adapters::db_s3::{DbS3Config, DbS3SourceStore};
+use faas_adapters::db_s3::DbS3SourceStore;
 use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::fs::FsSourceStore;
@@ -45,18 +45,8 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
         }
         StorageSettings::DbS3(db) => {
             tracing::info!(bucket = %db.s3_bucket, prefix = %db.s3_prefix, "using db_s3 storage (PostgreSQL + S3)");
-            let config = DbS3Config {
-                postgres_dsn: db.postgres_dsn.clone(),
-                s3_endpoint: db.s3_endpoint.clone(),
-                s3_region: db.s3_region.clone(),
-                s3_bucket: db.s3_bucket.clone(),
-                s3_credentials: db.s3_credentials.clone(),
-                s3_use_path_style: db.s3_use_path_style,
-                s3_prefix: db.s3_prefix.clone(),
-                storage_timeout: settings.storage_timeout,
-            };
             Arc::new(
-                DbS3SourceStore::connect(config)
+                DbS3SourceStore::connect(db.clone())
                     .await
                     .map_err(adapter_error("LOWCODE_FAAS_STORAGE=db_s3"))?,
             )

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use faas_adapters::db_s3::DbS3Config;
 use faas_domain::Limits;
 
 use crate::ServerError;
@@ -75,41 +76,9 @@ pub enum StorageSettings {
         /// `LOWCODE_FAAS_DATA_DIR`.
         data_dir: PathBuf,
     },
-    /// PostgreSQL metadata + S3 sources.
-    DbS3(DbS3Settings),
-}
-
-/// Settings of the `db_s3` storage.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DbS3Settings {
-    /// `LOWCODE_FAAS_POSTGRES_DSN` (secret: never logged).
-    pub postgres_dsn: String,
-    /// `LOWCODE_FAAS_S3_ENDPOINT`.
-    pub s3_endpoint: Option<String>,
-    /// `LOWCODE_FAAS_S3_REGION`.
-    pub s3_region: String,
-    /// `LOWCODE_FAAS_S3_BUCKET`.
-    pub s3_bucket: String,
-    /// `LOWCODE_FAAS_S3_ACCESS_KEY` and `_SECRET_KEY` (secret: never logged).
-    pub s3_credentials: Option<(String, String)>,
-    /// `LOWCODE_FAAS_S3_USE_PATH_STYLE`.
-    pub s3_use_path_style: bool,
-    /// `LOWCODE_FAAS_S3_PREFIX`.
-    pub s3_prefix: String,
-}
-
-impl fmt::Debug for DbS3Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbS3Settings")
-            .field("postgres_dsn", &"<redacted>")
-            .field("s3_endpoint", &self.s3_endpoint)
-            .field("s3_region", &self.s3_region)
-            .field("s3_bucket", &self.s3_bucket)
-            .field("s3_credentials", &self.s3_credentials.as_ref().map(|_| "<redacted>"))
-            .field("s3_use_path_style", &self.s3_use_path_style)
-            .field("s3_prefix", &self.s3_prefix)
-            .finish()
-    }
+    /// PostgreSQL metadata + S3 sources (the adapter's own settings type;
+    /// its `Debug` redacts the DSN and the keys).
+    DbS3(DbS3Config),
 }
 
 /// Which runtime runs functions.
@@ -491,7 +460,7 @@ impl Raw {
         })
     }
 
-    fn db_s3(&self) -> Result<DbS3Settings, ServerError> {
+    fn db_s3(&self) -> Result<DbS3Config, ServerError> {
         let required = |key: &str| {
             self.string(key).ok_or_else(|| {
                 ServerError::Config(format!("{} is required when LOWCODE_FAAS_STORAGE=db_s3", env_name(key)))
@@ -506,7 +475,7 @@ impl Raw {
                 ))
             }
         };
-        Ok(DbS3Settings {
+        Ok(DbS3Config {
             postgres_dsn: required("postgres_dsn")?,
             s3_endpoint: self.string("s3_endpoint"),
             s3_region: self.string_or("s3_region", "us-east-1"),
@@ -514,6 +483,7 @@ impl Raw {
             s3_credentials: credentials,
             s3_use_path_style: self.bool_or("s3_use_path_style", true)?,
             s3_prefix: self.string_or("s3_prefix", ""),
+            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
         })
     }
 }
