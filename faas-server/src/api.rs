@@ -105,7 +105,7 @@ impl Service for Dispatcher {
     async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
         let method = req.method.clone();
         match routed.route {
-            Route::Healthz => Ok(http::json(StatusCode::OK, &json!({"status": "ok"}))),
+            Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(self.readyz().await),
             Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
             Route::Collections if method == Method::GET => self.list_collections(&req).await,
@@ -185,13 +185,7 @@ impl Dispatcher {
                 let storage = self.engine.health().await.storage.map_err(|e| e.to_string());
                 readiness(&[("storage", storage), ("worker", worker.health().await)])
             }
-            None => {
-                let health = self.engine.health().await;
-                readiness(&[
-                    ("storage", health.storage.map_err(|e| e.to_string())),
-                    ("runtime", health.runtime.map_err(|e| e.to_string())),
-                ])
-            }
+            None => engine_readiness(&self.engine).await,
         }
     }
 
@@ -345,6 +339,20 @@ pub async fn run_in_process(engine: &Engine, metrics: &Metrics, request: InvokeR
     let result = engine.invoke(request).await?;
     metrics.observe_run(&result);
     Ok(http::json(StatusCode::OK, &result))
+}
+
+/// `/readyz` of a process that runs functions: storage and runtime must answer.
+pub async fn engine_readiness(engine: &Engine) -> Response {
+    let health = engine.health().await;
+    readiness(&[
+        ("storage", health.storage.map_err(|e| e.to_string())),
+        ("runtime", health.runtime.map_err(|e| e.to_string())),
+    ])
+}
+
+/// `/healthz`: 200 `{"status":"ok"}` while the process serves.
+pub fn healthz() -> Response {
+    http::json(StatusCode::OK, &json!({"status": "ok"}))
 }
 
 /// `/readyz`: 200 `{"status":"ready"}`, or 503 naming each failing component.

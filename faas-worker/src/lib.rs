@@ -17,14 +17,14 @@ use std::sync::Arc;
 use faas_adapters::logs::LogBuffer;
 use faas_domain::Engine;
 use faas_ports::RunRequest;
-use faas_server::api::{metrics_reply, readiness, run_in_process, validate_run};
+use faas_server::api::{engine_readiness, healthz, metrics_reply, run_in_process, validate_run};
 use faas_server::app::{self, RunningServer};
 use faas_server::http::{self, Incoming, RouteInfo, Service};
 use faas_server::logs_api;
 use faas_server::metrics::Metrics;
 use faas_server::router::{self, Route};
 use faas_server::{ApiError, ServerError, Settings};
-use warp::http::{Method, StatusCode};
+use warp::http::Method;
 use warp::reply::Response;
 
 /// The worker service: the engine plus the settings its HTTP edge needs.
@@ -66,14 +66,8 @@ impl Service for Worker {
 
     async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
         match routed.route {
-            Route::Healthz => Ok(http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
-            Route::Readyz => {
-                let health = self.engine.health().await;
-                Ok(readiness(&[
-                    ("storage", health.storage.map_err(|e| e.to_string())),
-                    ("runtime", health.runtime.map_err(|e| e.to_string())),
-                ]))
-            }
+            Route::Healthz => Ok(healthz()),
+            Route::Readyz => Ok(engine_readiness(&self.engine).await),
             Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
             Route::Run => {
                 let run: RunRequest = req.json(true).await?;
