@@ -661,9 +661,16 @@ export async function handler() {
     let pids: Vec<u32> = serde_json::from_str(&std::fs::read_to_string(&pid_file).unwrap()).unwrap();
     assert_eq!(pids.len(), 2);
     for pid in pids {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let zombie_or_gone = status.is_empty() || status.contains("State:\tZ");
-        assert!(zombie_or_gone, "process {pid} survived the timeout:\n{status}");
+        // SIGKILL was sent to the whole group before the reply; the kernel
+        // delivers it asynchronously, so poll /proc (bounded) until it took.
+        let dead = |status: &str| status.is_empty() || status.contains("State:\tZ") || status.contains("State:\tX");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        while !dead(&status) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        }
+        assert!(dead(&status), "process {pid} survived the timeout:\n{status}");
     }
 }
 
@@ -723,7 +730,10 @@ export async function handler() {
             .await
             .unwrap()
     });
+    // Wait (bounded) until the first run holds the only slot.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "the first run never started");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let r = app.post("/functions/gate/invoke", json!({})).await;
