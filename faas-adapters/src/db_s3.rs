@@ -483,30 +483,11 @@ fn env_to_json(env: &EnvMap) -> Result<String, PortError> {
 fn env_from_json(raw: &str, owner: &str) -> Result<EnvMap, PortError> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|e| PortError::internal(format!("env of {owner} is not JSON"), e))?;
-    let object = match value {
-        serde_json::Value::Null => return Ok(EnvMap::new()),
-        serde_json::Value::Object(object) => object,
-        other => {
-            return Err(PortError::Internal {
-                message: format!("env of {owner} holds {other} instead of an object of strings"),
-                source: None,
-            })
-        }
-    };
-    let mut strings = std::collections::BTreeMap::new();
-    let mut dropped = Vec::new();
-    for (key, value) in object {
-        match value {
-            serde_json::Value::String(s) => {
-                strings.insert(key, s);
-            }
-            _ => dropped.push(key),
-        }
-    }
-    let (env, invalid) = EnvMap::parse_lenient(strings);
-    dropped.extend(invalid);
+    let (env, dropped) = EnvMap::from_stored_json(value).map_err(|other| PortError::Internal {
+        message: format!("env of {owner} holds {other} instead of an object of strings"),
+        source: None,
+    })?;
     if !dropped.is_empty() {
-        dropped.sort();
         tracing::warn!(owner = %owner, dropped_keys = ?dropped, "Ignoring env entries that break the env rules.");
     }
     Ok(env)

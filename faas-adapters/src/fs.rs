@@ -575,16 +575,23 @@ impl Inner {
         Ok(())
     }
 
+    /// The entries of `dir`; `None` when it does not exist (or is not a directory).
+    fn read_dir_if_exists(&self, dir: &Path) -> Result<Option<fs::ReadDir>, PortError> {
+        match fs::read_dir(dir) {
+            Ok(entries) => Ok(Some(entries)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(self.map_error("listing", dir, e)),
+        }
+    }
+
     /// The direct sub-collections of the collection `path` stored in `dir`.
     fn child_collections(
         &self,
         dir: &Path,
         path: &CollectionPath,
     ) -> Result<Vec<(CollectionPath, PathBuf, Metadata)>, PortError> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
-            Err(e) => return Err(self.map_error("listing", dir, e)),
+        let Some(entries) = self.read_dir_if_exists(dir)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries {
@@ -809,10 +816,8 @@ impl Inner {
 
     /// The `{name}.mjs` files of a directory with valid names.
     fn function_files(&self, dir: &Path) -> Result<Vec<(FunctionName, Metadata)>, PortError> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
-            Err(e) => return Err(self.map_error("listing", dir, e)),
+        let Some(entries) = self.read_dir_if_exists(dir)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries {
@@ -1052,30 +1057,11 @@ impl Inner {
             return Ok(EnvMap::new());
         };
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
-        let object = match value {
-            serde_json::Value::Null => return Ok(EnvMap::new()),
-            serde_json::Value::Object(object) => object,
-            other => {
-                return Err(PortError::Internal {
-                    message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
-                    source: None,
-                })
-            }
-        };
-        let mut strings = BTreeMap::new();
-        let mut dropped = Vec::new();
-        for (key, value) in object {
-            match value {
-                serde_json::Value::String(s) => {
-                    strings.insert(key, s);
-                }
-                _ => dropped.push(key),
-            }
-        }
-        let (env, invalid) = EnvMap::parse_lenient(strings);
-        dropped.extend(invalid);
+        let (env, dropped) = EnvMap::from_stored_json(value).map_err(|other| PortError::Internal {
+            message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
+            source: None,
+        })?;
         if !dropped.is_empty() {
-            dropped.sort();
             tracing::warn!(
                 file = %self.rel(path),
                 dropped_keys = ?dropped,

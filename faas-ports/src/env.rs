@@ -84,6 +84,32 @@ impl EnvMap {
         (Self(kept), dropped)
     }
 
+    /// Reads an env map as stored by this or an older implementation: `null`
+    /// is empty; an object keeps its valid string entries and names the
+    /// dropped keys (non-strings and entries that break the rules), sorted;
+    /// anything else is `Err` with the JSON that was found instead.
+    pub fn from_stored_json(value: serde_json::Value) -> Result<(Self, Vec<String>), String> {
+        let object = match value {
+            serde_json::Value::Null => return Ok((Self::new(), Vec::new())),
+            serde_json::Value::Object(object) => object,
+            other => return Err(other.to_string()),
+        };
+        let mut strings = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for (key, value) in object {
+            match value {
+                serde_json::Value::String(s) => {
+                    strings.insert(key, s);
+                }
+                _ => dropped.push(key),
+            }
+        }
+        let (env, invalid) = Self::parse_lenient(strings);
+        dropped.extend(invalid);
+        dropped.sort();
+        Ok((env, dropped))
+    }
+
     /// True when there is no entry.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -195,6 +221,16 @@ mod tests {
         let many: serde_json::Map<String, serde_json::Value> =
             (0..257).map(|i| (format!("K{i}"), json!("v"))).collect();
         check(serde_json::Value::Object(many), false);
+    }
+
+    #[test]
+    fn stored_json_keeps_valid_strings_and_names_the_rest() {
+        let (env, dropped) = EnvMap::from_stored_json(json!({"A": "1", "PORT": "2", "N": 3})).unwrap();
+        assert_eq!(env.get("A"), Some("1"));
+        assert_eq!(env.len(), 1);
+        assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
+        assert!(EnvMap::from_stored_json(json!(null)).unwrap().0.is_empty());
+        assert_eq!(EnvMap::from_stored_json(json!([1])).unwrap_err(), "[1]");
     }
 
     #[test]
