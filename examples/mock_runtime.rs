@@ -57,7 +57,7 @@ mod tests {
             .returning(|_| {
                 Ok(RunOutput {
                     output_json: br#"{"type":"result","value":{"ok":true,"data":"Hi Ada"}}"#.to_vec(),
-                    logs: Vec::new(),
+                    ..RunOutput::default()
                 })
             });
         let engine = Engine::builder(Arc::new(MemorySourceStore::new()), Arc::new(runtime)).build();

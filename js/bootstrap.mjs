@@ -1,7 +1,10 @@
-// lowcode-faas bootstrap: runs one handler call inside a workspace directory.
+// lowcode-faas bootstrap: runs handler calls for the runtimes.
 //
-// Protocol (see faas-adapters/src/bootstrap.rs and SPEC §6). Every file lives
-// in this script's own directory, never in the current working directory:
+// Two modes (see faas-adapters/src/runner/protocol.rs for the Rust side):
+//
+// One-shot (`node bootstrap.mjs`): one call inside a workspace directory.
+// Every file lives in this script's own directory, never in the current
+// working directory:
 //   in:  function.mjs  the user's ESM module
 //        input.json    the input object
 //   out: output.json   exactly one envelope, written atomically (temp + rename):
@@ -9,10 +12,25 @@
 //                        {"type":"error","code":"<ERROR_CODE>","message":"..."}
 //        logs.ndjson   one {"ts","level","message"} line per console.* call,
 //                      bounded by LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES
+// Every path that reaches a verdict writes an envelope and exits 0.
 //
-// Every path that reaches a verdict writes an envelope and exits 0. A process
-// that ends without output.json (process.exit in the handler, a fatal V8
-// error, a kill) is judged by the runtime, not here.
+// Serve (`node bootstrap.mjs --serve`): a long-lived runner. It says it is
+// ready, then reads jobs from stdin, one JSON object per line:
+//   {"nonce","source","input","env","max_output_bytes","max_log_bytes"}
+// and answers each with frames on stdout, one line each:
+//   \x1eLCF:<nonce>:<kind>:<payload>\n
+// kinds: ready (nonce "-", before any job), started (the job was taken),
+// log (one {"ts","level","message"} entry), result (the envelope above; the
+// runner can take another job), result-final (the envelope; the runner is
+// tainted and must not be reused), too-large ({"size":N}: the envelope is
+// larger than max_output_bytes). Every frame starts on a new line. User code
+// never writes frames: console.* becomes log frames, process.stdout.write is
+// sent to stderr, and stray bytes on fd 1 are not frames (wrong or missing
+// prefix or nonce; a job's nonce is random and never in the environment).
+// Module state persists between jobs of one runner (warm mode).
+//
+// A process that ends without a verdict (process.exit in the handler, a fatal
+// V8 error, a kill) is judged by the runtime, not here.
 //
 // Error codes written here: SYNTAX_ERROR, NO_HANDLER, BAD_INPUT, HANDLER_THROW,
 // BAD_RETURN.
@@ -38,6 +56,9 @@ const byteLength = Buffer.byteLength;
 const isArray = Array.isArray;
 const ObjectPrototype = Object.prototype;
 const getPrototypeOf = Object.getPrototypeOf;
+const objectKeys = Object.keys;
+
+const SERVE = process.argv.includes('--serve');
 
 const DIR = path.dirname(fileURLToPath(import.meta.url));
 const FUNCTION_FILE = path.join(DIR, 'function.mjs');
@@ -47,6 +68,31 @@ const OUTPUT_TMP_FILE = path.join(DIR, 'output.json.tmp');
 const LOG_FILE = path.join(DIR, 'logs.ndjson');
 
 const DEFAULT_LOG_MAX_BYTES = 1048576;
+const FRAME_PREFIX = '\n\x1eLCF:';
+// The largest job line read from stdin (source + input + env, JSON-encoded).
+const MAX_JOB_LINE_BYTES = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Frames (serve mode). fd 1 is written synchronously: a pipe on Linux, so a
+// frame is complete before the next statement runs, and a frame written
+// before a crash is not lost.
+
+function writeFrame(nonce, kind, payload) {
+  const line = FRAME_PREFIX + nonce + ':' + kind + ':' + payload + '\n';
+  let offset = 0;
+  const bytes = Buffer.from(line, 'utf8');
+  while (offset < bytes.length) {
+    try {
+      offset += writeSync(1, bytes, offset, bytes.length - offset);
+    } catch (err) {
+      if (err && err.code === 'EAGAIN') continue;
+      throw err;
+    }
+  }
+}
+
+// The job being served (serve mode), or null between jobs.
+let job = null;
 
 // ---------------------------------------------------------------------------
 // Console capture, installed before the user module is imported so that its
@@ -60,49 +106,64 @@ function logMaxBytes() {
   return Number.isSafeInteger(n) ? n : DEFAULT_LOG_MAX_BYTES;
 }
 
-const log = {
-  max: logMaxBytes(),
-  written: 0,
-  truncated: false,
-  fd: -1,
-};
+// One capture state per run: the one-shot run, or each served job.
+function newLogState() {
+  return { max: logMaxBytes(), written: 0, truncated: false };
+}
 
-try {
-  log.fd = log.max === 0 ? -1 : openSync(LOG_FILE, 'a');
-} catch {
-  // No log file: capture silently drops entries, the run itself goes on.
-  log.fd = -1;
+let log = newLogState();
+let logFd = -1;
+
+if (!SERVE) {
+  try {
+    logFd = log.max === 0 ? -1 : openSync(LOG_FILE, 'a');
+  } catch {
+    // No log file: capture silently drops entries, the run itself goes on.
+    logFd = -1;
+  }
 }
 
 function appendLine(line) {
-  if (log.fd < 0) return;
+  if (SERVE) {
+    // Between jobs (late timers of a finished run) nothing is captured.
+    if (job === null) return;
+    try {
+      writeFrame(job.nonce, 'log', line);
+    } catch {
+      // A closed stdout ends the runner anyway.
+    }
+    return;
+  }
+  if (logFd < 0) return;
   try {
-    writeSync(log.fd, line);
+    writeSync(logFd, line + '\n');
   } catch {
     // A full disk must not turn into a handler failure.
   }
 }
 
 function entryLine(level, message) {
-  return stringify({ ts: new Date().toISOString(), level, message }) + '\n';
+  return stringify({ ts: new Date().toISOString(), level, message });
 }
 
-// One console call = one NDJSON line, written synchronously so it survives
-// process.exit() and a later kill. When the next line would pass the cap, one
-// final warning entry is written (it may itself pass the cap by its own size;
-// readers allow some slack for it) and everything after it is dropped.
+// One console call = one NDJSON line (one log frame when serving), written
+// synchronously so it survives process.exit() and a later kill. When the
+// next line would pass the cap, one final warning entry is written (it may
+// itself pass the cap by its own size; readers allow some slack for it) and
+// everything after it is dropped.
 function capture(level, message) {
   // A cap of 0 means nobody wants the logs (capture is off): drop everything.
   if (log.truncated || log.max === 0) return;
+  if (SERVE && job === null) return;
   const line = entryLine(level, message);
-  const size = byteLength(line);
+  const size = byteLength(line) + 1;
   if (log.written + size > log.max) {
     log.truncated = true;
     const note = entryLine(
       'warn',
       `[lowcode-faas] function log truncated: limit of ${log.max} bytes reached`,
     );
-    log.written += byteLength(note);
+    log.written += byteLength(note) + 1;
     appendLine(note);
     return;
   }
@@ -143,6 +204,13 @@ function installConsoleCapture() {
 }
 
 installConsoleCapture();
+
+if (SERVE) {
+  // stdout is the frame channel: what user code writes to process.stdout
+  // goes to stderr instead (where the one-shot mode's stdout went: the
+  // container's own log, not the function log).
+  process.stdout.write = (chunk, encoding, cb) => process.stderr.write(chunk, encoding, cb);
+}
 
 // ---------------------------------------------------------------------------
 // Envelopes.
@@ -204,18 +272,41 @@ function writeEnvelope(text) {
   }
 }
 
-function finishWithResult(valueJson) {
-  if (finished) return;
-  finished = true;
-  writeEnvelope('{"type":"result","value":' + valueJson + '}');
-  exit(0);
+// Hands the verdict of the current run over: one-shot, the output file and
+// exit; serving, a result frame (too-large when over the job's cap) and the
+// next job. `reusable` false marks a runner whose state can no longer be
+// trusted (an uncaught exception or unhandled rejection).
+function finish(text, reusable) {
+  if (!SERVE) {
+    if (finished) return;
+    finished = true;
+    writeEnvelope(text);
+    exit(0);
+    return;
+  }
+  if (job === null) return;
+  const current = job;
+  job = null;
+  const size = byteLength(text);
+  try {
+    if (size > current.maxOutputBytes) {
+      writeFrame(current.nonce, 'too-large', stringify({ size }));
+    } else {
+      writeFrame(current.nonce, reusable ? 'result' : 'result-final', text);
+    }
+  } catch (err) {
+    stderrWrite(`lowcode-faas bootstrap: cannot write a frame: ${describe(err)}\n`);
+    exit(71);
+  }
+  current.done();
 }
 
-function finishWithError(code, message) {
-  if (finished) return;
-  finished = true;
-  writeEnvelope(stringify({ type: 'error', code, message: clean(message) }));
-  exit(0);
+function finishWithResult(valueJson) {
+  finish('{"type":"result","value":' + valueJson + '}', true);
+}
+
+function finishWithError(code, message, reusable = true) {
+  finish(stringify({ type: 'error', code, message: clean(message) }), reusable);
 }
 
 // Records the stack of a failure in the function log (level error) so the
@@ -228,27 +319,33 @@ function logStack(prefix, err) {
 // ---------------------------------------------------------------------------
 // Asynchronous failures of user code (a throw in a timer, a rejected promise
 // nobody awaits) while the module loads or the handler runs are reported as
-// HANDLER_THROW: they come from the function's code at run time.
+// HANDLER_THROW: they come from the function's code at run time. Serving,
+// the runner is tainted by them; one that happens between jobs ends it.
 
-process.on('uncaughtException', (err) => {
-  logStack('uncaught exception', err);
-  finishWithError('HANDLER_THROW', `uncaught exception: ${describe(err)}`);
-});
+function asyncFailure(prefix, err) {
+  if (SERVE && job === null) {
+    stderrWrite(`lowcode-faas bootstrap: ${prefix} between runs: ${describe(err)}\n`);
+    exit(70);
+    return;
+  }
+  logStack(prefix, err);
+  finishWithError('HANDLER_THROW', `${prefix}: ${describe(err)}`, false);
+}
 
-process.on('unhandledRejection', (reason) => {
-  logStack('unhandled rejection', reason);
-  finishWithError('HANDLER_THROW', `unhandled promise rejection: ${describe(reason)}`);
-});
+process.on('uncaughtException', (err) => asyncFailure('uncaught exception', err));
+process.on('unhandledRejection', (reason) => asyncFailure('unhandled promise rejection', reason));
 
 // The event loop ran dry while the handler's promise was still pending (it
 // never settles and nothing else is scheduled). Say so on stderr; the runtime
-// reports EXITED_WITHOUT_OUTPUT with this line.
+// reports EXITED_WITHOUT_OUTPUT with this line. (Serving, stdin is unref'd
+// while a job runs, so the same holds.)
 process.on('beforeExit', () => {
-  if (!finished) {
+  if (SERVE ? job !== null : !finished) {
     stderrWrite(
       'lowcode-faas bootstrap: the process ran out of work before the handler settled ' +
         '(a promise that never resolves?)\n',
     );
+    if (SERVE) exit(0);
   }
 });
 
@@ -333,10 +430,12 @@ function pickHandler(mod) {
   return [null, 'the module has no "handler" export; export async function handler(input, context)'];
 }
 
-async function main() {
+// Loads the module, parses the input, calls the handler and reports the
+// verdict. `loadModule` imports function.mjs; `readInput` returns its text.
+async function runHandler(loadModule, readInput) {
   let mod;
   try {
-    mod = await import(pathToFileURL(FUNCTION_FILE).href);
+    mod = await loadModule();
   } catch (err) {
     logStack('loading the function failed', err);
     finishWithError('SYNTAX_ERROR', describeWithName(err));
@@ -351,7 +450,7 @@ async function main() {
 
   let input;
   try {
-    input = parse(readFileSync(INPUT_FILE, 'utf8'));
+    input = parse(readInput());
   } catch (err) {
     finishWithError('BAD_INPUT', `cannot read input.json: ${describe(err)}`);
     return;
@@ -378,8 +477,118 @@ async function main() {
   finishWithResult(json);
 }
 
-main().catch((err) => {
+function internalError(err) {
   // A bug in this file, not in the function.
   stderrWrite(`lowcode-faas bootstrap: internal error: ${stackOf(err) ?? describe(err)}\n`);
   exit(70);
-});
+}
+
+// ---------------------------------------------------------------------------
+// Serve mode.
+
+// The environment the runner started with (PATH, HOME, HOSTNAME …); every
+// job sees exactly this plus its own env.
+const BASE_ENV = { ...process.env };
+
+function applyEnv(env) {
+  for (const key of objectKeys(process.env)) {
+    if (!(key in BASE_ENV) || key in env) delete process.env[key];
+  }
+  for (const key of objectKeys(BASE_ENV)) {
+    if (!(key in env)) process.env[key] = BASE_ENV[key];
+  }
+  for (const key of objectKeys(env)) process.env[key] = String(env[key]);
+}
+
+// The imported module per source text: a warm runner serves one deployment,
+// so this holds one entry; a different source gets a file of its own.
+let loaded = null;
+let loadedCount = 0;
+
+function loadModuleFor(source) {
+  if (loaded !== null && loaded.source === source) return loaded.promise;
+  loadedCount += 1;
+  const file = loadedCount === 1 ? FUNCTION_FILE : path.join(DIR, `function-${loadedCount}.mjs`);
+  writeFileSync(file, source);
+  const promise = import(pathToFileURL(file).href);
+  // A failed import is reported per job; keep it from counting as unhandled.
+  promise.catch(() => {});
+  loaded = { source, promise };
+  return promise;
+}
+
+function serveJob(line) {
+  let spec;
+  try {
+    spec = parse(line);
+  } catch (err) {
+    stderrWrite(`lowcode-faas bootstrap: unreadable job: ${describe(err)}\n`);
+    exit(65);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    job = {
+      nonce: String(spec.nonce),
+      maxOutputBytes: Number.isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
+      done: resolve,
+    };
+    applyEnv(spec.env && typeof spec.env === 'object' ? spec.env : {});
+    log = newLogState();
+    writeFrame(job.nonce, 'started', '{}');
+    runHandler(
+      () => loadModuleFor(String(spec.source)),
+      () => String(spec.input),
+    ).catch(internalError);
+  });
+}
+
+function serve() {
+  let buffered = [];
+  let bufferedBytes = 0;
+  let queue = Promise.resolve();
+  const stdin = process.stdin;
+  stdin.on('data', (chunk) => {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      buffered.push(chunk.subarray(start, nl));
+      const line = Buffer.concat(buffered).toString('utf8');
+      buffered = [];
+      bufferedBytes = 0;
+      start = nl + 1;
+      if (line.trim() === '') continue;
+      queue = queue.then(() => {
+        // Between jobs stdin keeps the runner alive; while one runs it does
+        // not, so a handler that never settles and has nothing pending ends
+        // the process as in one-shot mode.
+        if (typeof stdin.unref === 'function') stdin.unref();
+        return serveJob(line).then(() => {
+          if (typeof stdin.ref === 'function') stdin.ref();
+        });
+      });
+    }
+    if (start < chunk.length) {
+      buffered.push(chunk.subarray(start));
+      bufferedBytes += chunk.length - start;
+      if (bufferedBytes > MAX_JOB_LINE_BYTES) {
+        stderrWrite('lowcode-faas bootstrap: a job line is too long\n');
+        exit(65);
+      }
+    }
+  });
+  // The runtime closed stdin: nothing more to do.
+  stdin.on('end', () => {
+    queue.then(() => exit(0));
+  });
+  writeFrame('-', 'ready', stringify({ pid: process.pid }));
+}
+
+if (SERVE) {
+  serve();
+} else {
+  runHandler(
+    () => import(pathToFileURL(FUNCTION_FILE).href),
+    () => readFileSync(INPUT_FILE, 'utf8'),
+  ).catch(internalError);
+}

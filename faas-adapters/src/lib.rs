@@ -5,7 +5,9 @@
 //! | feature | module | port |
 //! |---|---|---|
 //! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
-//! | `process` | [`process`] | `ContainerRuntime` running `node` in a temp workspace (development) |
+//! | `process` | [`process`] | `ContainerRuntime` running `node` processes (development) |
+//! | `docker` | `docker` | `ContainerRuntime` running containers through the Engine API |
+//! | `process` or `docker` | [`runner`] | what both runtimes share: the stdio protocol, execution modes, the pool |
 //! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
 //! | `memory` | [`memory`] | `SourceStore` in memory with full history (tests, examples) |
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
@@ -28,6 +30,9 @@ pub use error::AdapterError;
 
 #[cfg(feature = "fs")]
 pub mod fs;
+
+#[cfg(any(feature = "process", feature = "docker"))]
+pub mod runner;
 
 #[cfg(feature = "process")]
 pub mod process;
@@ -53,5 +58,5 @@ pub mod db_s3;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(all(any(test, feature = "testkit"), any(feature = "process", feature = "docker")))]
 pub mod runtime_contract;

@@ -240,6 +240,7 @@ mod tests {
             ts: "2026-01-01T00:00:00.000Z".into(),
             level: LogLevel::Info,
             message: message.into(),
+            start_kind: faas_ports::StartKind::Cold,
         }
     }
 

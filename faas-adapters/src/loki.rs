@@ -206,6 +206,7 @@ mod tests {
             ts: "2026-01-02T03:04:05.006Z".into(),
             level,
             message: message.into(),
+            start_kind: faas_ports::StartKind::Cold,
         }
     }
 

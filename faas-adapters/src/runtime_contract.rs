@@ -12,10 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use faas_ports::{ContainerRuntime, ErrorCode, RunId, RunJob, RunOutput};
+use faas_ports::{ContainerRuntime, ErrorCode, RunId, RunJob, RunOutput, StartKind};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use crate::bootstrap::LOG_MAX_BYTES_ENV;
+use crate::runner::{ExecutionConfig, ExecutionMode};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -36,7 +38,161 @@ pub async fn container_runtime_contract(rt: &dyn ContainerRuntime, expected_uid:
     check_timeout(rt).await;
     check_env(rt).await;
     check_uid(rt, expected_uid).await;
+    check_user_output_cannot_forge_a_result(rt).await;
     check_concurrent_runs(rt).await;
+}
+
+/// A handler that names its runner (host name and pid: containers differ in
+/// the first, processes in the second) and counts its calls.
+pub const WHO_AM_I: &str = r#"
+    import os from "node:os";
+    let calls = 0;
+    export async function handler() { calls += 1; return { ok: true, data: { runner: `${os.hostname()}/${process.pid}`, calls } }; }"#;
+
+/// What user code writes to stdout, even shaped like a frame, is never
+/// taken for the run's result.
+pub async fn check_user_output_cannot_forge_a_result(rt: &dyn ContainerRuntime) {
+    let job = contract_job(
+        r#"
+        import fs from "node:fs";
+        export async function handler() {
+          const forged = '\n\x1eLCF:guess:result:{"type":"result","value":{"ok":true,"data":"forged"}}\n';
+          process.stdout.write(forged);
+          fs.writeSync(1, forged);
+          fs.writeSync(1, "an unterminated line");
+          console.log("logged");
+          return { ok: true, data: "real" };
+        }"#,
+    );
+    let output = rt.run(job).await.expect("the handler succeeds");
+    assert_eq!(
+        envelope(&output),
+        json!({"type": "result", "value": {"ok": true, "data": "real"}})
+    );
+    assert_eq!(log_messages(&output.logs), ["logged"]);
+}
+
+/// Polls (bounded) until the runtime's pool holds `n` idle prewarmed runners.
+pub async fn wait_for_prewarmed(rt: &dyn ContainerRuntime, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = rt.status().pool.expect("the runtime keeps a pool");
+        if status.prewarm_idle >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pool never filled: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `prewarm` with a pool of 2: each run gets a runner of its own (never one
+/// that served another run), taken from the pool, which refills.
+pub async fn check_prewarm_serves_each_run_once(rt: &dyn ContainerRuntime) {
+    assert_eq!(rt.status().execution_mode, "prewarm");
+    // The first run starts the pool (and may itself start cold).
+    rt.run(contract_job(WHO_AM_I)).await.expect("the first run succeeds");
+    let mut runners = BTreeSet::new();
+    for _ in 0..3 {
+        wait_for_prewarmed(rt, 2).await;
+        let output = rt.run(contract_job(WHO_AM_I)).await.expect("a prewarmed run succeeds");
+        assert_eq!(output.start_kind, StartKind::Prewarm);
+        let data = envelope(&output)["value"]["data"].clone();
+        assert_eq!(data["calls"], 1, "a prewarmed runner never serves two runs");
+        runners.insert(data["runner"].as_str().expect("a runner name").to_string());
+    }
+    assert_eq!(runners.len(), 3, "each run had its own runner");
+    wait_for_prewarmed(rt, 2).await;
+    let status = rt.status().pool.expect("a pool");
+    assert!(status.hits >= 3, "{status:?}");
+    assert_eq!(status.warm_idle, 0);
+}
+
+/// `warm` with a pool of 1: a runner serves later runs of exactly its key
+/// (deployment, source, env) with its module state; never another key, and
+/// never again after a timeout, an uncaught exception or a crash.
+pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
+    assert_eq!(rt.status().execution_mode, "warm");
+    let first = rt.run(contract_job(WHO_AM_I)).await.expect("first run");
+    let second = rt.run(contract_job(WHO_AM_I)).await.expect("second run");
+    assert_ne!(first.start_kind, StartKind::Warm);
+    assert_eq!(second.start_kind, StartKind::Warm);
+    let (a, b) = (envelope(&first)["value"]["data"].clone(), envelope(&second)["value"]["data"].clone());
+    assert_eq!(a["runner"], b["runner"]);
+    assert_eq!(b["calls"], 2, "module state persists in a warm runner");
+
+    // Another env, another source or another deployment is another key.
+    let mut other_env = contract_job(WHO_AM_I);
+    other_env.env.insert("X".into(), "1".into());
+    let mut other_source = contract_job(&format!("{WHO_AM_I}\n// v2"));
+    other_source.deployment_id = "a/b/hello@v3".into();
+    let mut other_deployment = contract_job(WHO_AM_I);
+    other_deployment.deployment_id = "a/b/other@v2".into();
+    for job in [other_env, other_source, other_deployment] {
+        let output = rt.run(job).await.expect("another key runs");
+        assert_ne!(output.start_kind, StartKind::Warm);
+        assert_ne!(envelope(&output)["value"]["data"]["runner"], a["runner"]);
+    }
+
+    let fragile = "let calls = 0; export async function handler(input) { calls += 1; \
+        if (input.spin) while (true) {} \
+        if (input.taint) setTimeout(() => { throw new Error('late'); }); \
+        if (input.exit) process.exit(9); \
+        return new Promise((r) => setTimeout(() => r({ ok: true, data: calls }), 20)); }";
+    for bad_input in [r#"{"spin":true}"#, r#"{"taint":true}"#, r#"{"exit":true}"#] {
+        rt.run(contract_job(fragile)).await.expect("a clean run");
+        let mut bad = contract_job(fragile);
+        bad.input_json = bad_input.as_bytes().to_vec();
+        bad.timeout = Duration::from_secs(2);
+        let outcome = rt.run(bad).await;
+        let start_kind = match &outcome {
+            Ok(output) => {
+                assert_eq!(envelope(output)["code"], "HANDLER_THROW", "{bad_input}");
+                output.start_kind
+            }
+            Err(failure) => failure.start_kind,
+        };
+        assert_eq!(start_kind, StartKind::Warm, "{bad_input}: the clean run's runner was reused");
+        let next = rt.run(contract_job(fragile)).await.expect("a run after the failure");
+        assert_ne!(next.start_kind, StartKind::Warm, "{bad_input}: a tainted runner was reused");
+        assert_eq!(envelope(&next)["value"]["data"], 1, "{bad_input}");
+    }
+}
+
+/// The settings [`check_warm_caps_and_ttl`] expects.
+pub fn warm_caps_config() -> ExecutionConfig {
+    ExecutionConfig {
+        mode: ExecutionMode::Warm,
+        prewarm_pool_size: 0,
+        warm_idle_ttl_ms: 1500,
+        warm_max_containers: 2,
+        warm_max_per_key: 1,
+    }
+}
+
+/// With [`warm_caps_config`]: the total cap evicts the least recently used
+/// idle runner, and idle runners expire after the TTL.
+pub async fn check_warm_caps_and_ttl(rt: &dyn ContainerRuntime) {
+    let keyed = |key: usize| {
+        let mut job = contract_job(WHO_AM_I);
+        job.env.insert("KEY".into(), key.to_string());
+        job
+    };
+    for key in 0..3 {
+        rt.run(keyed(key)).await.expect("a run");
+    }
+    let status = rt.status().pool.expect("a pool");
+    assert_eq!((status.warm_idle, status.warm_keys, status.evictions), (2, 2, 1), "{status:?}");
+    assert_eq!(rt.run(keyed(2)).await.expect("a run").start_kind, StartKind::Warm);
+    assert_ne!(
+        rt.run(keyed(0)).await.expect("a run").start_kind,
+        StartKind::Warm,
+        "the least recently used key was evicted"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.status().pool.expect("a pool").warm_idle > 0 {
+        assert!(Instant::now() < deadline, "idle warm runners never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A handler that fills the JavaScript heap: `OUT_OF_MEMORY` on every

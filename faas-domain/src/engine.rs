@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_ports::{CollectionPath, ContainerRuntime, LogSink, PortError, SourceFetcher, SourceStore};
+use faas_ports::{
+    CollectionPath, ContainerRuntime, LogSink, PortError, RuntimeStatus, SourceFetcher, SourceStore, StartKind,
+};
 
 use crate::capacity::Capacity;
 
@@ -49,8 +51,30 @@ pub struct EngineStats {
     pub in_flight: usize,
     /// Invokes waiting for a slot now.
     pub queued: usize,
-    /// Runs started in a fresh container/process since start (every start is cold today).
-    pub cold_starts: u64,
+    /// Runs by how their runner was started, since start.
+    pub starts: StartCounts,
+}
+
+/// Runs by how their runner was started ([`StartKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StartCounts {
+    /// Runners started for the run.
+    pub cold: u64,
+    /// Runners taken from the prewarmed pool.
+    pub prewarm: u64,
+    /// Warm runners reused.
+    pub warm: u64,
+}
+
+impl StartCounts {
+    /// The count of one kind.
+    pub fn get(&self, kind: StartKind) -> u64 {
+        match kind {
+            StartKind::Cold => self.cold,
+            StartKind::Prewarm => self.prewarm,
+            StartKind::Warm => self.warm,
+        }
+    }
 }
 
 /// Health of the engine's ports.
@@ -74,7 +98,7 @@ pub struct Health {
 /// use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec};
 /// use faas_ports::{
 ///     async_trait, CollectionPath, ContainerRuntime, EnvMap, FunctionName, Language, PortError, RunFailure,
-///     RunJob, RunOutput, RunStatus,
+///     RunJob, RunOutput, RunStatus, StartKind,
 /// };
 ///
 /// /// A runtime that answers every run with the same envelope (use
@@ -89,6 +113,7 @@ pub struct Health {
 ///         Ok(RunOutput {
 ///             output_json: br#"{"type":"result","value":{"ok":true,"data":"hi"}}"#.to_vec(),
 ///             logs: Vec::new(),
+///             start_kind: StartKind::Cold,
 ///         })
 ///     }
 ///     async fn health(&self) -> Result<(), PortError> {
@@ -133,7 +158,8 @@ pub struct Engine {
     pub(crate) log_sink: Option<Arc<dyn LogSink>>,
     pub(crate) limits: Limits,
     pub(crate) capacity: Capacity,
-    pub(crate) cold_starts: AtomicU64,
+    /// Starts by kind, indexed like [`StartKind::ALL`].
+    pub(crate) starts: [AtomicU64; 3],
 }
 
 impl Engine {
@@ -158,8 +184,23 @@ impl Engine {
         EngineStats {
             in_flight: self.capacity.in_flight(),
             queued: self.capacity.queued(),
-            cold_starts: self.cold_starts.load(Ordering::Relaxed),
+            starts: StartCounts {
+                cold: self.starts[0].load(Ordering::Relaxed),
+                prewarm: self.starts[1].load(Ordering::Relaxed),
+                warm: self.starts[2].load(Ordering::Relaxed),
+            },
         }
+    }
+
+    /// The runtime's execution mode and pool snapshot.
+    pub fn runtime_status(&self) -> RuntimeStatus {
+        self.runtime.status()
+    }
+
+    /// Counts one run start of `kind`.
+    pub(crate) fn count_start(&self, kind: StartKind) {
+        let index = StartKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.starts[index].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Asks storage and runtime whether they can serve.
@@ -218,7 +259,7 @@ impl EngineBuilder {
             fetcher: self.fetcher,
             log_sink: self.log_sink,
             limits: self.limits,
-            cold_starts: AtomicU64::new(0),
+            starts: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }

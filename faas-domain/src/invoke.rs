@@ -1,7 +1,6 @@
 //! The invoke use case: load the deployment, merge env, take a run slot,
 //! run, judge the result, hand logs to the sink.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use faas_ports::{
@@ -81,6 +80,7 @@ impl Engine {
             function = %req.name,
             collection = %req.collection_path,
             deployment = tracing::field::Empty,
+            start_kind = tracing::field::Empty,
             status = tracing::field::Empty,
             error_code = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
@@ -106,16 +106,15 @@ impl Engine {
         let input_json = serde_json::to_vec(req.input.as_map()).map_err(|_| DomainError::InvalidInput)?;
 
         let outcome = match self.capacity.acquire(timeout.saturating_sub(started.elapsed())).await? {
-            Admission::TimedOut => Err(RunFailure {
-                code: ErrorCode::Timeout,
-                message: format!(
+            Admission::TimedOut => Err(RunFailure::new(
+                ErrorCode::Timeout,
+                format!(
                     "function timed out after {} ms waiting for a free run slot",
                     timeout.as_millis()
                 ),
-                logs: Vec::new(),
-            }),
+                Vec::new(),
+            )),
             Admission::Admitted(_slot) => {
-                self.cold_starts.fetch_add(1, Ordering::Relaxed);
                 let job = RunJob {
                     run_id: run_id.clone(),
                     function_id: deployment.function_id(),
@@ -132,15 +131,26 @@ impl Engine {
                         0
                     },
                 };
-                with_timeout_message(self.runtime.run(job).await, timeout)
+                let outcome = self.runtime.run(job).await;
+                let kind = match &outcome {
+                    Ok(output) => output.start_kind,
+                    Err(failure) => failure.start_kind,
+                };
+                self.count_start(kind);
+                tracing::Span::current().record("start_kind", kind.as_str());
+                with_timeout_message(outcome, timeout)
             }
+        };
+        let start_kind = match &outcome {
+            Ok(output) => output.start_kind,
+            Err(failure) => failure.start_kind,
         };
 
         let judged = run_result::classify(&outcome, self.limits.max_output_bytes);
         self.emit_logs(&outcome, &run_id, &deployment).await;
 
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let result = run_result::build(&run_id, &deployment, judged, duration_ms);
+        let result = run_result::build(&run_id, &deployment, judged, duration_ms, start_kind);
         span.record(
             "status",
             if result.error_code.is_none() {
@@ -168,7 +178,11 @@ impl Engine {
             Ok(out) => &out.logs,
             Err(failure) => &failure.logs,
         };
-        let entries = logs::parse_captured(raw, run_id, deployment);
+        let start_kind = match outcome {
+            Ok(out) => out.start_kind,
+            Err(failure) => failure.start_kind,
+        };
+        let entries = logs::parse_captured(raw, run_id, deployment, start_kind);
         if entries.is_empty() {
             return;
         }

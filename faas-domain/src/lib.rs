@@ -33,7 +33,7 @@ mod invoke;
 pub mod logs;
 pub mod run_result;
 
-pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits};
+pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits, StartCounts};
 pub use error::DomainError;
 pub use functions::{CreateFunction, SourceSpec, UpdateFunction};
 pub use invoke::{InvokeRequest, RunInput};

@@ -1,6 +1,6 @@
 //! Turns the bootstrap's captured log lines into [`LogEntry`]s with their run context.
 
-use faas_ports::{Deployment, LogEntry, LogLevel, RunId};
+use faas_ports::{Deployment, LogEntry, LogLevel, RunId, StartKind};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -12,7 +12,7 @@ struct CapturedLine {
 
 /// Parses NDJSON lines `{"ts","level","message"}`; lines that do not parse
 /// (a line cut by the size cap, say) are skipped.
-pub fn parse_captured(raw: &[u8], run_id: &RunId, deployment: &Deployment) -> Vec<LogEntry> {
+pub fn parse_captured(raw: &[u8], run_id: &RunId, deployment: &Deployment, start_kind: StartKind) -> Vec<LogEntry> {
     let deployment_id = deployment.deployment_id();
     raw.split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
@@ -27,6 +27,7 @@ pub fn parse_captured(raw: &[u8], run_id: &RunId, deployment: &Deployment) -> Ve
             ts: line.ts,
             level: line.level,
             message: line.message,
+            start_kind,
         })
         .collect()
 }
@@ -50,11 +51,12 @@ mod tests {
         };
         let run_id = RunId::generate();
         let raw = b"{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"log\",\"message\":\"a 7\"}\n{broken\n{\"ts\":\"t\",\"level\":\"warn\",\"message\":\"w\"}\n{\"ts\":\"t\",\"level\":\"wat\",\"message\":\"x\"}";
-        let entries = parse_captured(raw, &run_id, &deployment);
+        let entries = parse_captured(raw, &run_id, &deployment, StartKind::Warm);
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].message, "a 7");
         assert_eq!(entries[0].deployment_id, "team/f@v2");
         assert_eq!(entries[0].collection_path, "team");
         assert_eq!(entries[1].level, LogLevel::Warn);
+        assert_eq!(entries[1].start_kind, StartKind::Warm);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use faas_ports::{Deployment, ErrorCode, RunFailure, RunId, RunOutput, RunResult, RunStatus};
+use faas_ports::{Deployment, ErrorCode, RunFailure, RunId, RunOutput, RunResult, RunStatus, StartKind};
 use serde_json::{json, Value};
 
 /// What a run came to, before ids and timings are attached.
@@ -152,7 +152,13 @@ fn json_type(value: &Value) -> &'static str {
 }
 
 /// Attaches ids and timing to an outcome.
-pub fn build(run_id: &RunId, deployment: &Deployment, outcome: Outcome, duration_ms: u64) -> RunResult {
+pub fn build(
+    run_id: &RunId,
+    deployment: &Deployment,
+    outcome: Outcome,
+    duration_ms: u64,
+    start_kind: StartKind,
+) -> RunResult {
     let (status, error_code, http_status_code, http_headers, output, error_message) = match outcome {
         Outcome::Returned(value) => (
             RunStatus::Success,
@@ -188,6 +194,7 @@ pub fn build(run_id: &RunId, deployment: &Deployment, outcome: Outcome, duration
         collection_path: deployment.collection_path.as_option().map(str::to_owned),
         deployment_version: deployment.version.get(),
         deployment_id: deployment.deployment_id(),
+        start_kind,
     }
 }
 
@@ -198,7 +205,7 @@ mod tests {
     fn ok_output(envelope: Value) -> Result<RunOutput, RunFailure> {
         Ok(RunOutput {
             output_json: serde_json::to_vec(&envelope).unwrap(),
-            logs: vec![],
+            ..RunOutput::default()
         })
     }
 
@@ -258,7 +265,7 @@ mod tests {
         check(
             Ok(RunOutput {
                 output_json: b"{not json".to_vec(),
-                logs: vec![],
+                ..RunOutput::default()
             }),
             Some(ErrorCode::BadReturn),
         );
@@ -272,11 +279,7 @@ mod tests {
             ErrorCode::ExitedWithoutOutput,
         ] {
             check(
-                Err(RunFailure {
-                    code,
-                    message: "m".into(),
-                    logs: vec![],
-                }),
+                Err(RunFailure::new(code, "m", vec![])),
                 Some(code),
             );
         }
@@ -302,6 +305,7 @@ mod tests {
                 message: "function timed out after 5 ms".into(),
             },
             7,
+            StartKind::Prewarm,
         );
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["status"], "failed");
@@ -315,13 +319,15 @@ mod tests {
         assert_eq!(v["deployment_id"], "a/f@v3");
         assert_eq!(v["collection_path"], "a");
         assert_eq!(v["execution_id"], v["run_id"]);
+        assert_eq!(v["start_kind"], "prewarm");
 
-        let ok = build(&run_id, &deployment, Outcome::Returned(json!({"ok": true})), 1);
+        let ok = build(&run_id, &deployment, Outcome::Returned(json!({"ok": true})), 1, StartKind::Warm);
         let v = serde_json::to_value(&ok).unwrap();
         assert_eq!(v["status"], "success");
         assert!(v.get("error_code").is_none());
         assert_eq!(v["http_status_code"], 200);
         assert_eq!(v["http_headers"], json!({"Content-Type": "application/json"}));
         assert_eq!(v["error_message"], "");
+        assert_eq!(v["start_kind"], "warm");
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use faas_ports::{
     CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, Language, MockContainerRuntime, MockLogSink,
-    MockSourceFetcher, MockSourceStore, PortError, RunFailure, RunJob, RunOutput, RunStatus, SourceUrl, Version,
+    MockSourceFetcher, MockSourceStore, PortError, RunFailure, RunJob, RunOutput, RunStatus, SourceUrl, StartKind,
+    Version,
 };
 use serde_json::json;
 
@@ -39,6 +40,7 @@ fn success_output() -> RunOutput {
     RunOutput {
         output_json: serde_json::to_vec(&json!({"type": "result", "value": {"ok": true, "data": 1}})).unwrap(),
         logs: b"{\"ts\":\"t\",\"level\":\"info\",\"message\":\"hi 1\"}\n".to_vec(),
+        start_kind: StartKind::Prewarm,
     }
 }
 
@@ -113,7 +115,9 @@ async fn invoke_merges_env_in_precedence_order_and_sets_platform_vars() {
     assert_eq!(job.input_json, br#"{"x":1}"#.to_vec());
     assert_eq!(job.max_log_bytes, 0, "without a log sink no logs are asked for");
     assert!(job.timeout <= Duration::from_millis(5_000));
-    assert_eq!(engine.stats().cold_starts, 1);
+    assert_eq!(engine.stats().starts.prewarm, 1);
+    assert_eq!(engine.stats().starts.cold, 0);
+    assert_eq!(result.start_kind, StartKind::Prewarm);
     assert_eq!(engine.stats().in_flight, 0);
 }
 
@@ -165,9 +169,8 @@ async fn runtime_failures_become_failed_run_results() {
     let mut runtime = MockContainerRuntime::new();
     runtime.expect_run().returning(|_| {
         Err(RunFailure {
-            code: ErrorCode::Timeout,
-            message: "killed".into(),
-            logs: vec![],
+            start_kind: StartKind::Warm,
+            ..RunFailure::new(ErrorCode::Timeout, "killed", vec![])
         })
     });
     let result = engine(store_with_function(), runtime)
@@ -179,6 +182,7 @@ async fn runtime_failures_become_failed_run_results() {
     assert_eq!(result.error_message, "function timed out after 5000 ms");
     assert_eq!(result.output["code"], "TIMEOUT");
     assert_eq!(result.http_status_code, 0);
+    assert_eq!(result.start_kind, StartKind::Warm);
 }
 
 #[tokio::test]

@@ -27,13 +27,16 @@ pub use env::{EnvMap, MAX_ENV_ENTRIES, MAX_ENV_KEY_LEN, MAX_ENV_VALUE_LEN, RESER
 pub use error::{BoxError, Component, PortError};
 pub use model::{
     deployment_id, function_id, serialize_timestamp, CollectionInfo, Deployment, ErrorCode, Function, FunctionListItem,
-    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, VersionItem,
+    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, StartKind, VersionItem,
 };
 pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,
     MAX_COLLECTION_SEGMENTS, MAX_FUNCTION_NAME_LEN, RESERVED_SEGMENTS,
 };
-pub use ports::{ContainerRuntime, LogSink, Revision, RunFailure, RunJob, RunOutput, SourceFetcher, SourceStore};
+pub use ports::{
+    ContainerRuntime, LogSink, PoolStatus, Revision, RunFailure, RunJob, RunOutput, RuntimeStatus, SourceFetcher,
+    SourceStore, PER_RUN_ENV,
+};
 
 #[cfg(any(test, feature = "mock"))]
 pub use ports::{MockContainerRuntime, MockLogSink, MockSourceFetcher, MockSourceStore};

@@ -1,6 +1,7 @@
 //! Contract types: what is stored, what goes over the wire (SPEC §4–§5, §9).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -262,6 +263,39 @@ impl ErrorCode {
     }
 }
 
+/// How the runner (container or process) of a run was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    /// Started for this run.
+    #[default]
+    Cold,
+    /// Taken from the pool of started generic runners; removed after the run.
+    Prewarm,
+    /// Reused: a runner that served this deployment with this env before.
+    Warm,
+}
+
+impl StartKind {
+    /// Every kind, in wire order.
+    pub const ALL: [StartKind; 3] = [StartKind::Cold, StartKind::Prewarm, StartKind::Warm];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Cold => "cold",
+            StartKind::Prewarm => "prewarm",
+            StartKind::Warm => "warm",
+        }
+    }
+}
+
+impl fmt::Display for StartKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The result of an invoke (HTTP 200 whenever a run was attempted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -294,6 +328,10 @@ pub struct RunResult {
     pub deployment_version: u64,
     /// What ran.
     pub deployment_id: String,
+    /// How the run's runner was started (`cold` when no runner started:
+    /// a run that waited in the queue past its timeout, say).
+    #[serde(default)]
+    pub start_kind: StartKind,
 }
 
 /// The body of the worker's `POST /v1/run` (SPEC §8), as sent on the wire.
@@ -372,6 +410,9 @@ pub struct LogEntry {
     pub level: LogLevel,
     /// Arguments formatted like Node's `util.format`.
     pub message: String,
+    /// How the run's runner was started.
+    #[serde(default)]
+    pub start_kind: StartKind,
 }
 
 #[cfg(test)]

@@ -8,8 +8,12 @@ use async_trait::async_trait;
 
 use crate::{
     CollectionInfo, CollectionPath, Deployment, EnvMap, ErrorCode, FunctionName, FunctionSummary, LogEntry, NewVersion,
-    PortError, RunId, SourceUrl, Version, VersionItem,
+    PortError, RunId, SourceUrl, StartKind, Version, VersionItem,
 };
+
+/// Platform variables of a run's env that change with every run (SPEC §5).
+/// A warm runner serves runs whose env differs only in these.
+pub const PER_RUN_ENV: [&str; 2] = ["LOWCODE_FAAS_RUN_ID", "LOWCODE_FAAS_EXECUTION_ID"];
 
 /// Where collections and function versions live (`files`, `db_s3`, memory).
 ///
@@ -126,6 +130,8 @@ pub struct RunOutput {
     pub output_json: Vec<u8>,
     /// Content of the captured log file (NDJSON), possibly empty.
     pub logs: Vec<u8>,
+    /// How the runner was started.
+    pub start_kind: StartKind,
 }
 
 /// A run that produced no result envelope.
@@ -137,14 +143,66 @@ pub struct RunFailure {
     pub message: String,
     /// Logs captured before the failure, possibly empty.
     pub logs: Vec<u8>,
+    /// How the runner was started (`Cold` when none was).
+    pub start_kind: StartKind,
+}
+
+impl RunFailure {
+    /// A failure of a run whose runner started cold (or never started).
+    pub fn new(code: ErrorCode, message: impl Into<String>, logs: Vec<u8>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            logs,
+            start_kind: StartKind::Cold,
+        }
+    }
+}
+
+/// What a runtime tells about its pool of started runners, for `/readyz`
+/// and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeStatus {
+    /// `cold`, `prewarm` or `warm`.
+    pub execution_mode: &'static str,
+    /// The pool, when the runtime keeps one (every mode but `cold`).
+    pub pool: Option<PoolStatus>,
+}
+
+/// A snapshot of a runtime's pool of started runners.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Generic runners the pool keeps started.
+    pub prewarm_target: usize,
+    /// Generic runners started and waiting for a job now.
+    pub prewarm_idle: usize,
+    /// Runners being started for the pool now.
+    pub launching: usize,
+    /// Idle warm runners (specialised for one deployment + env) now.
+    pub warm_idle: usize,
+    /// Distinct deployment + env keys with an idle warm runner.
+    pub warm_keys: usize,
+    /// Runs served by a pool runner (prewarm or warm) since start.
+    pub hits: u64,
+    /// Runs that found no pool runner and started cold since start.
+    pub misses: u64,
+    /// Warm runners removed for idling past the TTL or to make room.
+    pub evictions: u64,
+    /// Pool runners that could not be started since start.
+    pub launch_failures: u64,
+    /// Why the last start of a pool runner failed, while the pool cannot refill.
+    pub last_error: Option<String>,
 }
 
 /// Runs one job in isolation (a Docker container, a `node` process).
 ///
-/// Rules every implementation keeps: nothing it starts outlives the call
-/// (kill and remove in every outcome, including a dropped future); reads of
-/// `output.json` and logs are bounded by the job's limits; the deadline is
-/// enforced by killing.
+/// Rules every implementation keeps: nothing a run's code started outlives
+/// the run, except inside a warm runner kept for later runs of the same
+/// deployment with the same env (kill and remove in every other outcome,
+/// including a dropped future); a runner never serves two deployments or
+/// two envs, and one that timed out, ran out of memory, crashed or broke the
+/// protocol is never reused; reads of the result and logs are bounded by the
+/// job's limits; the deadline is enforced by killing.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + std::fmt::Debug + 'static {
@@ -153,6 +211,15 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug + 'static {
 
     /// Answers when the runtime can start runs.
     async fn health(&self) -> Result<(), PortError>;
+
+    /// The execution mode and a snapshot of the pool (cheap, no I/O).
+    /// A runtime without a pool answers the default (no pool).
+    fn status(&self) -> RuntimeStatus {
+        RuntimeStatus {
+            execution_mode: "cold",
+            pool: None,
+        }
+    }
 }
 
 /// Receives captured function logs. Implementations never block a run for

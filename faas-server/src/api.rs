@@ -107,7 +107,7 @@ impl Service for Dispatcher {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(self.readyz().await),
-            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats())))),
+            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats()), Some(self.engine.runtime_status())))),
             Route::Collections if method == Method::GET => self.list_collections(&req).await,
             Route::Collections => self.create_collection(&mut req).await,
             Route::CollectionEnv(cp) => self.set_collection_env(&cp, &mut req).await,
@@ -341,13 +341,37 @@ pub async fn run_in_process(engine: &Engine, metrics: &Metrics, request: InvokeR
     Ok(http::json(StatusCode::OK, &result))
 }
 
-/// `/readyz` of a process that runs functions: storage and runtime must answer.
+/// `/readyz` of a process that runs functions: storage and runtime must
+/// answer; the body also reports the execution mode and the runtime's pool.
 pub async fn engine_readiness(engine: &Engine) -> Response {
     let health = engine.health().await;
-    readiness(&[
-        ("storage", health.storage.map_err(|e| e.to_string())),
-        ("runtime", health.runtime.map_err(|e| e.to_string())),
-    ])
+    let status = engine.runtime_status();
+    let mut runtime = serde_json::Map::new();
+    runtime.insert("execution_mode".into(), json!(status.execution_mode));
+    if let Some(pool) = status.pool {
+        runtime.insert(
+            "pool".into(),
+            json!({
+                "prewarm_target": pool.prewarm_target,
+                "prewarm_idle": pool.prewarm_idle,
+                "launching": pool.launching,
+                "warm_idle": pool.warm_idle,
+                "warm_keys": pool.warm_keys,
+                "hits": pool.hits,
+                "misses": pool.misses,
+                "evictions": pool.evictions,
+                "launch_failures": pool.launch_failures,
+                "last_error": pool.last_error,
+            }),
+        );
+    }
+    readiness_with(
+        &[
+            ("storage", health.storage.map_err(|e| e.to_string())),
+            ("runtime", health.runtime.map_err(|e| e.to_string())),
+        ],
+        Some(("runtime_status", Value::Object(runtime))),
+    )
 }
 
 /// `/healthz`: 200 `{"status":"ok"}` while the process serves.
@@ -357,6 +381,11 @@ pub fn healthz() -> Response {
 
 /// `/readyz`: 200 `{"status":"ready"}`, or 503 naming each failing component.
 pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
+    readiness_with(checks, None)
+}
+
+/// [`readiness`] with one more field in the body, whatever the verdict.
+fn readiness_with(checks: &[(&str, Result<(), String>)], extra: Option<(&str, Value)>) -> Response {
     let failing: serde_json::Map<String, Value> = checks
         .iter()
         .filter_map(|(name, result)| {
@@ -366,19 +395,24 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
                 .map(|e| ((*name).to_owned(), Value::String(e.clone())))
         })
         .collect();
-    if failing.is_empty() {
-        return http::json(StatusCode::OK, &json!({"status": "ready"}));
+    let (status, mut body) = if failing.is_empty() {
+        (StatusCode::OK, json!({"status": "ready"}))
+    } else {
+        let names: Vec<&str> = failing.keys().map(String::as_str).collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "status": "not_ready",
+                "error": format!("not ready: {}", names.join(", ")),
+                "code": "NOT_READY",
+                "components": failing,
+            }),
+        )
+    };
+    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
+        map.insert(key.to_owned(), value);
     }
-    let names: Vec<&str> = failing.keys().map(String::as_str).collect();
-    http::json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({
-            "status": "not_ready",
-            "error": format!("not ready: {}", names.join(", ")),
-            "code": "NOT_READY",
-            "components": failing,
-        }),
-    )
+    http::json(status, &body)
 }
 
 /// A collection path from the URL (`""` = root).

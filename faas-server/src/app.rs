@@ -64,23 +64,40 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
     }
 }
 
-/// What a process must do before it exits: remove the containers it owns.
+/// What a process does once it has bound its address and before it exits:
+/// remove the containers it owns, start and stop the runtime's pool.
 #[derive(Debug, Clone, Default)]
 pub struct Cleanup {
     docker: Option<Arc<DockerRuntime>>,
+    process: Option<Arc<ProcessRuntime>>,
 }
 
 /// Bound on removing this process's containers at start-up and shutdown.
 const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Cleanup {
-    /// Removes every container labelled with this process's instance id.
-    /// Runs once the listen address is bound (so a second process started by
-    /// mistake with the same id fails to bind before it touches anything) and
-    /// again at shutdown.
+    /// At `start-up` (once the listen address is bound, so a second process
+    /// started by mistake with the same id fails to bind before it touches
+    /// anything): removes every container labelled with this process's
+    /// instance id, then starts filling the runtime's pool. At `shutdown`:
+    /// removes the pool's runners, then every owned container.
     pub async fn run(&self, when: &'static str) {
+        let starting = when == "start-up";
         if let Some(docker) = &self.docker {
+            if !starting {
+                docker.shutdown().await;
+            }
             remove_owned(docker, when).await;
+            if starting {
+                docker.start_pool();
+            }
+        }
+        if let Some(process) = &self.process {
+            if starting {
+                process.start_pool();
+            } else {
+                process.shutdown().await;
+            }
         }
     }
 }
@@ -105,16 +122,23 @@ pub async fn build_runtime(
     listen: SocketAddr,
 ) -> Result<(Arc<dyn ContainerRuntime>, Cleanup), ServerError> {
     let (runtime, cleanup): (Arc<dyn ContainerRuntime>, Cleanup) = match settings.runtime.kind {
-        RuntimeKind::Process => (
-            Arc::new(
+        RuntimeKind::Process => {
+            let process = Arc::new(
                 ProcessRuntime::new(ProcessRuntimeConfig {
                     node_bin: settings.runtime.node_bin.clone(),
                     memory_mb: settings.runtime.container_memory_mb,
+                    execution: settings.runtime.execution.clone(),
                 })
                 .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
-            ),
-            Cleanup::default(),
-        ),
+            );
+            (
+                process.clone(),
+                Cleanup {
+                    docker: None,
+                    process: Some(process),
+                },
+            )
+        }
         RuntimeKind::Docker => {
             let rt = &settings.runtime;
             let docker = Arc::new(
@@ -126,6 +150,7 @@ pub async fn build_runtime(
                     user: rt.container_user.clone(),
                     instance_id: settings.instance_id(listen),
                     prewarm_image: rt.prewarm_node_image,
+                    execution: rt.execution.clone(),
                 })
                 .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=docker"))?,
             );
@@ -133,7 +158,13 @@ pub async fn build_runtime(
                 let prewarm = Arc::clone(&docker);
                 tokio::spawn(async move { prewarm.prewarm().await });
             }
-            (docker.clone(), Cleanup { docker: Some(docker) })
+            (
+                docker.clone(),
+                Cleanup {
+                    docker: Some(docker),
+                    process: None,
+                },
+            )
         }
     };
     if let Err(e) = runtime.health().await {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use faas_adapters::db_s3::DbS3Config;
+use faas_adapters::runner::{ExecutionConfig, ExecutionMode, MAX_POOL_RUNNERS, MAX_WARM_IDLE_TTL_MS};
 use faas_domain::Limits;
 
 use crate::ServerError;
@@ -57,6 +58,11 @@ pub const KEYS: &[&str] = &[
     "container_network",
     "container_user",
     "instance_id",
+    "execution_mode",
+    "prewarm_pool_size",
+    "warm_idle_ttl_ms",
+    "warm_max_containers",
+    "warm_max_per_key",
     "function_logs",
     "function_logs_sink",
     "function_logs_buffer",
@@ -147,6 +153,9 @@ pub struct RuntimeSettings {
     /// `LOWCODE_FAAS_INSTANCE_ID`; `None` = hostname + the process's listen
     /// port (see [`Settings::instance_id`]).
     pub instance_id: Option<String>,
+    /// `LOWCODE_FAAS_EXECUTION_MODE`, `_PREWARM_POOL_SIZE`, `_WARM_IDLE_TTL_MS`,
+    /// `_WARM_MAX_CONTAINERS`, `_WARM_MAX_PER_KEY` (both runtimes).
+    pub execution: ExecutionConfig,
 }
 
 /// Settings of function-log capture.
@@ -330,6 +339,48 @@ impl Raw {
         usize::try_from(n).map_err(|_| invalid(key, &n.to_string(), "too large"))
     }
 
+    /// The execution-mode settings, each checked and named on error.
+    fn execution(&self) -> Result<ExecutionConfig, ServerError> {
+        let defaults = ExecutionConfig::default();
+        let mode = match self.string("execution_mode") {
+            None => defaults.mode,
+            Some(raw) => ExecutionMode::parse(&raw)
+                .ok_or_else(|| invalid("execution_mode", &raw, "expected cold, prewarm or warm"))?,
+        };
+        let config = ExecutionConfig {
+            mode,
+            prewarm_pool_size: self.usize_or("prewarm_pool_size", defaults.prewarm_pool_size)?,
+            warm_idle_ttl_ms: self.positive_u64_or("warm_idle_ttl_ms", defaults.warm_idle_ttl_ms)?,
+            warm_max_containers: self.usize_or("warm_max_containers", defaults.warm_max_containers)?,
+            warm_max_per_key: self.usize_or("warm_max_per_key", defaults.warm_max_per_key)?,
+        };
+        if config.prewarm_pool_size > MAX_POOL_RUNNERS {
+            let raw = config.prewarm_pool_size.to_string();
+            return Err(invalid("prewarm_pool_size", &raw, &format!("must be at most {MAX_POOL_RUNNERS}")));
+        }
+        if !(100..=MAX_WARM_IDLE_TTL_MS).contains(&config.warm_idle_ttl_ms) {
+            let raw = config.warm_idle_ttl_ms.to_string();
+            return Err(invalid(
+                "warm_idle_ttl_ms",
+                &raw,
+                &format!("expected 100 to {MAX_WARM_IDLE_TTL_MS}"),
+            ));
+        }
+        if !(1..=MAX_POOL_RUNNERS).contains(&config.warm_max_containers) {
+            let raw = config.warm_max_containers.to_string();
+            return Err(invalid("warm_max_containers", &raw, &format!("expected 1 to {MAX_POOL_RUNNERS}")));
+        }
+        if config.warm_max_per_key == 0 || config.warm_max_per_key > config.warm_max_containers {
+            let raw = config.warm_max_per_key.to_string();
+            return Err(invalid(
+                "warm_max_per_key",
+                &raw,
+                "expected 1 to LOWCODE_FAAS_WARM_MAX_CONTAINERS",
+            ));
+        }
+        Ok(config)
+    }
+
     fn ms_or(&self, key: &str, default: u64) -> Result<Duration, ServerError> {
         Ok(Duration::from_millis(self.positive_u64_or(key, default)?))
     }
@@ -414,6 +465,7 @@ impl Raw {
                 raw
             },
             instance_id: self.string("instance_id"),
+            execution: self.execution()?,
         };
         let logs = LogSettings {
             enabled: self.bool_or("function_logs", false)?,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use faas_adapters::memory::MemorySourceStore;
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
+use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
 use faas_domain::{CreateFunction, DomainError, Engine, InvokeRequest, RunInput, SourceSpec};
 use faas_ports::{CollectionPath, Component, EnvMap, FunctionName, Language, PortError, RunResult};
 
@@ -63,8 +64,13 @@ pub async fn run_handler(source: &str, input: serde_json::Value) -> Result<RunRe
 
 /// Runs `source` once with the given options.
 pub async fn run_handler_with(source: &str, run: HandlerRun) -> Result<RunResult, DomainError> {
+    // One run: a pool would only start processes nobody uses.
     let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
         node_bin: run.node_bin,
+        execution: ExecutionConfig {
+            mode: ExecutionMode::Cold,
+            ..ExecutionConfig::default()
+        },
         ..ProcessRuntimeConfig::default()
     })
     .map_err(|e| PortError::Unavailable {

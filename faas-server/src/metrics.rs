@@ -1,14 +1,16 @@
 //! Prometheus metrics (text format at `GET /metrics`).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use faas_adapters::loki::LokiStats;
 
 use faas_domain::EngineStats;
-use faas_ports::RunResult;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use faas_ports::{RunResult, RuntimeStatus, StartKind};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The metrics of one process.
 #[derive(Debug, Clone)]
@@ -22,7 +24,12 @@ pub struct Metrics {
     in_flight: IntGauge,
     queued: IntGauge,
     log_entries: IntCounterVec,
+    pool_runners: IntGaugeVec,
+    pool_events: IntCounterVec,
     loki: Option<Arc<LokiStats>>,
+    /// Serialises the mirroring of outside counters into the registry, so
+    /// two scrapes at once never add the same increase twice.
+    mirror: Arc<Mutex<()>>,
 }
 
 impl Metrics {
@@ -58,6 +65,20 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let pool_runners = IntGaugeVec::new(
+            Opts::new(
+                "pool_runners",
+                "Runners of the runtime's pool by state (prewarm_idle, launching, warm_idle, warm_keys, prewarm_target)",
+            ),
+            &["state"],
+        )?;
+        let pool_events = IntCounterVec::new(
+            Opts::new(
+                "pool_events_total",
+                "Pool events: hit (a run served by a pool runner), miss (a cold start instead), eviction, launch_failure",
+            ),
+            &["event"],
+        )?;
         let in_flight = IntGauge::new("runs_in_flight", "Runs executing now")?;
         let queued = IntGauge::new("runs_queued", "Invokes waiting for a run slot")?;
         registry.register(Box::new(requests.clone()))?;
@@ -68,6 +89,8 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(queued.clone()))?;
         registry.register(Box::new(log_entries.clone()))?;
+        registry.register(Box::new(pool_runners.clone()))?;
+        registry.register(Box::new(pool_events.clone()))?;
         for kind in ["cold", "prewarm", "warm"] {
             starts.with_label_values(&[kind]);
         }
@@ -81,7 +104,10 @@ impl Metrics {
             in_flight,
             queued,
             log_entries,
+            pool_runners,
+            pool_events,
             loki: None,
+            mirror: Arc::new(Mutex::new(())),
         })
     }
 
@@ -118,16 +144,32 @@ impl Metrics {
             .observe(result.duration_ms as f64 / 1000.0);
     }
 
-    /// The text exposition, with gauges refreshed from the engine.
-    pub fn render(&self, stats: Option<EngineStats>) -> String {
+    /// The text exposition, with gauges and counters refreshed from the
+    /// engine and the runtime's pool.
+    pub fn render(&self, stats: Option<EngineStats>, runtime: Option<RuntimeStatus>) -> String {
+        let _mirroring = self.mirror.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(stats) = stats {
             self.in_flight.set(i64::try_from(stats.in_flight).unwrap_or(i64::MAX));
             self.queued.set(i64::try_from(stats.queued).unwrap_or(i64::MAX));
-            let cold = self.starts.with_label_values(&["cold"]);
-            let seen = cold.get();
-            if stats.cold_starts > seen {
-                cold.inc_by(stats.cold_starts - seen);
+            for kind in StartKind::ALL {
+                mirror(&self.starts, kind.as_str(), stats.starts.get(kind));
             }
+        }
+        if let Some(pool) = runtime.and_then(|r| r.pool) {
+            let gauge = |state: &str, value: usize| {
+                self.pool_runners
+                    .with_label_values(&[state])
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            };
+            gauge("prewarm_target", pool.prewarm_target);
+            gauge("prewarm_idle", pool.prewarm_idle);
+            gauge("launching", pool.launching);
+            gauge("warm_idle", pool.warm_idle);
+            gauge("warm_keys", pool.warm_keys);
+            mirror(&self.pool_events, "hit", pool.hits);
+            mirror(&self.pool_events, "miss", pool.misses);
+            mirror(&self.pool_events, "eviction", pool.evictions);
+            mirror(&self.pool_events, "launch_failure", pool.launch_failures);
         }
         if let Some(loki) = &self.loki {
             for (result, value) in [
@@ -135,11 +177,7 @@ impl Metrics {
                 ("dropped", loki.dropped.load(Ordering::Relaxed)),
                 ("failed", loki.failed.load(Ordering::Relaxed)),
             ] {
-                let counter = self.log_entries.with_label_values(&[result]);
-                let seen = counter.get();
-                if value > seen {
-                    counter.inc_by(value - seen);
-                }
+                mirror(&self.log_entries, result, value);
             }
         }
         let mut out = Vec::new();
@@ -147,6 +185,15 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Raises a counter to an outside count (callers hold the mirror lock).
+fn mirror(counters: &IntCounterVec, label: &str, value: u64) {
+    let counter = counters.with_label_values(&[label]);
+    let seen = counter.get();
+    if value > seen {
+        counter.inc_by(value - seen);
     }
 }
 
@@ -158,16 +205,36 @@ mod tests {
     fn renders_counters_and_gauges() {
         let m = Metrics::new().unwrap();
         m.observe_request("/functions", "GET", 200, Duration::from_millis(3));
-        let text = m.render(Some(EngineStats {
-            in_flight: 2,
-            queued: 1,
-            cold_starts: 5,
-        }));
+        let text = m.render(
+            Some(EngineStats {
+                in_flight: 2,
+                queued: 1,
+                starts: faas_domain::StartCounts {
+                    cold: 5,
+                    prewarm: 7,
+                    warm: 0,
+                },
+            }),
+            Some(RuntimeStatus {
+                execution_mode: "prewarm",
+                pool: Some(faas_ports::PoolStatus {
+                    prewarm_target: 4,
+                    prewarm_idle: 3,
+                    hits: 7,
+                    misses: 5,
+                    ..faas_ports::PoolStatus::default()
+                }),
+            }),
+        );
         assert!(text.contains("lowcode_faas_http_requests_total{method=\"GET\",route=\"/functions\",status=\"200\"} 1"));
         assert!(text.contains("lowcode_faas_runs_in_flight 2"));
         assert!(text.contains("lowcode_faas_runs_queued 1"));
         assert!(text.contains("lowcode_faas_starts_total{kind=\"cold\"} 5"));
         assert!(text.contains("lowcode_faas_starts_total{kind=\"warm\"} 0"));
+        assert!(text.contains("lowcode_faas_starts_total{kind=\"prewarm\"} 7"));
+        assert!(text.contains("lowcode_faas_pool_runners{state=\"prewarm_idle\"} 3"));
+        assert!(text.contains("lowcode_faas_pool_events_total{event=\"hit\"} 7"));
+        assert!(text.contains("lowcode_faas_pool_events_total{event=\"miss\"} 5"));
     }
 
     #[test]
@@ -176,10 +243,10 @@ mod tests {
         stats.dropped.store(3, Ordering::Relaxed);
         let m = Metrics::new().unwrap().with_loki(Arc::clone(&stats));
         assert!(m
-            .render(None)
+            .render(None, None)
             .contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 3"));
         stats.dropped.store(5, Ordering::Relaxed);
-        let text = m.render(None);
+        let text = m.render(None, None);
         assert!(
             text.contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 5"),
             "{text}"

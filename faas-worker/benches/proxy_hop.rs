@@ -35,7 +35,7 @@ impl ContainerRuntime for InstantRuntime {
     async fn run(&self, _job: RunJob) -> Result<RunOutput, RunFailure> {
         Ok(RunOutput {
             output_json: br#"{"type":"result","value":{"ok":true,"data":1}}"#.to_vec(),
-            logs: Vec::new(),
+            ..RunOutput::default()
         })
     }
     async fn health(&self) -> Result<(), PortError> {

@@ -1,0 +1,573 @@
+//! Starting runners as containers, and talking to a started one over its
+//! attached stdin/stdout/stderr (no bind mounts, no port in the container:
+//! it works with a remote `DOCKER_HOST` and with `network=none`).
+//!
+//! A launch: create the container (image, `node /workspace/bootstrap.mjs
+//! --serve`, no env of its own, labels, hardened host config; a missing image
+//! is pulled within a run's deadline, never for the pool) → upload the
+//! workspace (the directory and `bootstrap.mjs`, owned by the run's user) →
+//! attach → start. The caller waits for the ready frame.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions, StartContainerOptions,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use faas_ports::{Component, ErrorCode, PortError, RunFailure, RunId};
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::daemon::{
+    kill_container, map_error, missing_image_advice, pull_image, remove_logged, Fault, FaultKind, CONTROL_TIMEOUT,
+};
+use super::{DockerConfig, OWNER_LABEL, RUNNER_LABEL, RUN_ID_LABEL};
+use crate::bootstrap::{BOOTSTRAP_FILE, BOOTSTRAP_MJS};
+use crate::runner::{judge_idle, Chunk, Exit, Launcher, Liveness, Purpose, Runner, EXIT_TIMEOUT};
+
+/// The workspace directory inside the container.
+pub(super) const WORKSPACE: &str = "/workspace";
+/// Process limit of a runner's container.
+const PIDS_LIMIT: i64 = 256;
+/// Bound on the health check's ping and image inspection, each.
+pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Cap of the container's own json-file log (what the bootstrap writes to
+/// stderr), so a chatty function cannot fill the daemon's disk.
+const CONTAINER_LOG_MAX_SIZE: &str = "1m";
+
+type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
+type Input = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The daemon connection, made on first use (the socket may appear after
+/// start-up).
+pub(super) struct Client {
+    connect: fn() -> Result<Docker, BollardError>,
+    docker: Mutex<Option<Docker>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(super) fn new(connect: fn() -> Result<Docker, BollardError>, docker: Option<Docker>) -> Self {
+        Self {
+            connect,
+            docker: Mutex::new(docker),
+        }
+    }
+
+    pub(super) fn get(&self) -> Result<Docker, Fault> {
+        let mut slot = self.docker.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(docker) = slot.as_ref() {
+            return Ok(docker.clone());
+        }
+        let docker = (self.connect)().map_err(map_error)?;
+        *slot = Some(docker.clone());
+        Ok(docker)
+    }
+}
+
+/// Starts runner containers.
+#[derive(Debug)]
+pub(super) struct DockerLauncher {
+    pub(super) config: DockerConfig,
+    pub(super) uid: u64,
+    pub(super) gid: u64,
+    pub(super) client: Arc<Client>,
+}
+
+impl DockerLauncher {
+    /// The container definition of a runner: image, command, labels and the
+    /// hardened host config. No env: each job brings its own.
+    pub(super) fn container_body(&self, name: &str, run_id: Option<&RunId>) -> ContainerCreateBody {
+        let mut labels = HashMap::from([
+            (OWNER_LABEL.to_string(), self.config.instance_id.clone()),
+            (RUNNER_LABEL.to_string(), name.to_string()),
+        ]);
+        if let Some(run_id) = run_id {
+            labels.insert(RUN_ID_LABEL.to_string(), run_id.to_string());
+        }
+        let memory = i64::try_from(self.config.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+        let host_config = HostConfig {
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some((self.config.cpus * 1e9).round() as i64),
+            pids_limit: Some(PIDS_LIMIT),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            network_mode: Some(self.config.network.clone()),
+            privileged: Some(false),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), CONTAINER_LOG_MAX_SIZE.to_string()),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
+            ..HostConfig::default()
+        };
+        ContainerCreateBody {
+            image: Some(self.config.image.clone()),
+            cmd: Some(vec![
+                "node".into(),
+                format!("{WORKSPACE}/{BOOTSTRAP_FILE}"),
+                "--serve".into(),
+            ]),
+            working_dir: Some(WORKSPACE.into()),
+            user: Some(self.config.user.clone()),
+            labels: Some(labels),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(false),
+            tty: Some(false),
+            host_config: Some(host_config),
+            ..ContainerCreateBody::default()
+        }
+    }
+
+    async fn image_present(&self, docker: &Docker) -> Result<bool, RunFailure> {
+        match docker.inspect_image(&self.config.image).await {
+            Ok(_) => Ok(true),
+            Err(e) => match map_error(e) {
+                fault if fault.kind == FaultKind::NotFound => Ok(false),
+                fault => Err(fault.into_failure("cannot inspect the image")),
+            },
+        }
+    }
+
+    /// Pulls the missing image before the run's deadline.
+    async fn pull_within(&self, docker: &Docker, timeout: Duration, deadline: Instant) -> Result<(), RunFailure> {
+        let image = self.config.image.as_str();
+        tracing::info!(image, "The node image is missing; pulling it.");
+        match tokio::time::timeout_at(deadline, pull_image(docker, image)).await {
+            Ok(Ok(())) => {
+                tracing::info!(image, "Pulled the node image.");
+                Ok(())
+            }
+            Ok(Err(fault)) if fault.kind == FaultKind::Unreachable => Err(fault.into_failure("cannot pull the image")),
+            Ok(Err(fault)) => {
+                tracing::warn!(image, error = %fault, "Pulling the node image failed.");
+                Err(RunFailure::new(
+                    ErrorCode::ImageUnavailable,
+                    format!(
+                        "cannot pull the image {image}: {}; {}",
+                        fault.message,
+                        missing_image_advice(image)
+                    ),
+                    Vec::new(),
+                ))
+            }
+            Err(_) => Err(RunFailure::new(
+                ErrorCode::Timeout,
+                format!(
+                    "function timed out after {} ms while the image {image} was being pulled",
+                    timeout.as_millis()
+                ),
+                Vec::new(),
+            )),
+        }
+    }
+
+    /// Creates the container under the guard's name, pulling a missing
+    /// image first when the purpose allows.
+    async fn create(
+        &self,
+        docker: &Docker,
+        guard: &mut ContainerGuard,
+        purpose: Purpose<'_>,
+        deadline: Instant,
+    ) -> Result<(), RunFailure> {
+        let run_id = match purpose {
+            Purpose::Run(job) => Some(&job.run_id),
+            Purpose::Pool => None,
+        };
+        let body = self.container_body(&guard.name, run_id);
+        match guard.create(body.clone()).await {
+            Ok(_) => Ok(()),
+            Err(fault) if fault.kind == FaultKind::NotFound => {
+                if self.image_present(docker).await? {
+                    return Err(fault.into_failure("cannot create the container"));
+                }
+                let Purpose::Run(job) = purpose else {
+                    let image = &self.config.image;
+                    return Err(RunFailure::new(
+                        ErrorCode::ImageUnavailable,
+                        format!(
+                            "the node image {image} is not present on the Docker host; {}",
+                            missing_image_advice(image)
+                        ),
+                        Vec::new(),
+                    ));
+                };
+                self.pull_within(docker, job.timeout, deadline).await?;
+                guard
+                    .create(body)
+                    .await
+                    .map(|_| ())
+                    .map_err(|f| f.into_failure("cannot create the container"))
+            }
+            Err(fault) => Err(fault.into_failure("cannot create the container")),
+        }
+    }
+}
+
+#[async_trait]
+impl Launcher for DockerLauncher {
+    async fn launch(&self, purpose: Purpose<'_>, deadline: Instant) -> Result<Box<dyn Runner>, RunFailure> {
+        let docker = self
+            .client
+            .get()
+            .map_err(|f| f.into_failure("cannot reach the Docker daemon"))?;
+        let name = match purpose {
+            Purpose::Run(job) => container_name(job.run_id.as_str()),
+            Purpose::Pool => container_name(RunId::generate().as_str().replacen("run-", "runner-", 1).as_str()),
+        };
+        let mut guard = ContainerGuard::new(docker.clone(), name);
+        self.create(&docker, &mut guard, purpose, deadline).await?;
+        let archive = workspace_archive(self.uid, self.gid).map_err(|e| {
+            RunFailure::new(
+                ErrorCode::Internal,
+                format!("cannot build the workspace archive: {e}"),
+                Vec::new(),
+            )
+        })?;
+        let name = guard.name.clone();
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        docker
+            .upload_to_container(&name, Some(options), bollard::body_full(archive.into()))
+            .await
+            .map_err(|e| map_error(e).into_failure("cannot copy the bootstrap into the container"))?;
+        let options = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(false)
+            .build();
+        let attached = docker
+            .attach_container(&name, Some(options))
+            .await
+            .map_err(|e| map_error(e).into_failure("cannot attach to the container"))?;
+        docker
+            .start_container(&name, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| map_error(e).into_failure("cannot start the container"))?;
+        guard.armed = false;
+        tracing::debug!(container = %name, "Runner container started.");
+        Ok(Box::new(DockerRunner {
+            docker,
+            name,
+            output: attached.output,
+            input: attached.input,
+            stash: VecDeque::new(),
+            ended: false,
+            armed: true,
+        }))
+    }
+
+    fn memory_mb(&self) -> u64 {
+        self.config.memory_mb
+    }
+
+    async fn health(&self) -> Result<(), PortError> {
+        let docker = self
+            .client
+            .get()
+            .map_err(|f| f.into_port_error("cannot reach the Docker daemon"))?;
+        match tokio::time::timeout(HEALTH_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(map_error(e).into_port_error("the Docker daemon does not answer")),
+            Err(_) => return Err(Fault::silent(HEALTH_TIMEOUT).into_port_error("the Docker daemon does not answer")),
+        }
+        let image = self.config.image.as_str();
+        match tokio::time::timeout(HEALTH_TIMEOUT, docker.inspect_image(image)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                let fault = map_error(e);
+                let context = if fault.kind == FaultKind::NotFound {
+                    let prewarm = if self.config.prewarm_image {
+                        "it is being pulled in the background; otherwise "
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "the node image {image} is not present on the Docker host; {prewarm}{}",
+                        missing_image_advice(image)
+                    )
+                } else {
+                    format!("cannot inspect the node image {image}")
+                };
+                Err(PortError::Unavailable {
+                    component: Component::Runtime,
+                    message: format!("{context}: {}", fault.message),
+                    source: fault.source.map(|e| Box::new(e) as faas_ports::BoxError),
+                })
+            }
+            Err(_) => Err(Fault::silent(HEALTH_TIMEOUT).into_port_error("cannot inspect the node image")),
+        }
+    }
+}
+
+/// A started runner container, attached.
+pub(super) struct DockerRunner {
+    docker: Docker,
+    name: String,
+    output: Output,
+    input: Input,
+    stash: VecDeque<Chunk>,
+    ended: bool,
+    armed: bool,
+}
+
+impl fmt::Debug for DockerRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerRunner")
+            .field("name", &self.name)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+fn chunk_of(item: Option<Result<LogOutput, BollardError>>) -> Option<Option<Chunk>> {
+    match item {
+        Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+            Some(Some(Chunk::Stdout(message.to_vec())))
+        }
+        Some(Ok(LogOutput::StdErr { message })) => Some(Some(Chunk::Stderr(message.to_vec()))),
+        // Our own stdin echoed: nothing to read.
+        Some(Ok(LogOutput::StdIn { .. })) => None,
+        Some(Err(e)) => {
+            tracing::debug!(error = %map_error(e), "The attach stream of a runner failed.");
+            Some(None)
+        }
+        None => Some(None),
+    }
+}
+
+#[async_trait]
+impl Runner for DockerRunner {
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.input.write_all(bytes).await?;
+        self.input.flush().await
+    }
+
+    async fn recv(&mut self) -> Option<Chunk> {
+        if let Some(chunk) = self.stash.pop_front() {
+            return Some(chunk);
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            match chunk_of(self.output.next().await) {
+                None => continue,
+                Some(Some(chunk)) => return Some(chunk),
+                Some(None) => {
+                    self.ended = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn check_idle(&mut self) -> Liveness {
+        if self.ended {
+            return Liveness::Gone;
+        }
+        let mut stash: Vec<Chunk> = self.stash.drain(..).collect();
+        let mut liveness = Liveness::Alive;
+        while let Some(item) = self.output.next().now_or_never() {
+            let Some(polled) = chunk_of(item) else { continue };
+            if polled.is_none() {
+                self.ended = true;
+            }
+            if judge_idle(Some(polled), &mut stash) == Liveness::Gone {
+                liveness = Liveness::Gone;
+                break;
+            }
+        }
+        self.stash = stash.into();
+        liveness
+    }
+
+    async fn exit(&mut self) -> Exit {
+        let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
+        let waited = tokio::time::timeout(EXIT_TIMEOUT, async {
+            let mut waiting = std::pin::pin!(self.docker.wait_container(&self.name, Some(options)));
+            match waiting.next().await {
+                Some(Ok(response)) => Some(response.status_code),
+                // bollard reports a non-zero exit as an error.
+                Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Some(code),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        let oom_killed = match tokio::time::timeout(
+            EXIT_TIMEOUT,
+            self.docker.inspect_container(&self.name, None::<InspectContainerOptions>),
+        )
+        .await
+        {
+            Ok(Ok(inspected)) => inspected.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            _ => false,
+        };
+        Exit {
+            status: waited.map_or_else(|| "exit status unknown".to_string(), |code| format!("exit status: {code}")),
+            oom_killed,
+        }
+    }
+
+    async fn kill(&mut self) {
+        kill_container(&self.docker, &self.name).await;
+    }
+
+    async fn destroy(mut self: Box<Self>) {
+        self.armed = false;
+        remove_logged(&self.docker, &self.name).await;
+    }
+}
+
+impl Drop for DockerRunner {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let docker = self.docker.clone();
+        let name = std::mem::take(&mut self.name);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { remove_logged(&docker, &name).await });
+            }
+            Err(_) => {
+                tracing::warn!(container = %name, "A dropped runner left its container; it goes at the next start-up.")
+            }
+        }
+    }
+}
+
+/// A container's name from a run or runner id: unique, and findable by a
+/// dropped launch.
+pub(super) fn container_name(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(100)
+        .collect();
+    format!("lowcode-faas-{safe}")
+}
+
+/// The workspace as a tar archive to extract at `/`: the `workspace/`
+/// directory and `bootstrap.mjs`, owned by the run's user.
+pub(super) fn workspace_archive(uid: u64, gid: u64) -> io::Result<Vec<u8>> {
+    let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let header = |kind: tar::EntryType, mode: u32, size: usize| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(mtime);
+        header.set_size(u64::try_from(size).unwrap_or(u64::MAX));
+        header
+    };
+    let dir = WORKSPACE.trim_start_matches('/');
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir_header = header(tar::EntryType::Directory, 0o755, 0);
+    builder.append_data(&mut dir_header, format!("{dir}/"), io::empty())?;
+    let mut file_header = header(tar::EntryType::Regular, 0o644, BOOTSTRAP_MJS.len());
+    builder.append_data(
+        &mut file_header,
+        format!("{dir}/{BOOTSTRAP_FILE}"),
+        BOOTSTRAP_MJS.as_bytes(),
+    )?;
+    builder.into_inner()
+}
+
+/// Removes a container whose launch did not finish, also when the launch's
+/// future is dropped (then from a task spawned on the current runtime).
+///
+/// The create request runs on a task of its own ([`ContainerGuard::create`]),
+/// so a launch cut short by its deadline or a drop still learns whether the
+/// daemon made the container, and removes it only after the create settled:
+/// a removal can never overtake the creation. The owner label catches what
+/// escapes even this (a crash), at the next start-up.
+#[derive(Debug)]
+pub(super) struct ContainerGuard {
+    docker: Docker,
+    /// The container's name, known before it is created.
+    pub(super) name: String,
+    /// The create request, while it has not answered.
+    pending_create: Option<tokio::task::JoinHandle<Result<String, Fault>>>,
+    pub(super) armed: bool,
+}
+
+impl ContainerGuard {
+    pub(super) fn new(docker: Docker, name: String) -> Self {
+        Self {
+            docker,
+            name,
+            pending_create: None,
+            armed: true,
+        }
+    }
+
+    /// Creates the container named `self.name`; its id.
+    pub(super) async fn create(&mut self, body: ContainerCreateBody) -> Result<String, Fault> {
+        let docker = self.docker.clone();
+        let options = CreateContainerOptionsBuilder::default().name(&self.name).build();
+        let task = self.pending_create.insert(tokio::spawn(async move {
+            let created = docker.create_container(Some(options), body).await.map_err(map_error)?;
+            for warning in &created.warnings {
+                tracing::warn!(warning = %warning, "Docker warned while creating a container.");
+            }
+            Ok(created.id)
+        }));
+        let joined = task.await;
+        self.pending_create = None;
+        joined.unwrap_or_else(|e| Err(Fault::other(format!("the create task failed: {e}"))))
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let docker = self.docker.clone();
+        let name = std::mem::take(&mut self.name);
+        let pending = self.pending_create.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Some(task) = pending {
+                        if tokio::time::timeout(CONTROL_TIMEOUT, task).await.is_err() {
+                            tracing::warn!(container = %name, "An interrupted container creation did not settle in time.");
+                        }
+                    }
+                    remove_logged(&docker, &name).await;
+                });
+            }
+            Err(_) => {
+                tracing::warn!(container = %name, "A dropped launch left its container; it goes at the next start-up.")
+            }
+        }
+    }
+}

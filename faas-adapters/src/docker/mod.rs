@@ -1,0 +1,297 @@
+//! `ContainerRuntime` that runs jobs in Docker containers through the Engine
+//! API (bollard, never the docker CLI).
+//!
+//! Every container is a runner: `node /workspace/bootstrap.mjs --serve`
+//! started with no user code, taking jobs over its attached stdin and
+//! answering with frames on its stdout ([`crate::runner`]). Where a run's
+//! container comes from is the execution mode ([`ExecutionConfig`]): started
+//! for the run (`cold`), taken from a pool of started ones (`prewarm`, the
+//! default), or a warm one kept for the same deployment and env (`warm`).
+//!
+//! Invariants:
+//! - every container carries the owner label (this instance) and a runner
+//!   label; a container started for one run also carries its run id;
+//! - the same hardening for every container: memory = swap, CPUs, pids 256,
+//!   a numeric non-root user, all capabilities dropped, `no-new-privileges`,
+//!   the configured network, a capped json-file log;
+//! - no bind mounts, no volumes, no port: the bootstrap travels as an
+//!   archive through the API, jobs and results over the attach stream;
+//! - a container is removed after its run (off the request path) unless it
+//!   stays warm; a dropped run removes its container from a spawned task;
+//!   what a crash leaves behind carries the owner label and goes at the next
+//!   start-up ([`DockerRuntime::remove_owned_containers`]);
+//! - the daemon is reached lazily: an unreachable daemon is not an error at
+//!   construction; runs then fail with `RUNTIME_UNAVAILABLE` and
+//!   [`ContainerRuntime::health`] reports it.
+//!
+//! Requests go to the daemon without an API version prefix (bollard builds
+//! its URLs that way), so the daemon answers in its own current version;
+//! Docker Engine 20.10 (API 1.41) and later work.
+
+mod daemon;
+mod launcher;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+use faas_ports::{ContainerRuntime, PortError, RunFailure, RunJob, RunOutput, RuntimeStatus};
+use serde::Deserialize;
+
+use crate::runner::pool::Pool;
+use crate::runner::{ExecutionConfig, Launcher};
+use crate::AdapterError;
+use daemon::{map_error, pull_image, remove_container, Fault, FaultKind, CONTROL_TIMEOUT};
+use launcher::{Client, DockerLauncher, HEALTH_TIMEOUT};
+
+/// Label naming the runtime instance that owns a container.
+pub const OWNER_LABEL: &str = "lowcode-faas.owner";
+/// Label naming the run a container was started for (cold starts only).
+pub const RUN_ID_LABEL: &str = "lowcode-faas.run_id";
+/// Label naming the runner (the container's own name).
+pub const RUNNER_LABEL: &str = "lowcode-faas.runner";
+
+/// Docker refuses memory limits below 6 MiB.
+const MIN_MEMORY_MB: u64 = 6;
+/// Bound on the background pull of [`DockerRuntime::prewarm`].
+const PREWARM_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Settings of the Docker runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DockerConfig {
+    /// Image with `node` on its `PATH` (`LOWCODE_FAAS_NODE_DOCKER_IMAGE`).
+    pub image: String,
+    /// Memory limit of a container in MiB, swap excluded (`LOWCODE_FAAS_CONTAINER_MEMORY_MB`).
+    pub memory_mb: u64,
+    /// CPUs of a container (`LOWCODE_FAAS_CONTAINER_CPUS`).
+    pub cpus: f64,
+    /// Docker network mode: `bridge`, `none`, or a network name (`LOWCODE_FAAS_CONTAINER_NETWORK`).
+    pub network: String,
+    /// Numeric, non-root `uid[:gid]` the function runs as.
+    pub user: String,
+    /// Owner label value (`LOWCODE_FAAS_INSTANCE_ID`), stable across restarts.
+    pub instance_id: String,
+    /// Pull a missing image in the background at start-up (`LOWCODE_FAAS_PREWARM_NODE_IMAGE`).
+    pub prewarm_image: bool,
+    /// Execution mode and pool sizes.
+    pub execution: ExecutionConfig,
+}
+
+impl Default for DockerConfig {
+    /// The defaults; `instance_id` is left empty because only the
+    /// composition root knows it (hostname + listen port).
+    fn default() -> Self {
+        Self {
+            image: "node:22-alpine".into(),
+            memory_mb: 256,
+            cpus: 1.0,
+            network: "bridge".into(),
+            user: "1000:1000".into(),
+            instance_id: String::new(),
+            prewarm_image: true,
+            execution: ExecutionConfig::default(),
+        }
+    }
+}
+
+/// Runs jobs in containers (see the module docs).
+#[derive(Debug)]
+pub struct DockerRuntime {
+    launcher: Arc<DockerLauncher>,
+    pool: Pool,
+}
+
+impl DockerRuntime {
+    /// Checks the settings and prepares a client for the daemon named by
+    /// `DOCKER_HOST` (else the local socket). An unreachable daemon is not an
+    /// error here; an unsupported `DOCKER_HOST` scheme is. The pool starts
+    /// filling on [`DockerRuntime::start_pool`] or the first run.
+    pub fn new(config: DockerConfig) -> Result<Self, AdapterError> {
+        Self::with_connector(config, Docker::connect_with_defaults)
+    }
+
+    fn with_connector(
+        config: DockerConfig,
+        connect: fn() -> Result<Docker, BollardError>,
+    ) -> Result<Self, AdapterError> {
+        let (uid, gid) = validate(&config)?;
+        let docker = match connect() {
+            Ok(docker) => Some(docker),
+            Err(e @ BollardError::UnsupportedURISchemeError { .. }) => {
+                return Err(AdapterError::Config(format!("DOCKER_HOST: {e}")));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The Docker daemon is not reachable yet; runs fail until it is.");
+                None
+            }
+        };
+        let execution = config.execution.clone();
+        let launcher = Arc::new(DockerLauncher {
+            config,
+            uid,
+            gid,
+            client: Arc::new(Client::new(connect, docker)),
+        });
+        let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, execution);
+        Ok(Self { launcher, pool })
+    }
+
+    fn config(&self) -> &DockerConfig {
+        &self.launcher.config
+    }
+
+    /// Starts filling the pool of prewarmed containers in the background
+    /// (no-op in `cold` mode). Call it after [`Self::remove_owned_containers`]
+    /// at start-up, which would remove them again.
+    pub fn start_pool(&self) {
+        self.pool.start();
+    }
+
+    /// Removes every idle pool container and waits (bounded) for removals
+    /// under way; the composition root calls it at shutdown before
+    /// [`Self::remove_owned_containers`].
+    pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
+    }
+
+    /// Pulls the image in the background of start-up when `prewarm_image`
+    /// is on and the image is missing; logs the outcome, never fails.
+    pub async fn prewarm(&self) {
+        let config = self.config();
+        if !config.prewarm_image {
+            return;
+        }
+        let image = config.image.as_str();
+        let docker = match self.launcher.client.get() {
+            Ok(docker) => docker,
+            Err(fault) => {
+                tracing::warn!(image, error = %fault, "Cannot prewarm the node image: Docker is unreachable.");
+                return;
+            }
+        };
+        match tokio::time::timeout(HEALTH_TIMEOUT, docker.inspect_image(image)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(image, "The node image is present.");
+                return;
+            }
+            Ok(Err(e)) => {
+                let fault = map_error(e);
+                if fault.kind != FaultKind::NotFound {
+                    tracing::warn!(image, error = %fault, "Cannot inspect the node image.");
+                    return;
+                }
+            }
+            Err(_) => {
+                tracing::warn!(image, "Docker did not answer while inspecting the node image.");
+                return;
+            }
+        }
+        tracing::info!(image, "Pulling the node image in the background.");
+        match tokio::time::timeout(PREWARM_TIMEOUT, pull_image(&docker, image)).await {
+            Ok(Ok(())) => tracing::info!(image, "Pulled the node image."),
+            Ok(Err(fault)) => tracing::warn!(image, error = %fault, "Pulling the node image failed."),
+            Err(_) => tracing::warn!(
+                image,
+                timeout_ms = PREWARM_TIMEOUT.as_millis(),
+                "Pulling the node image did not finish in time."
+            ),
+        }
+    }
+
+    /// Force-removes every container (running or not) labelled as owned by
+    /// this instance: leftovers of a crash, or the pool at shutdown. The
+    /// composition root calls it at start-up and at shutdown. Returns how
+    /// many were removed.
+    pub async fn remove_owned_containers(&self) -> Result<usize, PortError> {
+        let docker = self
+            .launcher
+            .client
+            .get()
+            .map_err(|f| f.into_port_error("cannot reach the Docker daemon"))?;
+        let instance = &self.config().instance_id;
+        let filters = HashMap::from([("label".to_string(), vec![format!("{OWNER_LABEL}={instance}")])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let listed = tokio::time::timeout(CONTROL_TIMEOUT, docker.list_containers(Some(options)))
+            .await
+            .map_err(|_| Fault::silent(CONTROL_TIMEOUT))
+            .and_then(|r| r.map_err(map_error))
+            .map_err(|f| f.into_port_error("cannot list owned containers"))?;
+        let mut removed = 0;
+        let mut failed = Vec::new();
+        for id in listed.into_iter().filter_map(|c| c.id) {
+            match remove_container(&docker, &id).await {
+                Ok(()) => removed += 1,
+                // Gone or going meanwhile (a run finishing, another clean-up).
+                Err(fault) if fault.is_gone() => {}
+                Err(fault) => {
+                    tracing::warn!(container = %id, error = %fault, "Cannot remove an owned container.");
+                    failed.push(fault);
+                }
+            }
+        }
+        tracing::info!(removed, failed = failed.len(), instance = %instance, "Removed owned containers.");
+        match failed.into_iter().next() {
+            None => Ok(removed),
+            Some(fault) => Err(fault.into_port_error("cannot remove every owned container")),
+        }
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    #[tracing::instrument(
+        skip_all,
+        fields(run_id = %job.run_id, function = %job.function_id, deployment = %job.deployment_id)
+    )]
+    async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
+        self.pool.run(job).await
+    }
+
+    async fn health(&self) -> Result<(), PortError> {
+        self.launcher.health().await
+    }
+
+    fn status(&self) -> RuntimeStatus {
+        self.pool.status()
+    }
+}
+
+/// Checks the settings; returns the numeric uid and gid.
+fn validate(config: &DockerConfig) -> Result<(u64, u64), AdapterError> {
+    let bad = |m: String| Err(AdapterError::Config(m));
+    if config.image.trim().is_empty() {
+        return bad("image must not be empty".into());
+    }
+    if config.memory_mb < MIN_MEMORY_MB {
+        return bad(format!("memory_mb must be at least {MIN_MEMORY_MB} (Docker's minimum)"));
+    }
+    if !(config.cpus.is_finite() && config.cpus >= 0.01 && config.cpus <= 1024.0) {
+        return bad(format!("cpus must be between 0.01 and 1024, got {}", config.cpus));
+    }
+    if config.network.trim().is_empty() {
+        return bad("network must not be empty (bridge, none, or a network name)".into());
+    }
+    if config.instance_id.trim().is_empty() {
+        return bad("instance_id must not be empty".into());
+    }
+    config.execution.validate()?;
+    let (uid, gid) = match config.user.split_once(':') {
+        Some((uid, gid)) => (uid, gid),
+        None => (config.user.as_str(), config.user.as_str()),
+    };
+    match (uid.parse::<u64>(), gid.parse::<u64>()) {
+        (Ok(0), _) => bad("user must not be root (uid 0)".into()),
+        (Ok(uid), Ok(gid)) if uid <= u64::from(u32::MAX) && gid <= u64::from(u32::MAX) => Ok((uid, gid)),
+        _ => bad(format!("user must be a numeric uid[:gid], got '{}'", config.user)),
+    }
+}

@@ -1,0 +1,624 @@
+//! Against the real Docker engine: a missing daemon or image fails the
+//! tests (never skips them). Build the image with
+//! `scripts/build-node-image.sh`, or name another with
+//! `LOWCODE_FAAS_NODE_DOCKER_IMAGE`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder, StartContainerOptions,
+};
+use bollard::Docker;
+use faas_ports::{ContainerRuntime, ErrorCode, RunId, StartKind};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::launcher::{container_name, workspace_archive};
+use super::*;
+use crate::runner::{ExecutionMode, Purpose};
+use crate::runtime_contract::{contract_job as job, envelope, log_messages, WHO_AM_I};
+
+const MIB: u64 = 1024 * 1024;
+const DEFAULT_TEST_IMAGE: &str = "lowcode-faas/node:local";
+
+fn test_image() -> String {
+    std::env::var("LOWCODE_FAAS_NODE_DOCKER_IMAGE").unwrap_or_else(|_| DEFAULT_TEST_IMAGE.to_string())
+}
+
+fn execution(mode: ExecutionMode, pool: usize) -> ExecutionConfig {
+    ExecutionConfig {
+        mode,
+        prewarm_pool_size: pool,
+        ..ExecutionConfig::default()
+    }
+}
+
+/// A cold-mode config with a fresh instance id, so tests never remove each
+/// other's containers.
+fn config() -> DockerConfig {
+    DockerConfig {
+        image: test_image(),
+        instance_id: format!("test-{}", RunId::generate()),
+        prewarm_image: false,
+        execution: execution(ExecutionMode::Cold, 0),
+        ..DockerConfig::default()
+    }
+}
+
+/// A runtime whose daemon and image are known to be there.
+async fn runtime_with(config: DockerConfig) -> DockerRuntime {
+    let rt = DockerRuntime::new(config).unwrap();
+    if let Err(e) = rt.health().await {
+        panic!(
+            "the Docker tests need a reachable daemon and the image {}: {e}; run scripts/build-node-image.sh",
+            test_image()
+        );
+    }
+    rt
+}
+
+async fn runtime() -> DockerRuntime {
+    runtime_with(config()).await
+}
+
+async fn runtime_in(mode: ExecutionMode, pool: usize) -> DockerRuntime {
+    runtime_with(DockerConfig {
+        execution: execution(mode, pool),
+        ..config()
+    })
+    .await
+}
+
+fn docker() -> Docker {
+    Docker::connect_with_defaults().unwrap()
+}
+
+/// Ids of the containers (running or not) carrying `label=value`.
+async fn containers_labelled(label: &str, value: &str) -> Vec<String> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker()
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+/// Polls (bounded) until no container carries `label=value`.
+async fn assert_no_container_eventually(label: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = containers_labelled(label, value).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "containers of {value} left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls (bounded) until the pool holds `n` idle prewarmed runners.
+async fn wait_for_pool(rt: &DockerRuntime, n: usize) {
+    rt.start_pool();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = rt.status().pool.unwrap();
+        if status.prewarm_idle >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pool never filled: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Shuts the runtime down and checks that nothing of it is left.
+async fn shut_down(rt: DockerRuntime) {
+    let instance = rt.config().instance_id.clone();
+    rt.shutdown().await;
+    drop(rt);
+    assert_no_container_eventually(OWNER_LABEL, &instance).await;
+}
+
+
+#[tokio::test]
+async fn a_cold_run_returns_its_result_and_leaves_no_container() {
+    let mut job = job(r#"
+        export async function handler(input) {
+          return { ok: true, data: { input, greeting: process.env.GREETING, cwd: process.cwd() } };
+        }"#);
+    job.input_json = br#"{"name":"x"}"#.to_vec();
+    job.env.insert("GREETING".into(), "hi".into());
+    let run_id = job.run_id.to_string();
+    let output = runtime().await.run(job).await.unwrap();
+    assert_eq!(output.start_kind, StartKind::Cold);
+    assert_eq!(
+        envelope(&output)["value"]["data"],
+        json!({"input": {"name": "x"}, "greeting": "hi", "cwd": "/workspace"})
+    );
+    assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
+}
+
+#[tokio::test]
+async fn exceeding_the_memory_limit_is_out_of_memory() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Warm] {
+        let rt = runtime_with(DockerConfig {
+            memory_mb: 32,
+            execution: execution(mode, 1),
+            ..config()
+        })
+        .await;
+        let job = job(r#"
+            export async function handler() {
+              console.log("allocating");
+              const keep = [];
+              while (true) keep.push(Buffer.alloc(1024 * 1024, 1));
+            }"#);
+        let failure = rt.run(job).await.unwrap_err();
+        assert_eq!(failure.code, ErrorCode::OutOfMemory, "{mode:?}: {}", failure.message);
+        assert_eq!(failure.message, "function ran out of memory (memory limit 32 MB)");
+        shut_down(rt).await;
+    }
+}
+
+#[tokio::test]
+async fn an_endless_loop_times_out_and_leaves_no_container() {
+    let mut job = job("export async function handler() { console.log('spinning'); while (true) {} }");
+    job.timeout = Duration::from_secs(1);
+    let run_id = job.run_id.to_string();
+    let failure = runtime().await.run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
+    assert_eq!(failure.message, "function timed out after 1000 ms");
+    assert_eq!(log_messages(&failure.logs), ["spinning"]);
+    assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
+}
+
+#[tokio::test]
+async fn dropping_the_run_removes_its_container() {
+    let rt = runtime().await;
+    let job = job("export async function handler() { while (true) {} }");
+    let run_id = job.run_id.to_string();
+    // Boxed so that `drop` really drops the future.
+    let mut run = Box::pin(rt.run(job));
+    // Drive the run until its container runs, then drop it.
+    let filters = HashMap::from([
+        ("label".to_string(), vec![format!("{RUN_ID_LABEL}={run_id}")]),
+        ("status".to_string(), vec!["running".to_string()]),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            outcome = &mut run => panic!("the run ended before it was dropped: {outcome:?}"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        let options = ListContainersOptionsBuilder::default().filters(&filters).build();
+        if !docker().list_containers(Some(options)).await.unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run's container never started");
+    }
+    drop(run);
+    assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
+}
+
+/// The deadline passes while the create request is on its way: the run
+/// waits for the create to settle and removes what it made.
+#[tokio::test]
+async fn a_deadline_during_creation_leaves_no_container() {
+    let rt = runtime().await;
+    for _ in 0..3 {
+        let mut job = job("export async function handler() { return { ok: true }; }");
+        job.timeout = Duration::from_millis(1);
+        let run_id = job.run_id.to_string();
+        let failure = rt.run(job).await.unwrap_err();
+        assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
+        assert_eq!(failure.message, "function timed out after 1 ms");
+        assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_image_that_cannot_be_pulled_is_image_unavailable() {
+    let rt = DockerRuntime::new(DockerConfig {
+        image: "lowcode-faas/does-not-exist:never".into(),
+        ..config()
+    })
+    .unwrap();
+    let job = job("export async function handler() { return { ok: true }; }");
+    let run_id = job.run_id.to_string();
+    let failure = rt.run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::ImageUnavailable, "{}", failure.message);
+    assert!(
+        failure
+            .message
+            .starts_with("cannot pull the image lowcode-faas/does-not-exist:never: "),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("scripts/build-node-image.sh"), "{}", failure.message);
+    assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
+
+    let error = rt.health().await.unwrap_err();
+    assert_eq!(error.code(), "RUNTIME_UNAVAILABLE");
+    let text = error.to_string();
+    assert!(text.contains("is not present on the Docker host"), "{text}");
+    assert!(text.contains("scripts/build-node-image.sh"), "{text}");
+}
+
+/// The pool of a missing image backs off instead of spinning, says why in
+/// its status, and runs still fall back to a (failing) cold start.
+#[tokio::test]
+async fn a_pool_without_its_image_backs_off_and_says_why() {
+    let rt = DockerRuntime::new(DockerConfig {
+        image: "lowcode-faas/does-not-exist:never".into(),
+        execution: execution(ExecutionMode::Prewarm, 4),
+        ..config()
+    })
+    .unwrap();
+    rt.start_pool();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = rt.status().pool.unwrap();
+        if status.last_error.is_some() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no launch failure recorded: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = status.last_error.unwrap();
+    assert!(error.contains("scripts/build-node-image.sh"), "{error}");
+    // Within the first second of backing off only the first launches failed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rt.status().pool.unwrap().launch_failures <= 2);
+    let failure = rt
+        .run(job("export async function handler() { return { ok: true }; }"))
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code, ErrorCode::ImageUnavailable, "{}", failure.message);
+    assert_eq!(rt.status().pool.unwrap().misses, 1);
+    shut_down(rt).await;
+}
+
+/// Prewarming only logs: a present image, a pull that fails and a
+/// disabled prewarm all return quietly.
+#[tokio::test]
+async fn prewarm_never_fails() {
+    runtime().await.prewarm().await;
+    let missing = DockerConfig {
+        image: "lowcode-faas/does-not-exist:never".into(),
+        prewarm_image: true,
+        ..config()
+    };
+    DockerRuntime::new(missing.clone()).unwrap().prewarm().await;
+    DockerRuntime::new(DockerConfig {
+        prewarm_image: false,
+        ..missing
+    })
+    .unwrap()
+    .prewarm()
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_daemon_is_runtime_unavailable() {
+    fn nowhere() -> Result<Docker, BollardError> {
+        Docker::connect_with_unix(
+            "unix:///nonexistent/lowcode-faas/docker.sock",
+            5,
+            bollard::API_DEFAULT_VERSION,
+        )
+    }
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm] {
+        let rt = DockerRuntime::with_connector(
+            DockerConfig {
+                execution: execution(mode, 2),
+                ..config()
+            },
+            nowhere,
+        )
+        .unwrap();
+        let failure = rt
+            .run(job("export const handler = () => ({ ok: true });"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.code, ErrorCode::RuntimeUnavailable, "{}", failure.message);
+        assert!(failure.message.contains("docker.sock"), "{}", failure.message);
+        assert_eq!(rt.health().await.unwrap_err().code(), "RUNTIME_UNAVAILABLE");
+        assert_eq!(
+            rt.remove_owned_containers().await.unwrap_err().code(),
+            "RUNTIME_UNAVAILABLE"
+        );
+        rt.shutdown().await;
+    }
+}
+
+/// Every container, cold or pooled, is hardened and labelled alike.
+#[tokio::test]
+async fn every_container_is_hardened() {
+    let rt = runtime_with(DockerConfig {
+        memory_mb: 64,
+        cpus: 0.5,
+        network: "none".into(),
+        execution: execution(ExecutionMode::Prewarm, 1),
+        ..config()
+    })
+    .await;
+    wait_for_pool(&rt, 1).await;
+    let pooled = containers_labelled(OWNER_LABEL, &rt.config().instance_id).await;
+    assert_eq!(pooled.len(), 1);
+    // A cold container made the same way a run makes one.
+    let cold_job = job("export async function handler() { return { ok: true }; }");
+    let cold = rt
+        .launcher
+        .launch(Purpose::Run(&cold_job), Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let cold_name = container_name(cold_job.run_id.as_str());
+    for (name, run_id) in [(pooled[0].as_str(), None), (cold_name.as_str(), Some(cold_job.run_id.as_str()))] {
+        let inspected = docker()
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .unwrap();
+        let host = inspected.host_config.unwrap();
+        assert_eq!(host.memory, Some(64 * MIB as i64));
+        assert_eq!(host.memory_swap, Some(64 * MIB as i64));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.privileged, Some(false));
+        assert!(host.binds.unwrap_or_default().is_empty());
+        assert!(host.mounts.unwrap_or_default().is_empty());
+        assert!(host.port_bindings.unwrap_or_default().is_empty());
+        assert!(inspected.mounts.unwrap_or_default().is_empty());
+        let config = inspected.config.unwrap();
+        assert_eq!(config.user.as_deref(), Some("1000:1000"));
+        assert_eq!(config.working_dir.as_deref(), Some("/workspace"));
+        assert!(config.exposed_ports.unwrap_or_default().is_empty());
+        let labels = config.labels.unwrap();
+        assert_eq!(labels.get(OWNER_LABEL), Some(&rt.config().instance_id));
+        assert!(labels.contains_key(RUNNER_LABEL));
+        assert_eq!(labels.get(RUN_ID_LABEL).map(String::as_str), run_id);
+    }
+    cold.destroy().await;
+    shut_down(rt).await;
+}
+
+#[tokio::test]
+async fn network_none_cuts_the_network_off() {
+    let rt = runtime_with(DockerConfig {
+        network: "none".into(),
+        ..config()
+    })
+    .await;
+    let job = job(r#"
+        import os from "node:os";
+        export async function handler() { return { ok: true, data: Object.keys(os.networkInterfaces()) }; }"#);
+    let output = rt.run(job).await.unwrap();
+    assert_eq!(envelope(&output)["value"]["data"], json!(["lo"]));
+}
+
+#[tokio::test]
+async fn owned_leftovers_are_removed_and_others_kept() {
+    let rt = runtime().await;
+    let other = runtime().await;
+    let docker = docker();
+    let mut names = Vec::new();
+    for (owner, suffix) in [(&rt, "mine"), (&other, "theirs")] {
+        let name = format!("lowcode-faas-test-{}-{suffix}", RunId::generate());
+        let body = ContainerCreateBody {
+            image: Some(test_image()),
+            cmd: Some(vec!["node".into(), "-e".into(), "setInterval(() => {}, 1000)".into()]),
+            labels: Some(HashMap::from([(
+                OWNER_LABEL.to_string(),
+                owner.config().instance_id.clone(),
+            )])),
+            ..ContainerCreateBody::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        docker.create_container(Some(options), body).await.unwrap();
+        names.push(name);
+    }
+    docker
+        .start_container(&names[0], None::<StartContainerOptions>)
+        .await
+        .unwrap();
+
+    assert_eq!(rt.remove_owned_containers().await.unwrap(), 1);
+
+    assert!(containers_labelled(OWNER_LABEL, &rt.config().instance_id)
+        .await
+        .is_empty());
+    assert_eq!(
+        containers_labelled(OWNER_LABEL, &other.config().instance_id).await.len(),
+        1
+    );
+    assert_eq!(other.remove_owned_containers().await.unwrap(), 1);
+    assert_eq!(rt.remove_owned_containers().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_log_cap_follows_the_job() {
+    let mut job = job("export async function handler() { for (let i = 0; i < 100; i++) console.log('entry', i); return { ok: true }; }");
+    job.max_log_bytes = 400;
+    let output = runtime().await.run(job).await.unwrap();
+    let messages = log_messages(&output.logs);
+    assert_eq!(
+        messages.last().unwrap(),
+        "[lowcode-faas] function log truncated: limit of 400 bytes reached"
+    );
+    assert!(messages.len() > 2 && messages.len() < 10, "{messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_contract_holds_in_every_mode() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm, ExecutionMode::Warm] {
+        let rt = runtime_in(mode, 2).await;
+        crate::runtime_contract::container_runtime_contract(&rt, 1000).await;
+        shut_down(rt).await;
+    }
+}
+
+#[tokio::test]
+async fn execution_modes_behave_as_documented() {
+    let rt = runtime_in(ExecutionMode::Prewarm, 2).await;
+    crate::runtime_contract::check_prewarm_serves_each_run_once(&rt).await;
+    shut_down(rt).await;
+    let rt = runtime_in(ExecutionMode::Warm, 1).await;
+    crate::runtime_contract::check_warm_reuse_is_per_key(&rt).await;
+    shut_down(rt).await;
+    let rt = runtime_with(DockerConfig {
+        execution: crate::runtime_contract::warm_caps_config(),
+        ..config()
+    })
+    .await;
+    crate::runtime_contract::check_warm_caps_and_ttl(&rt).await;
+    shut_down(rt).await;
+}
+
+/// A pool container removed from outside (or lost with a daemon restart)
+/// is never handed a job: the run still succeeds and the pool refills.
+#[tokio::test]
+async fn an_externally_removed_pool_container_is_replaced() {
+    let rt = runtime_in(ExecutionMode::Prewarm, 1).await;
+    wait_for_pool(&rt, 1).await;
+    let instance = rt.config().instance_id.clone();
+    let victims = containers_labelled(OWNER_LABEL, &instance).await;
+    assert_eq!(victims.len(), 1);
+    super::daemon::remove_container(&docker(), &victims[0]).await.unwrap();
+    let output = rt.run(job(WHO_AM_I)).await.unwrap();
+    assert_eq!(envelope(&output)["value"]["data"]["calls"], 1);
+    wait_for_pool(&rt, 1).await;
+    let now = containers_labelled(OWNER_LABEL, &instance).await;
+    assert!(!now.contains(&victims[0]));
+    shut_down(rt).await;
+}
+
+/// Under load the pool never holds more than its target, and shutdown
+/// leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_keeps_its_caps_under_load() {
+    let rt = runtime_in(ExecutionMode::Warm, 2).await;
+    let runs = (0..12).map(|i| {
+        let mut j = job(WHO_AM_I);
+        j.env.insert("K".into(), (i % 3).to_string());
+        rt.run(j)
+    });
+    for outcome in futures_util::future::join_all(runs).await {
+        outcome.unwrap();
+        let status = rt.status().pool.unwrap();
+        assert!(status.prewarm_idle + status.launching <= 2, "{status:?}");
+        assert!(status.warm_idle <= 16, "{status:?}");
+    }
+    let status = rt.status().pool.unwrap();
+    assert!(status.warm_idle <= 8 * 3);
+    assert_eq!(status.hits + status.misses, 12);
+    shut_down(rt).await;
+}
+
+#[test]
+fn config_defaults_and_validation() {
+    let config: DockerConfig = serde_json::from_value(json!({"instance_id": "host-8080"})).unwrap();
+    assert_eq!(config.image, "node:22-alpine");
+    assert_eq!((config.memory_mb, config.cpus), (256, 1.0));
+    assert_eq!((config.network.as_str(), config.user.as_str()), ("bridge", "1000:1000"));
+    assert!(config.prewarm_image);
+    assert_eq!(config.execution.mode, ExecutionMode::Prewarm);
+    assert_eq!(validate(&config).unwrap(), (1000, 1000));
+    assert_eq!(
+        validate(&DockerConfig {
+            user: "1234".into(),
+            ..config.clone()
+        })
+        .unwrap(),
+        (1234, 1234)
+    );
+    let bad = [
+        DockerConfig {
+            instance_id: String::new(),
+            ..config.clone()
+        },
+        DockerConfig {
+            user: "0:0".into(),
+            ..config.clone()
+        },
+        DockerConfig {
+            user: "node".into(),
+            ..config.clone()
+        },
+        DockerConfig {
+            memory_mb: 4,
+            ..config.clone()
+        },
+        DockerConfig {
+            cpus: 0.0,
+            ..config.clone()
+        },
+        DockerConfig {
+            cpus: f64::NAN,
+            ..config.clone()
+        },
+        DockerConfig {
+            image: " ".into(),
+            ..config.clone()
+        },
+        DockerConfig {
+            network: String::new(),
+            ..config.clone()
+        },
+        DockerConfig {
+            execution: ExecutionConfig {
+                warm_max_per_key: 0,
+                ..ExecutionConfig::default()
+            },
+            ..config.clone()
+        },
+    ];
+    for config in bad {
+        assert!(
+            matches!(DockerRuntime::new(config.clone()), Err(AdapterError::Config(_))),
+            "{config:?}"
+        );
+    }
+}
+
+#[test]
+fn the_workspace_archive_holds_the_directory_and_the_bootstrap() {
+    let archive = workspace_archive(1000, 1001).unwrap();
+    let mut archive = tar::Archive::new(archive.as_slice());
+    let entries: Vec<(String, u64, u64, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().display().to_string(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.size().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("workspace/".to_string(), 1000, 1001, 0),
+            (
+                "workspace/bootstrap.mjs".to_string(),
+                1000,
+                1001,
+                crate::bootstrap::BOOTSTRAP_MJS.len() as u64
+            ),
+        ]
+    );
+    assert_eq!(container_name("run-a/b:c"), "lowcode-faas-run-abc");
+}

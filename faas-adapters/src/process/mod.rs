@@ -1,0 +1,184 @@
+//! `ContainerRuntime` that runs jobs in local `node` processes
+//! (`LOWCODE_FAAS_RUNTIME=process`), for development and CI without Docker.
+//!
+//! Every process is a runner: `node bootstrap.mjs --serve` in a fresh temp
+//! workspace, taking jobs over its stdin and answering with frames on its
+//! stdout ([`crate::runner`]); the execution modes are the Docker runtime's
+//! ([`ExecutionConfig`]).
+//!
+//! **Not an isolation boundary**: the function runs as the service's user,
+//! sees the host file system and network, and a process that leaves its
+//! process group (`setsid`, `detached: true`) escapes the kill. Only the
+//! environment is isolated (cleared, then exactly the job's env).
+//!
+//! Invariants:
+//! - a runner leads its own process group; the whole group gets SIGKILL at
+//!   the deadline, when the runner is destroyed after its run (unless it
+//!   stays warm), when its leader exits, and when it is dropped;
+//! - its workspace is removed with it;
+//! - stdin, stdout and stderr are pipes; reads are bounded as in
+//!   [`crate::runner`].
+
+mod runner;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faas_ports::{Component, ContainerRuntime, PortError, RunFailure, RunJob, RunOutput, RuntimeStatus};
+use serde::Deserialize;
+use tokio::process::Command;
+
+use crate::runner::pool::Pool;
+use crate::runner::{ExecutionConfig, Launcher};
+use crate::AdapterError;
+use runner::ProcessLauncher;
+
+/// Bound on `node --version` in the health check.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of the process runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ProcessRuntimeConfig {
+    /// The `node` binary: a path, or a bare name looked up in the host's
+    /// `PATH` once at construction (the run itself gets no `PATH`).
+    pub node_bin: PathBuf,
+    /// V8 old-space limit, passed as `--max-old-space-size` (MiB).
+    pub memory_mb: u64,
+    /// Execution mode and pool sizes.
+    pub execution: ExecutionConfig,
+}
+
+impl Default for ProcessRuntimeConfig {
+    fn default() -> Self {
+        Self {
+            node_bin: PathBuf::from("node"),
+            memory_mb: 256,
+            execution: ExecutionConfig::default(),
+        }
+    }
+}
+
+/// Runs jobs in `node` processes (see the module docs).
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    launcher: Arc<ProcessLauncher>,
+    pool: Pool,
+}
+
+impl ProcessRuntime {
+    /// Checks the settings and resolves the `node` binary. A binary that is
+    /// not found is not an error here: runs then fail with
+    /// `RUNTIME_UNAVAILABLE` and [`ContainerRuntime::health`] reports it.
+    pub fn new(config: ProcessRuntimeConfig) -> Result<Self, AdapterError> {
+        if config.node_bin.as_os_str().is_empty() {
+            return Err(AdapterError::Config("node_bin must not be empty".into()));
+        }
+        if config.memory_mb == 0 {
+            return Err(AdapterError::Config("memory_mb must be at least 1".into()));
+        }
+        config.execution.validate()?;
+        let node_bin = resolve_program(&config.node_bin);
+        tracing::warn!(
+            node = %node_bin.display(),
+            "The process runtime is not an isolation boundary: functions run as this user with host file system and network access. Use it for development and CI only."
+        );
+        let launcher = Arc::new(ProcessLauncher {
+            node_bin,
+            memory_mb: config.memory_mb,
+        });
+        let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, config.execution);
+        Ok(Self { launcher, pool })
+    }
+
+    /// Starts filling the pool of prewarmed processes in the background
+    /// (no-op in `cold` mode; the first run does it too).
+    pub fn start_pool(&self) {
+        self.pool.start();
+    }
+
+    /// Ends every idle pool process and waits (bounded) for removals under way.
+    pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for ProcessRuntime {
+    #[tracing::instrument(skip_all, fields(run_id = %job.run_id, function = %job.function_id, deployment = %job.deployment_id))]
+    async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
+        self.pool.run(job).await
+    }
+
+    async fn health(&self) -> Result<(), PortError> {
+        self.launcher.health().await
+    }
+
+    fn status(&self) -> RuntimeStatus {
+        self.pool.status()
+    }
+}
+
+/// `node --version` answers.
+async fn node_health(node_bin: &Path) -> Result<(), PortError> {
+    let unavailable = |message: String, source: Option<faas_ports::BoxError>| PortError::Unavailable {
+        component: Component::Runtime,
+        message,
+        source,
+    };
+    let mut cmd = Command::new(node_bin);
+    cmd.arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let node = node_bin.display();
+    match tokio::time::timeout(HEALTH_TIMEOUT, cmd.status()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(unavailable(format!("{node} --version failed ({status})"), None)),
+        Ok(Err(e)) => Err(unavailable(format!("cannot start {node}"), Some(Box::new(e)))),
+        Err(_) => Err(unavailable(
+            format!(
+                "{node} --version did not answer within {} ms",
+                HEALTH_TIMEOUT.as_millis()
+            ),
+            None,
+        )),
+    }
+}
+
+/// A bare program name (`node`) resolved against the host `PATH`: the run's
+/// environment is cleared, so the lookup must not depend on it. Anything
+/// else, or a name not found, is returned as given.
+fn resolve_program(program: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bare = program.components().count() == 1 && !program.is_absolute();
+    if !bare {
+        return program.to_path_buf();
+    }
+    let Some(paths) = std::env::var_os("PATH") else {
+        return program.to_path_buf();
+    };
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| program.to_path_buf())
+}
+
+/// Keeps `[A-Za-z0-9-]` of a run id for use in a directory name.
+fn sanitize(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect()
+}

@@ -1,0 +1,329 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use faas_ports::{ContainerRuntime, ErrorCode, StartKind};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+
+use super::*;
+use crate::bootstrap::LOG_MAX_BYTES_ENV;
+use crate::runner::ExecutionMode;
+use crate::runtime_contract::{contract_job as job, envelope, log_messages};
+
+fn runtime_in(mode: ExecutionMode, pool: usize) -> ProcessRuntime {
+    ProcessRuntime::new(ProcessRuntimeConfig {
+        execution: ExecutionConfig {
+            mode,
+            prewarm_pool_size: pool,
+            ..ExecutionConfig::default()
+        },
+        ..ProcessRuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn runtime() -> ProcessRuntime {
+    runtime_in(ExecutionMode::Cold, 0)
+}
+
+/// Waits (bounded) until `pid` no longer runs: gone, or a zombie nobody
+/// reaps. SIGKILL takes effect asynchronously, so this polls /proc.
+async fn assert_dead(pid: i64) {
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = match std::fs::read_to_string(&stat) {
+            Err(_) => return,
+            Ok(text) => text.rsplit(')').next().unwrap_or("").trim().chars().next(),
+        };
+        if matches!(state, Some('Z' | 'X')) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {pid} still alive (state {state:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (bounded) until `path` is gone: runners are removed off the
+/// request path.
+async fn assert_removed(path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while Path::new(path).exists() {
+        assert!(tokio::time::Instant::now() < deadline, "workspace {path} was not removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_has_its_own_workspace_removed_after_it() {
+    let job = job("export async function handler() { return { ok: true, data: process.cwd() }; }");
+    let output = runtime().run(job).await.unwrap();
+    assert_eq!(output.start_kind, StartKind::Cold);
+    let cwd = envelope(&output)["value"]["data"].as_str().unwrap().to_string();
+    assert!(cwd.contains("lowcode-faas-run-"), "{cwd}");
+    assert_removed(&cwd).await;
+}
+
+#[tokio::test]
+async fn the_environment_is_exactly_the_job_env() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm] {
+        let mut job =
+            job("export async function handler() { return { ok: true, data: Object.keys(process.env).sort() }; }");
+        job.env.insert("USER_VAR".into(), "1".into());
+        let mut expected: Vec<String> = job.env.keys().cloned().collect();
+        expected.push(LOG_MAX_BYTES_ENV.to_string());
+        expected.sort();
+
+        let rt = runtime_in(mode, 1);
+        let output = rt.run(job).await.unwrap();
+
+        let keys: Vec<String> = serde_json::from_value(envelope(&output)["value"]["data"].clone()).unwrap();
+        assert_eq!(keys, expected, "{mode:?}");
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_job_env_may_set_the_log_cap_itself() {
+    let mut job = job("export async function handler() { return { ok: true, data: process.env.LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES }; }");
+    job.env.insert(LOG_MAX_BYTES_ENV.into(), "777".into());
+    let output = runtime().run(job).await.unwrap();
+    assert_eq!(envelope(&output)["value"]["data"], "777");
+}
+
+#[tokio::test]
+async fn heap_exhaustion_is_out_of_memory() {
+    let rt = ProcessRuntime::new(ProcessRuntimeConfig {
+        memory_mb: 32,
+        ..ProcessRuntimeConfig::default()
+    })
+    .unwrap();
+    let job = job(r#"
+        export async function handler() {
+          console.log("allocating");
+          const keep = [];
+          while (true) keep.push(new Array(100000).fill(1.5));
+        }"#);
+    let failure = rt.run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::OutOfMemory, "{}", failure.message);
+    assert_eq!(failure.message, "function ran out of memory (memory limit 32 MB)");
+    assert_eq!(log_messages(&failure.logs), ["allocating"]);
+    rt.shutdown().await;
+}
+
+/// The grandchild is spawned at module load, before the handler spins;
+/// the deadline leaves node ample time to get there.
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group_and_removes_the_workspace() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Warm] {
+        let mut job = job(r#"
+            import { spawn } from "node:child_process";
+            const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+            console.log(JSON.stringify({ pid: process.pid, child: child.pid, cwd: process.cwd() }));
+            export async function handler() { while (true) {} }"#);
+        job.timeout = Duration::from_secs(3);
+
+        let rt = runtime_in(mode, 1);
+        let failure = rt.run(job).await.unwrap_err();
+
+        assert_eq!(failure.code, ErrorCode::Timeout);
+        assert_eq!(failure.message, "function timed out after 3000 ms");
+        let messages = log_messages(&failure.logs);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        let report: Value = serde_json::from_str(&messages[0]).unwrap();
+        assert_dead(report["pid"].as_i64().unwrap()).await;
+        assert_dead(report["child"].as_i64().unwrap()).await;
+        assert_removed(report["cwd"].as_str().unwrap()).await;
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn grandchildren_do_not_survive_a_run_in_cold_or_prewarm_mode() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm] {
+        // stdio "inherit": the grandchild also holds the stdout and stderr pipes.
+        let job = job(r#"
+            import { spawn } from "node:child_process";
+            export async function handler() {
+              const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "inherit" });
+              return { ok: true, data: child.pid };
+            }"#);
+        let rt = runtime_in(mode, 1);
+        let output = rt.run(job).await.unwrap();
+        assert_dead(envelope(&output)["value"]["data"].as_i64().unwrap()).await;
+        rt.shutdown().await;
+    }
+}
+
+/// A grandchild that holds the pipes does not keep an exited runner's
+/// verdict waiting: the group dies with its leader.
+#[tokio::test]
+async fn an_exit_with_a_grandchild_holding_the_pipes_is_exited_without_output() {
+    let job = job(r#"
+        import { spawn } from "node:child_process";
+        export async function handler() {
+          spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "inherit" });
+          process.exit(4);
+        }"#);
+    let failure = runtime().run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::ExitedWithoutOutput, "{}", failure.message);
+    assert!(failure.message.contains("exit status: 4"), "{}", failure.message);
+}
+
+#[tokio::test]
+async fn dropping_the_run_kills_the_group_and_removes_the_workspace() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut job = job(r#"
+        import net from "node:net";
+        import { spawn } from "node:child_process";
+        export async function handler() {
+          const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+          const report = JSON.stringify({ pid: process.pid, child: child.pid, cwd: process.cwd() });
+          const socket = net.connect(Number(process.env.REPORT_PORT), "127.0.0.1", () => socket.end(report));
+          return new Promise(() => setInterval(() => {}, 1000));
+        }"#);
+    job.env
+        .insert("REPORT_PORT".into(), listener.local_addr().unwrap().port().to_string());
+    let rt = runtime();
+    // Boxed so that `drop` really drops the future (a pinned stack
+    // future would live to the end of the scope).
+    let mut run = Box::pin(rt.run(job));
+
+    let report = tokio::select! {
+        outcome = &mut run => panic!("the run ended before reporting: {outcome:?}"),
+        accepted = listener.accept() => {
+            let (mut socket, _) = accepted.unwrap();
+            let mut text = String::new();
+            socket.read_to_string(&mut text).await.unwrap();
+            text
+        }
+    };
+    drop(run);
+
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert!(!Path::new(report["cwd"].as_str().unwrap()).exists());
+    assert_dead(report["pid"].as_i64().unwrap()).await;
+    assert_dead(report["child"].as_i64().unwrap()).await;
+}
+
+#[tokio::test]
+async fn the_log_cap_follows_the_job() {
+    let mut job = job("export async function handler() { for (let i = 0; i < 100; i++) console.log('entry', i); return { ok: true }; }");
+    job.max_log_bytes = 400;
+    let output = runtime().run(job).await.unwrap();
+    let messages = log_messages(&output.logs);
+    assert_eq!(
+        messages.last().unwrap(),
+        "[lowcode-faas] function log truncated: limit of 400 bytes reached"
+    );
+    assert!(messages.len() > 2 && messages.len() < 10, "{messages:?}");
+}
+
+#[tokio::test]
+async fn a_missing_node_is_runtime_unavailable() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm] {
+        let rt = ProcessRuntime::new(ProcessRuntimeConfig {
+            node_bin: PathBuf::from("/nonexistent/lowcode-faas/node"),
+            execution: ExecutionConfig {
+                mode,
+                ..ExecutionConfig::default()
+            },
+            ..ProcessRuntimeConfig::default()
+        })
+        .unwrap();
+        let failure = rt
+            .run(job("export const handler = () => ({ ok: true });"))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.code, ErrorCode::RuntimeUnavailable);
+        let error = rt.health().await.unwrap_err();
+        assert_eq!(error.code(), "RUNTIME_UNAVAILABLE");
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_contract_holds_in_every_mode() {
+    use std::os::unix::fs::MetadataExt;
+    // The process runtime runs functions as the service's own user.
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    for mode in [ExecutionMode::Cold, ExecutionMode::Prewarm, ExecutionMode::Warm] {
+        let rt = runtime_in(mode, 2);
+        crate::runtime_contract::container_runtime_contract(&rt, uid).await;
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn execution_modes_behave_as_documented() {
+    let rt = runtime_in(ExecutionMode::Prewarm, 2);
+    crate::runtime_contract::check_prewarm_serves_each_run_once(&rt).await;
+    rt.shutdown().await;
+    let rt = runtime_in(ExecutionMode::Warm, 1);
+    crate::runtime_contract::check_warm_reuse_is_per_key(&rt).await;
+    rt.shutdown().await;
+    let rt = ProcessRuntime::new(ProcessRuntimeConfig {
+        execution: crate::runtime_contract::warm_caps_config(),
+        ..ProcessRuntimeConfig::default()
+    })
+    .unwrap();
+    crate::runtime_contract::check_warm_caps_and_ttl(&rt).await;
+    rt.shutdown().await;
+}
+
+/// Shutdown ends every pool process.
+#[tokio::test]
+async fn shutdown_ends_the_pool() {
+    let rt = runtime_in(ExecutionMode::Warm, 2);
+    let output = rt
+        .run(job("export async function handler() { return { ok: true, data: process.pid }; }"))
+        .await
+        .unwrap();
+    let warm_pid = envelope(&output)["value"]["data"].as_i64().unwrap();
+    crate::runtime_contract::wait_for_prewarmed(&rt, 2).await;
+    assert_eq!(rt.status().pool.unwrap().warm_idle, 1);
+    rt.shutdown().await;
+    let status = rt.status().pool.unwrap();
+    assert_eq!((status.prewarm_idle, status.warm_idle, status.launching), (0, 0, 0));
+    assert_dead(warm_pid).await;
+}
+
+#[tokio::test]
+async fn health_answers_when_node_runs() {
+    runtime().health().await.unwrap();
+}
+
+#[test]
+fn config_defaults_and_validation() {
+    let config: ProcessRuntimeConfig = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(config.node_bin, PathBuf::from("node"));
+    assert_eq!(config.memory_mb, 256);
+    assert_eq!(config.execution.mode, ExecutionMode::Prewarm);
+    let config: ProcessRuntimeConfig =
+        serde_json::from_value(json!({"memory_mb": 64, "execution": {"mode": "warm"}})).unwrap();
+    assert_eq!(config.memory_mb, 64);
+    assert_eq!(config.execution.mode, ExecutionMode::Warm);
+    let zero = ProcessRuntimeConfig {
+        memory_mb: 0,
+        ..ProcessRuntimeConfig::default()
+    };
+    assert!(matches!(ProcessRuntime::new(zero), Err(AdapterError::Config(_))));
+    let empty = ProcessRuntimeConfig {
+        node_bin: PathBuf::new(),
+        ..ProcessRuntimeConfig::default()
+    };
+    assert!(matches!(ProcessRuntime::new(empty), Err(AdapterError::Config(_))));
+}
+
+#[test]
+fn a_bare_program_name_is_resolved_on_the_host_path() {
+    let resolved = resolve_program(Path::new("node"));
+    assert!(resolved.is_absolute(), "{}", resolved.display());
+    assert_eq!(resolve_program(Path::new("./node")), PathBuf::from("./node"));
+    assert_eq!(sanitize("run-0190/../x"), "run-0190x");
+}

@@ -1,0 +1,515 @@
+//! The pool of started runners behind both runtimes (see the parent module).
+//!
+//! - `cold`: every run starts its own runner ([`super::start_runner`]) and
+//!   destroys it after.
+//! - `prewarm`: up to `prewarm_pool_size` generic runners (no user code,
+//!   node running and waiting for a job) are kept started by a background
+//!   task; a run takes one and destroys it after, so no runner ever serves
+//!   two runs. An empty pool means a cold start, never an error.
+//! - `warm`: as `prewarm`, and a runner whose run ended cleanly is kept idle
+//!   under its key (deployment id + source + env without the per-run
+//!   variables) for later runs of exactly that key, one at a time, until it
+//!   idles past the TTL or is evicted (least recently used) to make room.
+//!
+//! Runners are destroyed off the request path (tracked, so
+//! [`Pool::shutdown`] waits for them). A pool runner found ended (daemon
+//! restart, removed from outside) is discarded and replaced, never handed a
+//! job; one that ends before it takes its job is replaced too (nothing ran).
+//! Failed refills back off (1 s doubling to 30 s) and the reason is kept for
+//! `/readyz`: a missing image never makes the pool spin.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use faas_ports::{ErrorCode, PoolStatus, RunFailure, RunJob, RunOutput, RuntimeStatus, StartKind, PER_RUN_ENV};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner, Served};
+
+/// Pool runners started at once by the refill task.
+const MAX_PARALLEL_LAUNCHES: usize = 2;
+/// First and longest wait after a failed refill.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often the maintenance task looks at idle runners at most.
+const TICK_MAX: Duration = Duration::from_secs(1);
+/// Pool runners that end before taking their job are replaced this often
+/// at most per run before it starts cold.
+const MAX_LOST_RUNNERS: usize = 3;
+/// Bound on waiting for background removals at shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a warm runner is specialised for: SHA-256 over the deployment id,
+/// the source and the env without [`PER_RUN_ENV`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct WarmKey([u8; 32]);
+
+impl WarmKey {
+    pub(crate) fn of(job: &RunJob) -> Self {
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        };
+        field(job.deployment_id.as_bytes());
+        field(job.source_code.as_bytes());
+        for (key, value) in &super::run_env(job) {
+            if PER_RUN_ENV.contains(&key.as_str()) {
+                continue;
+            }
+            field(key.as_bytes());
+            field(value.as_bytes());
+        }
+        Self(hash.finalize().into())
+    }
+}
+
+#[derive(Debug)]
+struct Idle {
+    runner: Box<dyn Runner>,
+    since: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    prewarmed: VecDeque<Idle>,
+    launching: usize,
+    warm: HashMap<WarmKey, Vec<Idle>>,
+    warm_count: usize,
+    last_error: Option<String>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    launch_failures: AtomicU64,
+}
+
+/// Background destroys in flight, so shutdown can wait for them.
+#[derive(Debug, Default)]
+struct Removals {
+    pending: AtomicUsize,
+    done: Notify,
+}
+
+#[derive(Debug)]
+struct Inner {
+    launcher: Arc<dyn Launcher>,
+    config: ExecutionConfig,
+    state: Mutex<State>,
+    counters: Counters,
+    removals: Arc<Removals>,
+    closed: AtomicBool,
+    maintenance_started: AtomicBool,
+    /// Wakes the maintenance task (a runner taken, a refill wanted).
+    wake: Arc<Notify>,
+}
+
+/// The runners of one runtime (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl Pool {
+    pub(crate) fn new(launcher: Arc<dyn Launcher>, config: ExecutionConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                launcher,
+                config,
+                state: Mutex::new(State::default()),
+                counters: Counters::default(),
+                removals: Arc::new(Removals::default()),
+                closed: AtomicBool::new(false),
+                maintenance_started: AtomicBool::new(false),
+                wake: Arc::new(Notify::new()),
+            }),
+        }
+    }
+
+    /// Starts filling the pool in the background (also done by the first
+    /// run). Needs a tokio runtime; without one it does nothing.
+    pub(crate) fn start(&self) {
+        if self.inner.config.mode == ExecutionMode::Cold || self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if self.inner.maintenance_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(maintain(Arc::downgrade(&self.inner), Arc::clone(&self.inner.wake)));
+            }
+            Err(_) => self.inner.maintenance_started.store(false, Ordering::Release),
+        }
+    }
+
+    /// Runs one job (see the module docs for where its runner comes from).
+    pub(crate) async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
+        self.start();
+        let inner = &self.inner;
+        let deadline = deadline_after(job.timeout);
+        let key = (inner.config.mode == ExecutionMode::Warm).then(|| WarmKey::of(&job));
+        let memory_mb = inner.launcher.memory_mb();
+        let mut lost = 0;
+        loop {
+            let (mut runner, kind) = match inner.take(key.as_ref()) {
+                Some(found) => {
+                    inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    inner.wake.notify_one();
+                    found
+                }
+                None => {
+                    if inner.config.mode != ExecutionMode::Cold {
+                        inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let runner = start_runner(&*inner.launcher, Purpose::Run(&job), deadline).await?;
+                    (runner, StartKind::Cold)
+                }
+            };
+            tracing::debug!(start_kind = kind.as_str(), "Runner taken.");
+            match serve_job(&mut *runner, &job, deadline, memory_mb).await {
+                Served::Verdict { outcome, reusable } => {
+                    match (&key, reusable) {
+                        (Some(key), true) => inner.park(key.clone(), runner),
+                        _ => inner.discard(runner),
+                    }
+                    return match outcome {
+                        Ok(output) => Ok(RunOutput {
+                            start_kind: kind,
+                            ..output
+                        }),
+                        Err(failure) => Err(RunFailure {
+                            start_kind: kind,
+                            ..failure
+                        }),
+                    };
+                }
+                Served::Failed(failure) => {
+                    inner.discard(runner);
+                    return Err(RunFailure {
+                        start_kind: kind,
+                        ..failure
+                    });
+                }
+                Served::Lost(why) => {
+                    inner.discard(runner);
+                    lost += 1;
+                    tracing::warn!(start_kind = kind.as_str(), reason = %why, "A runner ended before it took its job.");
+                    if kind == StartKind::Cold || lost >= MAX_LOST_RUNNERS {
+                        return Err(RunFailure {
+                            start_kind: kind,
+                            ..RunFailure::new(ErrorCode::Internal, why, Vec::new())
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The mode and a snapshot of the pool.
+    pub(crate) fn status(&self) -> RuntimeStatus {
+        let inner = &self.inner;
+        let mode = inner.config.mode;
+        if mode == ExecutionMode::Cold {
+            return RuntimeStatus {
+                execution_mode: mode.as_str(),
+                pool: None,
+            };
+        }
+        let state = inner.lock();
+        let c = &inner.counters;
+        RuntimeStatus {
+            execution_mode: mode.as_str(),
+            pool: Some(PoolStatus {
+                prewarm_target: inner.config.prewarm_pool_size,
+                prewarm_idle: state.prewarmed.len(),
+                launching: state.launching,
+                warm_idle: state.warm_count,
+                warm_keys: state.warm.len(),
+                hits: c.hits.load(Ordering::Relaxed),
+                misses: c.misses.load(Ordering::Relaxed),
+                evictions: c.evictions.load(Ordering::Relaxed),
+                launch_failures: c.launch_failures.load(Ordering::Relaxed),
+                last_error: state.last_error.clone(),
+            }),
+        }
+    }
+
+    /// Stops refilling, destroys every idle runner and waits (bounded) for
+    /// every removal under way. Runs in flight finish and destroy their
+    /// runner themselves.
+    pub(crate) async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
+        inner.wake.notify_one();
+        let idle: Vec<Idle> = {
+            let mut state = inner.lock();
+            let mut idle: Vec<Idle> = state.prewarmed.drain(..).collect();
+            for (_, runners) in state.warm.drain() {
+                idle.extend(runners);
+            }
+            state.warm_count = 0;
+            idle
+        };
+        futures_util::future::join_all(idle.into_iter().map(|idle| idle.runner.destroy())).await;
+        let wait = async {
+            loop {
+                let notified = inner.removals.done.notified();
+                let launching = inner.lock().launching;
+                if inner.removals.pending.load(Ordering::Acquire) == 0 && launching == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, wait).await.is_err() {
+            tracing::warn!("Runner removals did not finish in time; the start-up clean-up removes what is left.");
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Idle runners go with the state (their Drop removes them); the
+        // maintenance task holds only a weak reference and stops.
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle runner for the job: a warm one of its key first, then a
+    /// prewarmed one. Ended ones met on the way are discarded.
+    fn take(&self, key: Option<&WarmKey>) -> Option<(Box<dyn Runner>, StartKind)> {
+        if let Some(key) = key {
+            loop {
+                let idle = {
+                    let mut state = self.lock();
+                    let found = state.warm.get_mut(key).and_then(Vec::pop);
+                    if found.is_some() {
+                        state.warm_count -= 1;
+                        if state.warm.get(key).is_some_and(Vec::is_empty) {
+                            state.warm.remove(key);
+                        }
+                    }
+                    found
+                };
+                let Some(mut idle) = idle else { break };
+                if idle.runner.check_idle() == Liveness::Alive {
+                    return Some((idle.runner, StartKind::Warm));
+                }
+                tracing::info!("A warm runner had ended; discarded.");
+                self.discard(idle.runner);
+            }
+        }
+        loop {
+            let mut idle = self.lock().prewarmed.pop_front()?;
+            if idle.runner.check_idle() == Liveness::Alive {
+                return Some((idle.runner, StartKind::Prewarm));
+            }
+            tracing::info!("A prewarmed runner had ended; discarded.");
+            self.discard(idle.runner);
+        }
+    }
+
+    /// Keeps a runner idle under its key, within the caps.
+    fn park(&self, key: WarmKey, runner: Box<dyn Runner>) {
+        if self.closed.load(Ordering::Acquire) {
+            self.discard(runner);
+            return;
+        }
+        let mut evicted = None;
+        let refused = {
+            let mut state = self.lock();
+            let per_key = state.warm.get(&key).map_or(0, Vec::len);
+            if per_key >= self.config.warm_max_per_key {
+                Some(runner)
+            } else {
+                if state.warm_count >= self.config.warm_max_containers {
+                    evicted = evict_oldest(&mut state);
+                }
+                state.warm.entry(key).or_default().push(Idle {
+                    runner,
+                    since: Instant::now(),
+                });
+                state.warm_count += 1;
+                None
+            }
+        };
+        if let Some(runner) = refused {
+            self.discard(runner);
+        }
+        if let Some(old) = evicted {
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            self.discard(old);
+        }
+    }
+
+    /// Destroys a runner off the request path, tracked for shutdown.
+    fn discard(&self, runner: Box<dyn Runner>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime: the runner's Drop does what it can.
+            drop(runner);
+            return;
+        };
+        let removals = Arc::clone(&self.removals);
+        removals.pending.fetch_add(1, Ordering::AcqRel);
+        handle.spawn(async move {
+            runner.destroy().await;
+            removals.pending.fetch_sub(1, Ordering::AcqRel);
+            removals.done.notify_waiters();
+        });
+    }
+
+    /// One maintenance pass: drop expired or ended idle runners, then start
+    /// refills. Returns when the next pass is due at the latest.
+    fn maintain_once(self: &Arc<Self>) -> Duration {
+        let ttl = Duration::from_millis(self.config.warm_idle_ttl_ms);
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        let mut expired = 0u64;
+        {
+            let mut state = self.lock();
+            let mut kept = VecDeque::new();
+            while let Some(mut idle) = state.prewarmed.pop_front() {
+                if idle.runner.check_idle() == Liveness::Alive {
+                    kept.push_back(idle);
+                } else {
+                    gone.push(idle.runner);
+                }
+            }
+            state.prewarmed = kept;
+            for runners in state.warm.values_mut() {
+                let mut keep = Vec::new();
+                for mut idle in runners.drain(..) {
+                    if now.duration_since(idle.since) >= ttl {
+                        expired += 1;
+                        gone.push(idle.runner);
+                    } else if idle.runner.check_idle() == Liveness::Alive {
+                        keep.push(idle);
+                    } else {
+                        gone.push(idle.runner);
+                    }
+                }
+                *runners = keep;
+            }
+            state.warm.retain(|_, runners| !runners.is_empty());
+            state.warm_count = state.warm.values().map(Vec::len).sum();
+        }
+        self.counters.evictions.fetch_add(expired, Ordering::Relaxed);
+        for runner in gone {
+            self.discard(runner);
+        }
+        self.refill();
+        TICK_MAX.min(ttl / 4).max(Duration::from_millis(25))
+    }
+
+    /// Starts pool runners up to the target, a few at a time, unless backing off.
+    fn refill(self: &Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut state = self.lock();
+        if state.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        while state.prewarmed.len() + state.launching < self.config.prewarm_pool_size
+            && state.launching < MAX_PARALLEL_LAUNCHES
+        {
+            state.launching += 1;
+            let inner = Arc::clone(self);
+            handle.spawn(async move { inner.launch_one().await });
+        }
+    }
+
+    async fn launch_one(self: Arc<Self>) {
+        let started = start_runner(&*self.launcher, Purpose::Pool, deadline_after(Duration::from_secs(120))).await;
+        let mut leftover = None;
+        {
+            let mut state = self.lock();
+            state.launching -= 1;
+            match started {
+                Ok(runner) => {
+                    state.last_error = None;
+                    state.retry_at = None;
+                    state.backoff = Duration::ZERO;
+                    if self.closed.load(Ordering::Acquire) {
+                        leftover = Some(runner);
+                    } else {
+                        state.prewarmed.push_back(Idle {
+                            runner,
+                            since: Instant::now(),
+                        });
+                    }
+                }
+                Err(failure) => {
+                    self.counters.launch_failures.fetch_add(1, Ordering::Relaxed);
+                    state.backoff = (state.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    state.retry_at = Some(Instant::now() + state.backoff);
+                    tracing::warn!(
+                        error = %failure.message,
+                        retry_in_ms = state.backoff.as_millis(),
+                        "Cannot start a pool runner; runs start cold meanwhile."
+                    );
+                    state.last_error = Some(failure.message);
+                }
+            }
+        }
+        if let Some(runner) = leftover {
+            self.discard(runner);
+        }
+        self.removals.done.notify_waiters();
+        self.wake.notify_one();
+    }
+}
+
+/// Removes the least recently used idle warm runner.
+fn evict_oldest(state: &mut State) -> Option<Box<dyn Runner>> {
+    let key = state
+        .warm
+        .iter()
+        .filter_map(|(key, runners)| runners.first().map(|idle| (key.clone(), idle.since)))
+        .min_by_key(|(_, since)| *since)
+        .map(|(key, _)| key)?;
+    let runners = state.warm.get_mut(&key)?;
+    // Each key's list is in parking order: the first is its oldest.
+    let idle = runners.remove(0);
+    if runners.is_empty() {
+        state.warm.remove(&key);
+    }
+    state.warm_count -= 1;
+    Some(idle.runner)
+}
+
+/// The maintenance task: a pass per tick or wake-up, until the pool is gone.
+async fn maintain(inner: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.closed.load(Ordering::Acquire) {
+                return;
+            }
+            inner.maintain_once()
+        };
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            () = wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The stdio protocol between a runtime and `bootstrap.mjs --serve`.
+//!
+//! The runtime writes one job per line on the runner's stdin (JSON:
+//! nonce, source, input, env, limits). The bootstrap answers on stdout with
+//! frames, one line each: `\x1eLCF:<nonce>:<kind>:<payload>`. Every frame
+//! starts on a fresh line (the bootstrap writes a newline before it), so a
+//! user's unterminated write cannot swallow one; a line that does not start
+//! with the prefix is stray output and is dropped however long it is; a
+//! frame whose nonce is not the current job's (a forged one, or a stale one)
+//! is ignored. The nonce is random per job and travels only over stdin.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use faas_ports::{RunId, RunJob};
+use serde::Serialize;
+
+/// What every frame line starts with.
+pub(crate) const FRAME_PREFIX: &[u8] = b"\x1eLCF:";
+/// The nonce of the ready frame, sent before any job.
+pub(crate) const READY_NONCE: &str = "-";
+/// Room for a frame's prefix, nonce, kind and JSON escaping over the
+/// payload limits a job sets.
+pub(crate) const FRAME_SLACK: u64 = 64 * 1024;
+
+/// One frame of the current job (or the ready frame).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// The runner is up and waits for a job.
+    Ready,
+    /// The runner took the job: its code may run from now on.
+    Started,
+    /// One captured log entry (`{"ts","level","message"}`).
+    Log(&'a [u8]),
+    /// The verdict: the result envelope; `reusable` is false for a runner
+    /// whose state can no longer be trusted.
+    Result {
+        /// `{"type":"result",…}` or `{"type":"error",…}`.
+        envelope: &'a [u8],
+        /// The runner may take another job.
+        reusable: bool,
+    },
+    /// The envelope was larger than the job's output limit: its size.
+    TooLarge(u64),
+}
+
+/// A frame line that carries the current nonce but makes no sense.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadFrame(pub(crate) String);
+
+/// A fresh job nonce (random, unguessable by the run's code).
+pub(crate) fn new_nonce() -> String {
+    // A UUIDv7 carries 74 random bits from the OS generator; two of them
+    // make the nonce unguessable.
+    format!("{}{}", RunId::generate().as_str(), RunId::generate().as_str())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+#[derive(Serialize)]
+struct JobLine<'a> {
+    nonce: &'a str,
+    source: &'a str,
+    input: Cow<'a, str>,
+    env: &'a BTreeMap<String, String>,
+    max_output_bytes: u64,
+    max_log_bytes: u64,
+}
+
+/// The job as one stdin line (JSON plus `\n`). `env` is the run's complete
+/// env (see [`super::run_env`]). The input travels as a string so the
+/// bootstrap judges it (`BAD_INPUT`) exactly as in one-shot mode.
+pub(crate) fn job_line(job: &RunJob, env: &BTreeMap<String, String>, nonce: &str) -> serde_json::Result<Vec<u8>> {
+    let line = JobLine {
+        nonce,
+        source: &job.source_code,
+        input: String::from_utf8_lossy(&job.input_json),
+        env,
+        max_output_bytes: job.max_output_bytes,
+        max_log_bytes: job.max_log_bytes,
+    };
+    let mut bytes = serde_json::to_vec(&line)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Parses one complete line that starts with [`FRAME_PREFIX`]. `Ok(None)`
+/// for a frame of another nonce (ignored).
+pub(crate) fn parse_frame<'a>(line: &'a [u8], nonce: &str) -> Result<Option<Frame<'a>>, BadFrame> {
+    let Some(rest) = line.strip_prefix(FRAME_PREFIX) else {
+        return Ok(None);
+    };
+    let mut parts = rest.splitn(3, |b| *b == b':');
+    let (Some(frame_nonce), Some(kind), Some(payload)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    if frame_nonce != nonce.as_bytes() {
+        return Ok(None);
+    }
+    let frame = match kind {
+        b"ready" => Frame::Ready,
+        b"started" => Frame::Started,
+        b"log" => Frame::Log(payload),
+        b"result" => Frame::Result {
+            envelope: payload,
+            reusable: true,
+        },
+        b"result-final" => Frame::Result {
+            envelope: payload,
+            reusable: false,
+        },
+        b"too-large" => {
+            #[derive(serde::Deserialize)]
+            struct Size {
+                size: u64,
+            }
+            let size: Size = serde_json::from_slice(payload)
+                .map_err(|e| BadFrame(format!("unreadable too-large frame: {e}")))?;
+            Frame::TooLarge(size.size)
+        }
+        other => {
+            return Err(BadFrame(format!(
+                "unknown frame kind '{}'",
+                String::from_utf8_lossy(&other[..other.len().min(32)])
+            )))
+        }
+    };
+    Ok(Some(frame))
+}
+
+/// A frame line longer than the job allows.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Overflow(pub(crate) usize);
+
+/// Splits stdout bytes into frame lines, bounded: a line that does not
+/// start with [`FRAME_PREFIX`] is dropped as it streams (never buffered
+/// whole); a frame line over `cap` bytes is an [`Overflow`].
+#[derive(Debug)]
+pub(crate) struct LineSplitter {
+    buf: Vec<u8>,
+    cap: usize,
+    discarding: bool,
+}
+
+impl LineSplitter {
+    /// A splitter that accepts frame lines of at most `cap` bytes.
+    pub(crate) fn new(cap: u64) -> Self {
+        Self {
+            buf: Vec::new(),
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            discarding: false,
+        }
+    }
+
+    /// Feeds a chunk; returns the frame lines it completed (without `\n`).
+    pub(crate) fn feed(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>, Overflow> {
+        let mut lines = Vec::new();
+        while let Some(nl) = chunk.iter().position(|b| *b == b'\n') {
+            let segment = &chunk[..nl];
+            if !self.discarding && may_be_frame(&self.buf, segment) {
+                let len = self.buf.len().saturating_add(segment.len());
+                if len > self.cap {
+                    return Err(Overflow(len));
+                }
+                self.buf.extend_from_slice(segment);
+                if self.buf.len() >= FRAME_PREFIX.len() {
+                    lines.push(std::mem::take(&mut self.buf));
+                }
+            }
+            self.buf.clear();
+            self.discarding = false;
+            chunk = &chunk[nl + 1..];
+        }
+        if !self.discarding {
+            if !may_be_frame(&self.buf, chunk) {
+                self.buf.clear();
+                self.discarding = true;
+            } else {
+                let len = self.buf.len().saturating_add(chunk.len());
+                if len > self.cap {
+                    return Err(Overflow(len));
+                }
+                self.buf.extend_from_slice(chunk);
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// Whether `head` followed by `more` still starts like a frame (compares
+/// only the first bytes, up to the prefix's length).
+fn may_be_frame(head: &[u8], more: &[u8]) -> bool {
+    head.iter()
+        .chain(more.iter())
+        .zip(FRAME_PREFIX.iter())
+        .all(|(a, b)| a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(nonce: &str, kind: &str, payload: &str) -> Vec<u8> {
+        format!("\n\x1eLCF:{nonce}:{kind}:{payload}\n").into_bytes()
+    }
+
+    #[test]
+    fn frames_of_the_nonce_parse_and_others_are_ignored() {
+        let n = "abc";
+        assert_eq!(parse_frame(b"\x1eLCF:-:ready:{}", READY_NONCE), Ok(Some(Frame::Ready)));
+        assert_eq!(parse_frame(b"\x1eLCF:abc:started:{}", n), Ok(Some(Frame::Started)));
+        assert_eq!(parse_frame(b"\x1eLCF:abc:log:{\"m\":1}", n), Ok(Some(Frame::Log(b"{\"m\":1}"))));
+        assert_eq!(
+            parse_frame(b"\x1eLCF:abc:result:{\"a\":\"x:y\"}", n),
+            Ok(Some(Frame::Result {
+                envelope: b"{\"a\":\"x:y\"}",
+                reusable: true
+            }))
+        );
+        assert_eq!(
+            parse_frame(b"\x1eLCF:abc:result-final:{}", n),
+            Ok(Some(Frame::Result {
+                envelope: b"{}",
+                reusable: false
+            }))
+        );
+        assert_eq!(parse_frame(b"\x1eLCF:abc:too-large:{\"size\":7}", n), Ok(Some(Frame::TooLarge(7))));
+        assert_eq!(parse_frame(b"\x1eLCF:other:result:{}", n), Ok(None));
+        assert_eq!(parse_frame(b"\x1eLCF:abc", n), Ok(None));
+        assert_eq!(parse_frame(b"plain text", n), Ok(None));
+        assert!(parse_frame(b"\x1eLCF:abc:explode:{}", n).is_err());
+        assert!(parse_frame(b"\x1eLCF:abc:too-large:{}", n).is_err());
+    }
+
+    #[test]
+    fn the_splitter_keeps_frames_and_drops_stray_output_in_any_chunking() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"stray line one\n");
+        stream.extend_from_slice(b"unterminated stray");
+        stream.extend_from_slice(&frame("n", "log", "{\"x\":1}"));
+        stream.extend_from_slice(&b"y".repeat(10_000));
+        stream.extend_from_slice(&frame("n", "result", "{}"));
+        for size in [1, 2, 3, 7, 100, stream.len()] {
+            let mut splitter = LineSplitter::new(1000);
+            let mut lines = Vec::new();
+            for chunk in stream.chunks(size) {
+                lines.extend(splitter.feed(chunk).unwrap());
+            }
+            assert_eq!(
+                lines,
+                vec![b"\x1eLCF:n:log:{\"x\":1}".to_vec(), b"\x1eLCF:n:result:{}".to_vec()],
+                "chunk size {size}"
+            );
+            // Stray output never piles up in the buffer.
+            assert!(splitter.buf.len() <= FRAME_PREFIX.len());
+        }
+    }
+
+    #[test]
+    fn a_frame_line_over_the_cap_overflows() {
+        let mut splitter = LineSplitter::new(20);
+        let long = frame("n", "result", &"z".repeat(50));
+        assert!(splitter.feed(&long[..30]).is_err());
+        let mut splitter = LineSplitter::new(20);
+        assert!(splitter.feed(&long).is_err());
+    }
+
+    #[test]
+    fn job_lines_are_one_json_line_with_a_lossy_input() {
+        let mut job = crate::runtime_contract::contract_job("export const handler = () => ({ ok: true });");
+        job.input_json = b"{\"a\":\"line\nbreak\"}\xff".to_vec();
+        let env = BTreeMap::from([("K".to_string(), "v\n2".to_string())]);
+        let line = job_line(&job, &env, "nonce1").unwrap();
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(value["nonce"], "nonce1");
+        assert_eq!(value["env"]["K"], "v\n2");
+        assert!(value["input"].as_str().unwrap().ends_with('\u{fffd}'));
+        assert_eq!(value["max_output_bytes"], job.max_output_bytes);
+    }
+
+    #[test]
+    fn nonces_are_long_random_and_frame_safe() {
+        let (a, b) = (new_nonce(), new_nonce());
+        assert_ne!(a, b);
+        assert!(a.len() >= 48, "{a}");
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

@@ -1,0 +1,251 @@
+// Tests of bootstrap.mjs in serve mode (`--serve`): a long-lived runner that
+// reads jobs from stdin and answers with frames on stdout.
+//
+// Run with: node --test js/
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url));
+const PREFIX = '\x1eLCF:';
+
+const PLATFORM_ENV = {
+  LOWCODE_FAAS_RUN_ID: 'run-0190-abc',
+  LOWCODE_FAAS_EXECUTION_ID: 'run-0190-abc',
+  LOWCODE_FAAS_FUNCTION_NAME: 'hello',
+  LOWCODE_FAAS_COLLECTION_PATH: 'a/b',
+  LOWCODE_FAAS_DEPLOYMENT_ID: 'a/b/hello@v3',
+  LOWCODE_FAAS_DEPLOYMENT_VERSION: '3',
+};
+
+/** A started runner: send jobs, await their frames. */
+class Runner {
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowcode-faas-serve-test-'));
+    fs.copyFileSync(BOOTSTRAP, path.join(this.dir, 'bootstrap.mjs'));
+    this.proc = spawn(process.execPath, [path.join(this.dir, 'bootstrap.mjs'), '--serve'], {
+      cwd: os.tmpdir(),
+      env: { BASE_VAR: 'base' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.frames = [];
+    this.stray = [];
+    this.stderr = '';
+    this.waiters = [];
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
+    let pending = '';
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stdout.on('data', (chunk) => {
+      pending += chunk;
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line === '') continue;
+        if (!line.startsWith(PREFIX)) {
+          this.stray.push(line);
+          continue;
+        }
+        const rest = line.slice(PREFIX.length);
+        const a = rest.indexOf(':');
+        const b = rest.indexOf(':', a + 1);
+        this.frames.push({ nonce: rest.slice(0, a), kind: rest.slice(a + 1, b), payload: rest.slice(b + 1) });
+        this.wake();
+      }
+    });
+    this.proc.stderr.on('data', (chunk) => {
+      this.stderr += chunk;
+    });
+    this.proc.on('exit', () => this.wake());
+  }
+
+  wake() {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Waits until `pred(frames)` holds or the process exits (bounded). */
+  async until(pred) {
+    const deadline = Date.now() + 20000;
+    while (!pred(this.frames)) {
+      if (this.proc.exitCode !== null || Date.now() > deadline) return false;
+      await new Promise((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+    return true;
+  }
+
+  /** Sends one job; resolves with its frames once it ends (or the runner does). */
+  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, nonce } = {}) {
+    const id = nonce ?? randomBytes(16).toString('hex');
+    const job = {
+      nonce: id,
+      source,
+      input: typeof input === 'string' ? input : JSON.stringify(input),
+      env: { ...PLATFORM_ENV, ...env },
+      max_output_bytes: maxOutputBytes,
+      max_log_bytes: 1048576,
+    };
+    this.proc.stdin.write(JSON.stringify(job) + '\n');
+    const isEnd = (f) => f.nonce === id && ['result', 'result-final', 'too-large'].includes(f.kind);
+    await this.until((frames) => frames.some(isEnd));
+    const mine = this.frames.filter((f) => f.nonce === id);
+    const end = mine.find(isEnd);
+    return {
+      kinds: mine.map((f) => f.kind),
+      logs: mine.filter((f) => f.kind === 'log').map((f) => JSON.parse(f.payload).message),
+      end: end?.kind,
+      envelope: end && end.kind !== 'too-large' ? JSON.parse(end.payload) : null,
+      payload: end ? JSON.parse(end.payload) : null,
+    };
+  }
+
+  async close() {
+    this.proc.stdin.end();
+    const code = await Promise.race([this.exited, new Promise((r) => setTimeout(() => r('timeout'), 10000))]);
+    if (code === 'timeout') this.proc.kill('SIGKILL');
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    return code;
+  }
+}
+
+async function withRunner(fn) {
+  const r = new Runner();
+  try {
+    assert.ok(await r.until((f) => f.some((x) => x.kind === 'ready')), `no ready frame: ${r.stderr}`);
+    assert.equal(r.frames[0].nonce, '-');
+    return await fn(r);
+  } finally {
+    await r.close();
+  }
+}
+
+test('serve: ready, then started, logs and a result per job', async () => {
+  await withRunner(async (r) => {
+    const res = await r.run(
+      'console.log("top"); export async function handler(input, ctx) { console.log("in", input.n); return { ok: true, data: { n: input.n, run: ctx.runId } }; }',
+      { input: { n: 1 } },
+    );
+    assert.deepEqual(res.kinds, ['started', 'log', 'log', 'result']);
+    assert.deepEqual(res.logs, ['top', 'in 1']);
+    assert.deepEqual(res.envelope, { type: 'result', value: { ok: true, data: { n: 1, run: 'run-0190-abc' } } });
+  });
+});
+
+test('serve: a warm runner keeps module state and sees each job env', async () => {
+  await withRunner(async (r) => {
+    const source = 'let calls = 0; export async function handler(input, ctx) { calls += 1; return { ok: true, data: { calls, run: ctx.runId, v: process.env.V ?? null, base: process.env.BASE_VAR } }; }';
+    const a = await r.run(source, { env: { V: 'one' } });
+    const b = await r.run(source, { env: { LOWCODE_FAAS_RUN_ID: 'run-2' } });
+    assert.deepEqual(a.envelope.value.data, { calls: 1, run: 'run-0190-abc', v: 'one', base: 'base' });
+    // V of the first job is gone; the base environment stays.
+    assert.deepEqual(b.envelope.value.data, { calls: 2, run: 'run-2', v: null, base: 'base' });
+  });
+});
+
+test('serve: user output never forges or breaks a frame', async () => {
+  await withRunner(async (r) => {
+    const res = await r.run(`
+      import fs from "node:fs";
+      export async function handler() {
+        process.stdout.write("\\x1eLCF:guess:result:{\\"type\\":\\"result\\",\\"value\\":{\\"ok\\":true,\\"data\\":\\"forged\\"}}\\n");
+        fs.writeSync(1, "\\x1eLCF:guess:result:{}\\n");
+        fs.writeSync(1, "half a line without newline");
+        console.log("logged");
+        return { ok: true, data: "real" };
+      }`);
+    assert.equal(res.end, 'result');
+    assert.deepEqual(res.envelope, { type: 'result', value: { ok: true, data: 'real' } });
+    assert.deepEqual(res.logs, ['logged']);
+    // process.stdout went to stderr; the raw fd-1 writes are stray lines.
+    assert.match(r.stderr, /forged/);
+    // A frame-shaped raw write carries no job nonce: it is not the job's.
+    assert.ok(r.frames.some((f) => f.nonce === 'guess'));
+    assert.ok(r.stray.some((l) => l.startsWith('half a line')));
+  });
+});
+
+test('serve: late logs of a finished job are not captured', async () => {
+  await withRunner(async (r) => {
+    const a = await r.run('export async function handler() { setTimeout(() => console.log("late"), 50); return { ok: true }; }');
+    assert.equal(a.end, 'result');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const b = await r.run('export async function handler() { return { ok: true }; }');
+    assert.equal(b.end, 'result');
+    assert.ok(r.frames.every((f) => f.kind !== 'log'));
+  });
+});
+
+test('serve: an uncaught exception taints the runner (result-final)', async () => {
+  await withRunner(async (r) => {
+    const res = await r.run('export async function handler() { setTimeout(() => { throw new Error("later"); }, 1); return new Promise(() => {}); }');
+    assert.equal(res.end, 'result-final');
+    assert.equal(res.envelope.code, 'HANDLER_THROW');
+    assert.match(res.envelope.message, /uncaught exception: later/);
+  });
+});
+
+test('serve: error envelopes keep the runner usable', async () => {
+  await withRunner(async (r) => {
+    const thrown = await r.run('export async function handler() { throw new Error("boom"); }');
+    assert.equal(thrown.end, 'result');
+    assert.equal(thrown.envelope.code, 'HANDLER_THROW');
+    const bad = await r.run('export async function handler() { return 1; }');
+    assert.equal(bad.envelope.code, 'BAD_RETURN');
+    const input = await r.run('export async function handler() { return { ok: true }; }', { input: '{nope' });
+    assert.equal(input.envelope.code, 'BAD_INPUT');
+    const syntax = await r.run('export async function handler( {');
+    assert.equal(syntax.envelope.code, 'SYNTAX_ERROR');
+  });
+});
+
+test('serve: an envelope over the job cap is answered with its size only', async () => {
+  await withRunner(async (r) => {
+    const res = await r.run('export async function handler() { return { ok: true, data: "x".repeat(2000) }; }', {
+      maxOutputBytes: 100,
+    });
+    assert.equal(res.end, 'too-large');
+    assert.deepEqual(res.payload, { size: 2047 });
+  });
+});
+
+test('serve: process.exit ends the runner after the started frame', async () => {
+  const r = new Runner();
+  try {
+    await r.until((f) => f.some((x) => x.kind === 'ready'));
+    const res = await r.run('export async function handler() { console.log("bye"); process.exit(3); }');
+    assert.equal(res.end, undefined);
+    assert.deepEqual(res.kinds, ['started', 'log']);
+    assert.equal(await r.exited, 3);
+  } finally {
+    await r.close();
+  }
+});
+
+test('serve: a handler that never settles with nothing pending ends the runner', async () => {
+  const r = new Runner();
+  try {
+    await r.until((f) => f.some((x) => x.kind === 'ready'));
+    const res = await r.run('export async function handler() { return new Promise(() => {}); }');
+    assert.equal(res.end, undefined);
+    await r.exited;
+    assert.match(r.stderr, /ran out of work before the handler settled/);
+  } finally {
+    await r.close();
+  }
+});
+
+test('serve: closing stdin ends an idle runner with status 0', async () => {
+  const r = new Runner();
+  await r.until((f) => f.some((x) => x.kind === 'ready'));
+  assert.equal(await r.close(), 0);
+});
