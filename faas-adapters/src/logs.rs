@@ -250,7 +250,7 @@ mod tests {
         let prefixed = StdoutSink::new(StdoutFormat::Prefixed).line(&e);
         assert_eq!(
             prefixed,
-            r#"[function-log] {"run_id":"run-1","execution_id":"run-1","function_name":"f","collection_path":"","deployment_version":1,"deployment_id":"f@v1","ts":"2026-01-01T00:00:00.000Z","level":"info","message":"a 7"}"#
+            r#"[function-log] {"run_id":"run-1","execution_id":"run-1","function_name":"f","collection_path":"","deployment_version":1,"deployment_id":"f@v1","ts":"2026-01-01T00:00:00.000Z","level":"info","message":"a 7","start_kind":"cold"}"#
         );
         let docker = StdoutSink::new(StdoutFormat::DockerJson).line(&e);
         let v: serde_json::Value = serde_json::from_str(&docker).unwrap();

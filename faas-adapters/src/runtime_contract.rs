@@ -116,7 +116,10 @@ pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
     let second = rt.run(contract_job(WHO_AM_I)).await.expect("second run");
     assert_ne!(first.start_kind, StartKind::Warm);
     assert_eq!(second.start_kind, StartKind::Warm);
-    let (a, b) = (envelope(&first)["value"]["data"].clone(), envelope(&second)["value"]["data"].clone());
+    let (a, b) = (
+        envelope(&first)["value"]["data"].clone(),
+        envelope(&second)["value"]["data"].clone(),
+    );
     assert_eq!(a["runner"], b["runner"]);
     assert_eq!(b["calls"], 2, "module state persists in a warm runner");
 
@@ -151,9 +154,17 @@ pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
             }
             Err(failure) => failure.start_kind,
         };
-        assert_eq!(start_kind, StartKind::Warm, "{bad_input}: the clean run's runner was reused");
+        assert_eq!(
+            start_kind,
+            StartKind::Warm,
+            "{bad_input}: the clean run's runner was reused"
+        );
         let next = rt.run(contract_job(fragile)).await.expect("a run after the failure");
-        assert_ne!(next.start_kind, StartKind::Warm, "{bad_input}: a tainted runner was reused");
+        assert_ne!(
+            next.start_kind,
+            StartKind::Warm,
+            "{bad_input}: a tainted runner was reused"
+        );
         assert_eq!(envelope(&next)["value"]["data"], 1, "{bad_input}");
     }
 }
@@ -181,7 +192,11 @@ pub async fn check_warm_caps_and_ttl(rt: &dyn ContainerRuntime) {
         rt.run(keyed(key)).await.expect("a run");
     }
     let status = rt.status().pool.expect("a pool");
-    assert_eq!((status.warm_idle, status.warm_keys, status.evictions), (2, 2, 1), "{status:?}");
+    assert_eq!(
+        (status.warm_idle, status.warm_keys, status.evictions),
+        (2, 2, 1),
+        "{status:?}"
+    );
     assert_eq!(rt.run(keyed(2)).await.expect("a run").start_kind, StartKind::Warm);
     assert_ne!(
         rt.run(keyed(0)).await.expect("a run").start_kind,

@@ -21,7 +21,11 @@ impl UnavailableRuntime {
 #[async_trait]
 impl ContainerRuntime for UnavailableRuntime {
     async fn run(&self, _job: RunJob) -> Result<RunOutput, RunFailure> {
-        Err(RunFailure::new(ErrorCode::RuntimeUnavailable, self.reason.clone(), Vec::new()))
+        Err(RunFailure::new(
+            ErrorCode::RuntimeUnavailable,
+            self.reason.clone(),
+            Vec::new(),
+        ))
     }
 
     async fn health(&self) -> Result<(), PortError> {

@@ -278,10 +278,7 @@ mod tests {
             ErrorCode::OutOfMemory,
             ErrorCode::ExitedWithoutOutput,
         ] {
-            check(
-                Err(RunFailure::new(code, "m", vec![])),
-                Some(code),
-            );
+            check(Err(RunFailure::new(code, "m", vec![])), Some(code));
         }
     }
 
@@ -321,7 +318,13 @@ mod tests {
         assert_eq!(v["execution_id"], v["run_id"]);
         assert_eq!(v["start_kind"], "prewarm");
 
-        let ok = build(&run_id, &deployment, Outcome::Returned(json!({"ok": true})), 1, StartKind::Warm);
+        let ok = build(
+            &run_id,
+            &deployment,
+            Outcome::Returned(json!({"ok": true})),
+            1,
+            StartKind::Warm,
+        );
         let v = serde_json::to_value(&ok).unwrap();
         assert_eq!(v["status"], "success");
         assert!(v.get("error_code").is_none());

@@ -107,7 +107,10 @@ impl Service for Dispatcher {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(self.readyz().await),
-            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats()), Some(self.engine.runtime_status())))),
+            Route::Metrics => Ok(metrics_reply(
+                self.metrics
+                    .render(Some(self.engine.stats()), Some(self.engine.runtime_status())),
+            )),
             Route::Collections if method == Method::GET => self.list_collections(&req).await,
             Route::Collections => self.create_collection(&mut req).await,
             Route::CollectionEnv(cp) => self.set_collection_env(&cp, &mut req).await,

@@ -356,7 +356,11 @@ impl Raw {
         };
         if config.prewarm_pool_size > MAX_POOL_RUNNERS {
             let raw = config.prewarm_pool_size.to_string();
-            return Err(invalid("prewarm_pool_size", &raw, &format!("must be at most {MAX_POOL_RUNNERS}")));
+            return Err(invalid(
+                "prewarm_pool_size",
+                &raw,
+                &format!("must be at most {MAX_POOL_RUNNERS}"),
+            ));
         }
         if !(100..=MAX_WARM_IDLE_TTL_MS).contains(&config.warm_idle_ttl_ms) {
             let raw = config.warm_idle_ttl_ms.to_string();
@@ -368,7 +372,11 @@ impl Raw {
         }
         if !(1..=MAX_POOL_RUNNERS).contains(&config.warm_max_containers) {
             let raw = config.warm_max_containers.to_string();
-            return Err(invalid("warm_max_containers", &raw, &format!("expected 1 to {MAX_POOL_RUNNERS}")));
+            return Err(invalid(
+                "warm_max_containers",
+                &raw,
+                &format!("expected 1 to {MAX_POOL_RUNNERS}"),
+            ));
         }
         if config.warm_max_per_key == 0 || config.warm_max_per_key > config.warm_max_containers {
             let raw = config.warm_max_per_key.to_string();

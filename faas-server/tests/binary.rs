@@ -63,6 +63,8 @@ fn invalid_settings_exit_non_zero_naming_the_variable() {
         ("LOWCODE_FAAS_LISTEN", "not-an-address"),
         ("LOWCODE_FAAS_STORAGE", "mongo"),
         ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "kafka"),
+        ("LOWCODE_FAAS_EXECUTION_MODE", "hot"),
+        ("LOWCODE_FAAS_WARM_MAX_PER_KEY", "0"),
     ] {
         let out = server().env(key, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
@@ -244,16 +246,25 @@ fn a_restart_after_kill_9_removes_the_leaked_container() {
     );
     child.kill().unwrap(); // SIGKILL: no clean-up can run
     child.wait().unwrap();
-    assert!(!containers_with(&owner).is_empty(), "kill -9 leaked the container");
+    // The run's container and the prewarmed pool's.
+    let leaked = containers_with(&owner);
+    assert!(!leaked.is_empty(), "kill -9 leaked the containers");
 
+    // The successor (same instance id) removes them all, then fills its own pool.
     let (child, _addr) = start(data.path(), &settings);
     assert!(
-        eventually(std::time::Duration::from_secs(30), || containers_with(&owner)
-            .is_empty()),
-        "the restarted dispatcher removed its predecessor's container"
+        eventually(std::time::Duration::from_secs(30), || {
+            let now = containers_with(&owner);
+            leaked.iter().all(|id| !now.contains(id))
+        }),
+        "the restarted dispatcher removed its predecessor's containers"
     );
     let (code, _) = terminate(child);
     assert_eq!(code, Some(0));
+    assert!(
+        containers_with(&owner).is_empty(),
+        "a graceful shutdown removes the pool's containers"
+    );
 }
 
 #[test]

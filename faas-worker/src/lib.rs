@@ -68,7 +68,10 @@ impl Service for Worker {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(engine_readiness(&self.engine).await),
-            Route::Metrics => Ok(metrics_reply(self.metrics.render(Some(self.engine.stats()), Some(self.engine.runtime_status())))),
+            Route::Metrics => Ok(metrics_reply(
+                self.metrics
+                    .render(Some(self.engine.stats()), Some(self.engine.runtime_status())),
+            )),
             Route::Run => {
                 let run: RunRequest = req.json(true).await?;
                 let request = validate_run(run)?;

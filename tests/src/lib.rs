@@ -3,6 +3,8 @@
 //! fresh temp data directory, and [`TestApp`] talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench_support;
+
 use std::path::{Path, PathBuf};
 
 use faas_server::app::{self, RunningServer};

@@ -422,7 +422,8 @@ impl Runner for DockerRunner {
         .flatten();
         let oom_killed = match tokio::time::timeout(
             EXIT_TIMEOUT,
-            self.docker.inspect_container(&self.name, None::<InspectContainerOptions>),
+            self.docker
+                .inspect_container(&self.name, None::<InspectContainerOptions>),
         )
         .await
         {
@@ -430,7 +431,10 @@ impl Runner for DockerRunner {
             _ => false,
         };
         Exit {
-            status: waited.map_or_else(|| "exit status unknown".to_string(), |code| format!("exit status: {code}")),
+            status: waited.map_or_else(
+                || "exit status unknown".to_string(),
+                |code| format!("exit status: {code}"),
+            ),
             oom_killed,
         }
     }

@@ -127,7 +127,6 @@ async fn shut_down(rt: DockerRuntime) {
     assert_no_container_eventually(OWNER_LABEL, &instance).await;
 }
 
-
 #[tokio::test]
 async fn a_cold_run_returns_its_result_and_leaves_no_container() {
     let mut job = job(r#"
@@ -242,7 +241,11 @@ async fn a_missing_image_that_cannot_be_pulled_is_image_unavailable() {
         "{}",
         failure.message
     );
-    assert!(failure.message.contains("scripts/build-node-image.sh"), "{}", failure.message);
+    assert!(
+        failure.message.contains("scripts/build-node-image.sh"),
+        "{}",
+        failure.message
+    );
     assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
 
     let error = rt.health().await.unwrap_err();
@@ -361,7 +364,10 @@ async fn every_container_is_hardened() {
         .await
         .unwrap();
     let cold_name = container_name(cold_job.run_id.as_str());
-    for (name, run_id) in [(pooled[0].as_str(), None), (cold_name.as_str(), Some(cold_job.run_id.as_str()))] {
+    for (name, run_id) in [
+        (pooled[0].as_str(), None),
+        (cold_name.as_str(), Some(cold_job.run_id.as_str())),
+    ] {
         let inspected = docker()
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
@@ -438,7 +444,9 @@ async fn owned_leftovers_are_removed_and_others_kept() {
         .await
         .is_empty());
     assert_eq!(
-        containers_labelled(OWNER_LABEL, &other.config().instance_id).await.len(),
+        containers_labelled(OWNER_LABEL, &other.config().instance_id)
+            .await
+            .len(),
         1
     );
     assert_eq!(other.remove_owned_containers().await.unwrap(), 1);

@@ -147,7 +147,10 @@ impl ProcessRunner {
 impl Runner for ProcessRunner {
     async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let Some(stdin) = self.stdin.as_mut() else {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the runner's stdin is closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the runner's stdin is closed",
+            ));
         };
         stdin.write_all(bytes).await?;
         stdin.flush().await

@@ -54,7 +54,10 @@ async fn assert_dead(pid: i64) {
 async fn assert_removed(path: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while Path::new(path).exists() {
-        assert!(tokio::time::Instant::now() < deadline, "workspace {path} was not removed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workspace {path} was not removed"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -281,7 +284,9 @@ async fn execution_modes_behave_as_documented() {
 async fn shutdown_ends_the_pool() {
     let rt = runtime_in(ExecutionMode::Warm, 2);
     let output = rt
-        .run(job("export async function handler() { return { ok: true, data: process.pid }; }"))
+        .run(job(
+            "export async function handler() { return { ok: true, data: process.pid }; }",
+        ))
         .await
         .unwrap();
     let warm_pid = envelope(&output)["value"]["data"].as_i64().unwrap();

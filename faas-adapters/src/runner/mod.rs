@@ -252,10 +252,7 @@ pub(crate) async fn start_runner(
                 return Err(if ready_deadline < deadline {
                     RunFailure::new(
                         ErrorCode::RuntimeUnavailable,
-                        format!(
-                            "the runner did not get ready within {} ms",
-                            READY_TIMEOUT.as_millis()
-                        ),
+                        format!("the runner did not get ready within {} ms", READY_TIMEOUT.as_millis()),
                         Vec::new(),
                     )
                 } else {
@@ -323,10 +320,7 @@ pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: I
             return Served::Failed(timed_out(job.timeout, Vec::new()));
         }
     }
-    let cap = job
-        .max_output_bytes
-        .max(job.max_log_bytes)
-        .saturating_add(FRAME_SLACK);
+    let cap = job.max_output_bytes.max(job.max_log_bytes).saturating_add(FRAME_SLACK);
     let mut splitter = LineSplitter::new(cap);
     let mut logs = LogCollector::new(job.max_log_bytes);
     let mut stderr = StderrTail::default();
@@ -575,7 +569,10 @@ mod tests {
         };
         let f = ended_without_result(&exit, b"bye\n", 256, Vec::new());
         assert_eq!(f.code, ErrorCode::ExitedWithoutOutput);
-        assert_eq!(f.message, "function exited without writing a result (exit status: 3); stderr: bye");
+        assert_eq!(
+            f.message,
+            "function exited without writing a result (exit status: 3); stderr: bye"
+        );
         let f = ended_without_result(&exit, b"FATAL ERROR: Reached heap limit", 64, Vec::new());
         assert_eq!(f.code, ErrorCode::OutOfMemory);
         assert_eq!(f.message, "function ran out of memory (memory limit 64 MB)");
@@ -583,7 +580,10 @@ mod tests {
             oom_killed: true,
             ..exit
         };
-        assert_eq!(ended_without_result(&oom, b"", 1, Vec::new()).code, ErrorCode::OutOfMemory);
+        assert_eq!(
+            ended_without_result(&oom, b"", 1, Vec::new()).code,
+            ErrorCode::OutOfMemory
+        );
         assert_eq!(
             timed_out(Duration::from_millis(1500), Vec::new()).message,
             "function timed out after 1500 ms"

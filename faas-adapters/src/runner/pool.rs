@@ -28,7 +28,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner, Served};
+use super::{
+    deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner,
+    Served,
+};
 
 /// Pool runners started at once by the refill task.
 const MAX_PARALLEL_LAUNCHES: usize = 2;

@@ -115,8 +115,8 @@ pub(crate) fn parse_frame<'a>(line: &'a [u8], nonce: &str) -> Result<Option<Fram
             struct Size {
                 size: u64,
             }
-            let size: Size = serde_json::from_slice(payload)
-                .map_err(|e| BadFrame(format!("unreadable too-large frame: {e}")))?;
+            let size: Size =
+                serde_json::from_slice(payload).map_err(|e| BadFrame(format!("unreadable too-large frame: {e}")))?;
             Frame::TooLarge(size.size)
         }
         other => {
@@ -210,7 +210,10 @@ mod tests {
         let n = "abc";
         assert_eq!(parse_frame(b"\x1eLCF:-:ready:{}", READY_NONCE), Ok(Some(Frame::Ready)));
         assert_eq!(parse_frame(b"\x1eLCF:abc:started:{}", n), Ok(Some(Frame::Started)));
-        assert_eq!(parse_frame(b"\x1eLCF:abc:log:{\"m\":1}", n), Ok(Some(Frame::Log(b"{\"m\":1}"))));
+        assert_eq!(
+            parse_frame(b"\x1eLCF:abc:log:{\"m\":1}", n),
+            Ok(Some(Frame::Log(b"{\"m\":1}")))
+        );
         assert_eq!(
             parse_frame(b"\x1eLCF:abc:result:{\"a\":\"x:y\"}", n),
             Ok(Some(Frame::Result {
@@ -225,7 +228,10 @@ mod tests {
                 reusable: false
             }))
         );
-        assert_eq!(parse_frame(b"\x1eLCF:abc:too-large:{\"size\":7}", n), Ok(Some(Frame::TooLarge(7))));
+        assert_eq!(
+            parse_frame(b"\x1eLCF:abc:too-large:{\"size\":7}", n),
+            Ok(Some(Frame::TooLarge(7)))
+        );
         assert_eq!(parse_frame(b"\x1eLCF:other:result:{}", n), Ok(None));
         assert_eq!(parse_frame(b"\x1eLCF:abc", n), Ok(None));
         assert_eq!(parse_frame(b"plain text", n), Ok(None));

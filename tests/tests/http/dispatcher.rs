@@ -31,16 +31,28 @@ async fn health_ready_and_metrics() {
     let r = app.get("/healthz").await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
     let r = app.get("/readyz").await;
-    assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ready"})));
+    assert_eq!((r.status, &r.body["status"]), (200, &json!("ready")), "{}", r.text);
+    assert_eq!(r.body["runtime_status"]["execution_mode"], "prewarm", "{}", r.text);
+    assert_eq!(r.body["runtime_status"]["pool"]["prewarm_target"], 4, "{}", r.text);
+    // Once the pool holds a runner, an invoke takes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.get("/readyz").await.body["runtime_status"]["pool"]["prewarm_idle"] == 0 {
+        assert!(std::time::Instant::now() < deadline, "the pool never filled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     app.create_function("", "hello", HELLO, json!({})).await;
-    invoke(&app, "/functions/hello/invoke", json!({})).await;
+    let result = invoke(&app, "/functions/hello/invoke", json!({})).await;
+    assert_eq!(result["start_kind"], "prewarm", "{result}");
     let r = app.get("/metrics").await;
     assert_eq!(r.status, 200);
     for needle in [
         "lowcode_faas_http_requests_total{method=\"POST\",route=\"/functions\",status=\"201\"} 1",
         "lowcode_faas_runs_total{outcome=\"success\"} 1",
         "lowcode_faas_run_duration_seconds_count{status=\"success\"} 1",
-        "lowcode_faas_starts_total{kind=\"cold\"} 1",
+        "lowcode_faas_starts_total{kind=\"prewarm\"} 1",
+        "lowcode_faas_starts_total{kind=\"cold\"} 0",
+        "lowcode_faas_pool_events_total{event=\"hit\"} 1",
+        "lowcode_faas_pool_runners{state=\"prewarm_target\"} 4",
         "lowcode_faas_runs_in_flight 0",
         "lowcode_faas_runs_queued 0",
     ] {

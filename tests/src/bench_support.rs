@@ -1,0 +1,97 @@
+//! What the `bench` program needs in-process: a dispatcher whose runtime
+//! answers at once, to measure the dispatcher's own overhead.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use faas_domain::Engine;
+use faas_ports::{ContainerRuntime, PortError, RunFailure, RunJob, RunOutput};
+use faas_server::api::Dispatcher;
+use faas_server::{app, Settings};
+
+/// A runtime that answers every run at once with `{ok:true}`.
+#[derive(Debug)]
+struct Instant0;
+
+#[async_trait]
+impl ContainerRuntime for Instant0 {
+    async fn run(&self, _job: RunJob) -> Result<RunOutput, RunFailure> {
+        Ok(RunOutput {
+            output_json: br#"{"type":"result","value":{"ok":true,"data":1}}"#.to_vec(),
+            ..RunOutput::default()
+        })
+    }
+
+    async fn health(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Invokes per second of a dispatcher (files storage with the function
+/// cache, the default limits) over a runtime that answers at once, with
+/// `clients` concurrent keep-alive clients for `seconds`.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
+    let data = tempfile::tempdir().unwrap();
+    let settings = Settings::from_vars(vec![
+        ("LOWCODE_FAAS_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("LOWCODE_FAAS_DATA_DIR".to_owned(), data.path().display().to_string()),
+        ("LOWCODE_FAAS_MAX_CONCURRENT_RUNS".to_owned(), "256".to_owned()),
+    ])
+    .unwrap();
+    let store = app::build_store(&settings).await.unwrap();
+    let engine = Engine::builder(store, Arc::new(Instant0))
+        .limits(settings.limits.clone())
+        .build();
+    let dispatcher = Arc::new(Dispatcher {
+        engine: Arc::new(engine),
+        settings: Arc::new(settings.clone()),
+        metrics: app::new_metrics().unwrap(),
+        proxy: None,
+        log_buffer: None,
+        cleanup: app::Cleanup::default(),
+    });
+    let server = app::spawn_filter(
+        app::routes(dispatcher),
+        settings.listen,
+        settings.shutdown_grace,
+        app::Cleanup::default(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{base}/functions"))
+        .json(&serde_json::json!({"name": "noop", "source_code": "export async function handler() { return { ok: true }; }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let url = format!("{base}/functions/noop/invoke");
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (done, url) = (Arc::clone(&done), url.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+                while Instant::now() < deadline {
+                    let res = client.post(&url).body(r#"{"input":{"k":1}}"#).send().await.unwrap();
+                    assert_eq!(res.status().as_u16(), 200);
+                    let _ = res.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    server.shutdown().await;
+    rate
+}

@@ -1,0 +1,573 @@
+//! The fast-starts benchmark: end-to-end HTTP invoke latency and throughput
+//! of every execution mode of both runtimes, next to two baselines measured
+//! in the same run, plus the dispatcher's own overhead, the worker hop and
+//! the dispatcher's memory. Prints a Markdown table and writes it into
+//! `docs/performance.md` (between the `bench:start` / `bench:end` markers).
+//!
+//! ```sh
+//! scripts/build-node-image.sh
+//! cargo build --release -p faas-server -p faas-worker
+//! cargo run --release -p faas-tests --bin bench
+//! ```
+//!
+//! Knobs: `BENCH_N` (sequential samples per series, default 40; warm series
+//! take ten times as many), `BENCH_SECONDS` (length of each throughput run,
+//! default 5), `BENCH_IMAGE` (default `lowcode-faas/node:local`),
+//! `BENCH_ONLY` (a comma-separated subset of `baselines,docker,process,overhead,hop`),
+//! `BENCH_NO_WRITE=1` (print only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const HELLO: &str =
+    "export async function handler(input) { return { ok: true, data: { hello: input.name ?? 'world' } }; }";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn wanted(section: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|s| s.trim() == section),
+        _ => true,
+    }
+}
+
+/// Latency samples of one series, sorted.
+#[derive(Debug, Clone, Default)]
+struct Series {
+    samples: Vec<Duration>,
+}
+
+impl Series {
+    fn from(mut samples: Vec<Duration>) -> Self {
+        samples.sort();
+        Self { samples }
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.samples.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
+        self.samples[i.min(self.samples.len() - 1)].as_secs_f64() * 1e3
+    }
+}
+
+/// One row of the main table.
+#[derive(Debug)]
+struct Row {
+    label: String,
+    c1: Series,
+    kinds: String,
+    throughput: Option<f64>,
+    note: String,
+}
+
+fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build --release -p faas-server -p faas-worker)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server binary running as a child process on loopback.
+struct Server {
+    child: Child,
+    base: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    async fn start(binary: &str, listen_var: &str, vars: &[(&str, String)], data: Option<tempfile::TempDir>) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(sibling_binary(binary));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env(listen_var, format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(data) = &data {
+            cmd.env("LOWCODE_FAAS_DATA_DIR", data.path());
+        }
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(res) = client.get(format!("{}/healthz", server.base)).send().await {
+                if res.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "{binary} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits (bounded) until the runtime's pool holds `n` idle prewarmed runners.
+    async fn wait_pool(&self, client: &reqwest::Client, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let body: Value = match client.get(format!("{}/readyz", self.base)).send().await {
+                Ok(res) => res.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if body["runtime_status"]["pool"]["prewarm_idle"].as_u64().unwrap_or(0) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: a graceful shutdown removes the server's containers.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn deploy(client: &reqwest::Client, base: &str) {
+    let res = client
+        .post(format!("{base}/functions"))
+        .json(&json!({"name": "hello", "source_code": HELLO}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        201,
+        "deploy: {}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
+/// One invoke; its latency and start kind.
+async fn invoke(client: &reqwest::Client, url: &str, body: &Value) -> (Duration, String) {
+    let started = Instant::now();
+    let res = client.post(url).json(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    let value: Value = res.json().await.unwrap_or(Value::Null);
+    let elapsed = started.elapsed();
+    assert_eq!(status, 200, "{value}");
+    assert_eq!(value["status"], "success", "{value}");
+    (elapsed, value["start_kind"].as_str().unwrap_or("-").to_string())
+}
+
+fn summarise_kinds(kinds: &[String]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for kind in kinds {
+        match counts.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind.clone(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` invokes one at a time. With `refill`, waits for a full pool before each.
+async fn sequential(server: &Server, client: &reqwest::Client, n: usize, refill: Option<u64>) -> (Series, String) {
+    let url = format!("{}/functions/hello/invoke", server.base);
+    let body = json!({"input": {"name": "bench"}});
+    let (mut samples, mut kinds) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        if let Some(size) = refill {
+            server.wait_pool(client, size).await;
+        }
+        let (d, kind) = invoke(client, &url, &body).await;
+        samples.push(d);
+        kinds.push(kind);
+    }
+    (Series::from(samples), summarise_kinds(&kinds))
+}
+
+/// Invokes per second with `clients` concurrent clients for `seconds`.
+async fn throughput(url: &str, body: Value, clients: usize, seconds: f64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (done, url, body) = (Arc::clone(&done), url.to_string(), body.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+                while Instant::now() < deadline {
+                    let res = client.post(&url).json(&body).send().await.unwrap();
+                    assert_eq!(res.status().as_u16(), 200);
+                    let _ = res.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn run_cmd(args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{args:?} failed");
+    started.elapsed()
+}
+
+/// `docker run --rm IMAGE node -e 0`.
+fn docker_run_baseline(image: &str, n: usize) -> Series {
+    run_cmd(&["docker", "run", "--rm", image, "node", "-e", "0"]);
+    Series::from(
+        (0..n)
+            .map(|_| run_cmd(&["docker", "run", "--rm", image, "node", "-e", "0"]))
+            .collect(),
+    )
+}
+
+/// The earlier implementation's per-invoke docker CLI sequence: create,
+/// copy the workspace in, start attached, copy the output out, remove.
+fn go_sequence_baseline(image: &str, n: usize) -> Series {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("workspace");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("bootstrap.mjs"), include_str!("../../../js/bootstrap.mjs")).unwrap();
+    std::fs::write(ws.join("function.mjs"), HELLO).unwrap();
+    std::fs::write(ws.join("input.json"), r#"{"name":"bench"}"#).unwrap();
+    let out = dir.path().join("output.json");
+    let once = |i: usize| {
+        let name = format!("lowcode-faas-bench-go-{}-{i}", std::process::id());
+        let started = Instant::now();
+        run_cmd(&[
+            "docker",
+            "create",
+            "--name",
+            &name,
+            "-w",
+            "/workspace",
+            image,
+            "node",
+            "/workspace/bootstrap.mjs",
+        ]);
+        run_cmd(&[
+            "docker",
+            "cp",
+            &format!("{}/.", ws.display()),
+            &format!("{name}:/workspace"),
+        ]);
+        run_cmd(&["docker", "start", "-a", &name]);
+        run_cmd(&[
+            "docker",
+            "cp",
+            &format!("{name}:/workspace/output.json"),
+            &out.display().to_string(),
+        ]);
+        run_cmd(&["docker", "rm", "-f", &name]);
+        started.elapsed()
+    };
+    once(usize::MAX);
+    Series::from((0..n).map(once).collect())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let version = |cmd: &[&str]| {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB RAM, Docker Engine {}, node {} on the host and in the image, release build, loopback",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        version(&["docker", "version", "--format", "{{.Server.Version}}"]),
+        version(&["node", "--version"]),
+    )
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = env_or("BENCH_N", 40);
+    let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
+    let image = std::env::var("BENCH_IMAGE").unwrap_or_else(|_| "lowcode-faas/node:local".into());
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    if wanted("baselines") {
+        println!("baselines …");
+        rows.push(Row {
+            label: format!("`docker run --rm {image} node -e 0`"),
+            c1: docker_run_baseline(&image, n),
+            kinds: "–".into(),
+            throughput: None,
+            note: "baseline".into(),
+        });
+        rows.push(Row {
+            label: "earlier implementation's CLI sequence (create, cp in, start -a, cp out, rm -f)".into(),
+            c1: go_sequence_baseline(&image, n),
+            kinds: "–".into(),
+            throughput: None,
+            note: "baseline".into(),
+        });
+    }
+
+    for runtime in ["docker", "process"] {
+        if !wanted(runtime) {
+            continue;
+        }
+        for mode in ["cold", "prewarm", "warm"] {
+            println!("{runtime} {mode} …");
+            let vars = vec![
+                ("LOWCODE_FAAS_RUNTIME", runtime.to_string()),
+                ("LOWCODE_FAAS_EXECUTION_MODE", mode.to_string()),
+                ("LOWCODE_FAAS_NODE_DOCKER_IMAGE", image.clone()),
+                ("LOWCODE_FAAS_PREWARM_NODE_IMAGE", "false".into()),
+                (
+                    "LOWCODE_FAAS_INSTANCE_ID",
+                    format!("bench-{}-{runtime}-{mode}", std::process::id()),
+                ),
+            ];
+            let server = Server::start(
+                "faas-server",
+                "LOWCODE_FAAS_LISTEN",
+                &vars,
+                Some(tempfile::tempdir().unwrap()),
+            )
+            .await;
+            let idle_rss = server.rss_kib();
+            deploy(&client, &server.base).await;
+            let samples = if mode == "warm" { n * 10 } else { n };
+            // Warm-up: connections, caches, and (warm) the runner.
+            sequential(&server, &client, 2, None).await;
+            if mode == "prewarm" {
+                let (refilled, kinds) = sequential(&server, &client, n, Some(4)).await;
+                rows.push(Row {
+                    label: format!("{runtime} runtime, `prewarm`, pool refilled between invokes"),
+                    c1: refilled,
+                    kinds,
+                    throughput: None,
+                    note: String::new(),
+                });
+            }
+            let (c1, kinds) = sequential(&server, &client, samples, None).await;
+            let url = format!("{}/functions/hello/invoke", server.base);
+            let tput = throughput(&url, json!({"input": {"name": "bench"}}), 8, seconds).await;
+            let loaded_rss = server.rss_kib();
+            rows.push(Row {
+                label: format!(
+                    "{runtime} runtime, `{mode}`{}",
+                    if mode == "prewarm" { ", back to back" } else { "" }
+                ),
+                c1,
+                kinds,
+                throughput: Some(tput),
+                note: String::new(),
+            });
+            if runtime == "docker" && mode == "prewarm" {
+                notes.push(format!(
+                    "Dispatcher RSS (Docker runtime, `prewarm`, files storage): {:.1} MB idle after start, {:.1} MB after the load above.",
+                    idle_rss as f64 / 1024.0,
+                    loaded_rss as f64 / 1024.0
+                ));
+            }
+            server.stop();
+        }
+    }
+
+    if wanted("overhead") {
+        println!("dispatcher overhead …");
+        let rate = faas_tests::bench_support::instant_runtime_overhead(64, seconds).await;
+        notes.push(format!(
+            "Dispatcher overhead (in-process dispatcher, files storage with the function cache, a runtime that answers at once, 64 concurrent keep-alive clients for {seconds} s, load generator on the same 2 cores): **{rate:.0} invokes/s**."
+        ));
+    }
+
+    if wanted("hop") {
+        println!("worker hop …");
+        let data = tempfile::tempdir().unwrap();
+        let token = "bench-token".to_string();
+        let worker_vars = vec![
+            ("LOWCODE_FAAS_RUNTIME", "process".to_string()),
+            ("LOWCODE_FAAS_EXECUTION_MODE", "warm".to_string()),
+            ("LOWCODE_FAAS_WORKER_TOKEN", token.clone()),
+            ("LOWCODE_FAAS_DATA_DIR", data.path().display().to_string()),
+        ];
+        let worker = Server::start("faas-worker", "LOWCODE_FAAS_WORKER_LISTEN", &worker_vars, None).await;
+        let dispatcher_vars = vec![
+            ("LOWCODE_FAAS_WORKER_URL", worker.base.clone()),
+            ("LOWCODE_FAAS_WORKER_TOKEN", token.clone()),
+            ("LOWCODE_FAAS_DATA_DIR", data.path().display().to_string()),
+        ];
+        let dispatcher = Server::start("faas-server", "LOWCODE_FAAS_LISTEN", &dispatcher_vars, None).await;
+        deploy(&client, &dispatcher.base).await;
+        let via = format!("{}/functions/hello/invoke", dispatcher.base);
+        let direct = format!("{}/v1/run", worker.base);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let run_body = json!({"function_name": "hello", "input": {"name": "bench"}});
+        let invoke_body = json!({"input": {"name": "bench"}});
+        for round in 0..(n * 10 / 20).max(1) + 1 {
+            for _ in 0..20 {
+                let started = Instant::now();
+                let res = client
+                    .post(&direct)
+                    .bearer_auth(&token)
+                    .json(&run_body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status().as_u16(), 200);
+                let _ = res.bytes().await.unwrap();
+                if round > 0 {
+                    a.push(started.elapsed());
+                }
+                let (d, _) = invoke(&client, &via, &invoke_body).await;
+                if round > 0 {
+                    b.push(d);
+                }
+            }
+        }
+        let (a, b) = (Series::from(a), Series::from(b));
+        notes.push(format!(
+            "Worker hop (process runtime, `warm`, {} interleaved invokes each): worker `/v1/run` direct p50 {}, through the dispatcher p50 {}: the hop adds {} at p50, {} at p99.",
+            a.samples.len(),
+            fmt_ms(a.pct(0.5)),
+            fmt_ms(b.pct(0.5)),
+            fmt_ms(b.pct(0.5) - a.pct(0.5)),
+            fmt_ms(b.pct(0.99) - a.pct(0.99)),
+        ));
+        dispatcher.stop();
+        worker.stop();
+    }
+
+    let docker_run_p50 = rows.first().filter(|r| r.note == "baseline").map(|r| r.c1.pct(0.5));
+    let go_p50 = rows.get(1).filter(|r| r.note == "baseline").map(|r| r.c1.pct(0.5));
+    let mut table = String::new();
+    table.push_str(&format!("Measured {} on {}.\n\n", chrono_like_now(), machine()));
+    table.push_str("| | p50 | p90 | p99 | × `docker run` p50 | start kinds (sequential) | invokes/s, 8 clients |\n|---|---|---|---|---|---|---|\n");
+    for row in &rows {
+        let ratio = docker_run_p50.map_or("–".to_string(), |base| format!("{:.2}×", row.c1.pct(0.5) / base));
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            row.label,
+            fmt_ms(row.c1.pct(0.5)),
+            fmt_ms(row.c1.pct(0.9)),
+            fmt_ms(row.c1.pct(0.99)),
+            ratio,
+            row.kinds,
+            row.throughput.map_or("–".to_string(), |t| format!("{t:.1}")),
+        ));
+    }
+    if let (Some(go), Some(warm)) = (go_p50, rows.iter().find(|r| r.label == "docker runtime, `warm`")) {
+        notes.push(format!(
+            "Docker `warm` p50 is {:.0}× faster than the earlier implementation's CLI sequence.",
+            go / warm.c1.pct(0.5)
+        ));
+    }
+    table.push('\n');
+    for note in &notes {
+        table.push_str(&format!("- {note}\n"));
+    }
+    println!("\n{table}");
+    if std::env::var("BENCH_NO_WRITE").is_err() {
+        write_into_docs(&table);
+    }
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock.
+fn chrono_like_now() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn write_into_docs(table: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/performance.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+    let block = format!("{start}\n{table}{end}");
+    let updated = match (text.find(start), text.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + end.len()..]),
+        _ => format!("{text}\n{block}\n"),
+    };
+    std::fs::write(&path, updated).unwrap();
+    println!("wrote {}", path.display());
+}
