@@ -109,7 +109,8 @@ pub async fn check_prewarm_serves_each_run_once(rt: &dyn ContainerRuntime) {
 
 /// `warm` with a pool of 1: a runner serves later runs of exactly its key
 /// (deployment, source, env) with its module state; never another key, and
-/// never again after a timeout, an uncaught exception or a crash.
+/// never again after a timeout, an uncaught exception, a crash or running
+/// out of memory.
 pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
     assert_eq!(rt.status().execution_mode, "warm");
     let first = rt.run(contract_job(WHO_AM_I)).await.expect("first run");
@@ -140,12 +141,18 @@ pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
         if (input.spin) while (true) {} \
         if (input.taint) setTimeout(() => { throw new Error('late'); }); \
         if (input.exit) process.exit(9); \
+        if (input.oom) { const keep = []; while (true) keep.push(new Array(100000).fill(0).map((_, i) => ({ i }))); } \
         return new Promise((r) => setTimeout(() => r({ ok: true, data: calls }), 20)); }";
-    for bad_input in [r#"{"spin":true}"#, r#"{"taint":true}"#, r#"{"exit":true}"#] {
+    for bad_input in [
+        r#"{"spin":true}"#,
+        r#"{"taint":true}"#,
+        r#"{"exit":true}"#,
+        r#"{"oom":true}"#,
+    ] {
         rt.run(contract_job(fragile)).await.expect("a clean run");
         let mut bad = contract_job(fragile);
         bad.input_json = bad_input.as_bytes().to_vec();
-        bad.timeout = Duration::from_secs(2);
+        bad.timeout = Duration::from_secs(if bad_input.contains("oom") { 60 } else { 2 });
         let outcome = rt.run(bad).await;
         let start_kind = match &outcome {
             Ok(output) => {
