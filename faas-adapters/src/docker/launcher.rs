@@ -2,18 +2,19 @@
 //! attached stdin/stdout/stderr (no bind mounts, no port in the container:
 //! it works with a remote `DOCKER_HOST` and with `network=none`).
 //!
-//! A launch: create the container (image, `node /workspace/bootstrap.mjs
-//! --serve`, no env of its own, labels, hardened host config; a missing image
-//! is pulled within a run's deadline, never for the pool) → upload the
-//! workspace (the directory and `bootstrap.mjs`, owned by the run's user) →
-//! attach → start. The caller waits for the ready frame.
+//! A launch: create the container (image, `node --input-type=module -e
+//! <bootstrap> -- --serve`: the bootstrap travels in the command, so nothing
+//! is uploaded; no env of its own; labels; hardened host config; the
+//! workspace is a size-capped tmpfs owned by the run's user; a missing image
+//! is pulled within a run's deadline, never for the pool) → attach → start.
+//! The caller waits for the ready frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::container::LogOutput;
@@ -21,7 +22,7 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions, StartContainerOptions,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use faas_ports::{Component, ErrorCode, PortError, RunFailure, RunId};
@@ -33,7 +34,7 @@ use super::daemon::{
     kill_container, map_error, missing_image_advice, pull_image, remove_logged, Fault, FaultKind, CONTROL_TIMEOUT,
 };
 use super::{DockerConfig, OWNER_LABEL, RUNNER_LABEL, RUN_ID_LABEL};
-use crate::bootstrap::{BOOTSTRAP_FILE, BOOTSTRAP_MJS};
+use crate::bootstrap::BOOTSTRAP_MJS;
 use crate::runner::{judge_idle, Chunk, Exit, Launcher, Liveness, Purpose, Runner, EXIT_TIMEOUT};
 
 /// The workspace directory inside the container.
@@ -45,6 +46,8 @@ pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Cap of the container's own json-file log (what the bootstrap writes to
 /// stderr), so a chatty function cannot fill the daemon's disk.
 const CONTAINER_LOG_MAX_SIZE: &str = "1m";
+/// Size of the workspace tmpfs (it counts against the container's memory).
+const WORKSPACE_TMPFS_MB: u64 = 64;
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
 type Input = Pin<Box<dyn AsyncWrite + Send>>;
@@ -111,6 +114,13 @@ impl DockerLauncher {
             security_opt: Some(vec!["no-new-privileges".into()]),
             network_mode: Some(self.config.network.clone()),
             privileged: Some(false),
+            tmpfs: Some(HashMap::from([(
+                WORKSPACE.to_string(),
+                format!(
+                    "rw,nosuid,nodev,size={WORKSPACE_TMPFS_MB}m,uid={},gid={},mode=0700",
+                    self.uid, self.gid
+                ),
+            )])),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([
@@ -124,7 +134,10 @@ impl DockerLauncher {
             image: Some(self.config.image.clone()),
             cmd: Some(vec![
                 "node".into(),
-                format!("{WORKSPACE}/{BOOTSTRAP_FILE}"),
+                "--input-type=module".into(),
+                "-e".into(),
+                BOOTSTRAP_MJS.into(),
+                "--".into(),
                 "--serve".into(),
             ]),
             working_dir: Some(WORKSPACE.into()),
@@ -238,21 +251,11 @@ impl Launcher for DockerLauncher {
             Purpose::Run(job) => container_name(job.run_id.as_str()),
             Purpose::Pool => container_name(RunId::generate().as_str().replacen("run-", "runner-", 1).as_str()),
         };
+        let started = Instant::now();
         let mut guard = ContainerGuard::new(docker.clone(), name);
         self.create(&docker, &mut guard, purpose, deadline).await?;
-        let archive = workspace_archive(self.uid, self.gid).map_err(|e| {
-            RunFailure::new(
-                ErrorCode::Internal,
-                format!("cannot build the workspace archive: {e}"),
-                Vec::new(),
-            )
-        })?;
+        let created = started.elapsed();
         let name = guard.name.clone();
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        docker
-            .upload_to_container(&name, Some(options), bollard::body_full(archive.into()))
-            .await
-            .map_err(|e| map_error(e).into_failure("cannot copy the bootstrap into the container"))?;
         let options = AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)
@@ -264,12 +267,19 @@ impl Launcher for DockerLauncher {
             .attach_container(&name, Some(options))
             .await
             .map_err(|e| map_error(e).into_failure("cannot attach to the container"))?;
+        let attached_at = started.elapsed();
         docker
             .start_container(&name, None::<StartContainerOptions>)
             .await
             .map_err(|e| map_error(e).into_failure("cannot start the container"))?;
         guard.armed = false;
-        tracing::debug!(container = %name, "Runner container started.");
+        tracing::debug!(
+            container = %name,
+            create_ms = created.as_secs_f64() * 1e3,
+            attach_ms = (attached_at - created).as_secs_f64() * 1e3,
+            start_ms = (started.elapsed() - attached_at).as_secs_f64() * 1e3,
+            "Runner container started."
+        );
         Ok(Box::new(DockerRunner {
             docker,
             name,
@@ -476,33 +486,6 @@ pub(super) fn container_name(id: &str) -> String {
         .take(100)
         .collect();
     format!("lowcode-faas-{safe}")
-}
-
-/// The workspace as a tar archive to extract at `/`: the `workspace/`
-/// directory and `bootstrap.mjs`, owned by the run's user.
-pub(super) fn workspace_archive(uid: u64, gid: u64) -> io::Result<Vec<u8>> {
-    let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let header = |kind: tar::EntryType, mode: u32, size: usize| {
-        let mut header = tar::Header::new_ustar();
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_uid(uid);
-        header.set_gid(gid);
-        header.set_mtime(mtime);
-        header.set_size(u64::try_from(size).unwrap_or(u64::MAX));
-        header
-    };
-    let dir = WORKSPACE.trim_start_matches('/');
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut dir_header = header(tar::EntryType::Directory, 0o755, 0);
-    builder.append_data(&mut dir_header, format!("{dir}/"), io::empty())?;
-    let mut file_header = header(tar::EntryType::Regular, 0o644, BOOTSTRAP_MJS.len());
-    builder.append_data(
-        &mut file_header,
-        format!("{dir}/{BOOTSTRAP_FILE}"),
-        BOOTSTRAP_MJS.as_bytes(),
-    )?;
-    builder.into_inner()
 }
 
 /// Removes a container whose launch did not finish, also when the launch's

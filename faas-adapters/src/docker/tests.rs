@@ -16,7 +16,7 @@ use faas_ports::{ContainerRuntime, ErrorCode, RunId, StartKind};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::launcher::{container_name, workspace_archive};
+use super::launcher::{container_name, DockerLauncher};
 use super::*;
 use crate::runner::{ExecutionMode, Purpose};
 use crate::runtime_contract::{contract_job as job, envelope, log_messages, WHO_AM_I};
@@ -385,6 +385,7 @@ async fn every_container_is_hardened() {
         assert!(host.mounts.unwrap_or_default().is_empty());
         assert!(host.port_bindings.unwrap_or_default().is_empty());
         assert!(inspected.mounts.unwrap_or_default().is_empty());
+        assert_eq!(host.tmpfs.unwrap_or_default().len(), 1, "only the workspace tmpfs");
         let config = inspected.config.unwrap();
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
         assert_eq!(config.working_dir.as_deref(), Some("/workspace"));
@@ -599,34 +600,26 @@ fn config_defaults_and_validation() {
 }
 
 #[test]
-fn the_workspace_archive_holds_the_directory_and_the_bootstrap() {
-    let archive = workspace_archive(1000, 1001).unwrap();
-    let mut archive = tar::Archive::new(archive.as_slice());
-    let entries: Vec<(String, u64, u64, u64)> = archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let h = e.header();
-            (
-                e.path().unwrap().display().to_string(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                h.size().unwrap(),
-            )
-        })
-        .collect();
+fn the_bootstrap_travels_in_the_command_and_the_workspace_is_a_capped_tmpfs() {
+    let launcher = DockerLauncher {
+        config: DockerConfig {
+            instance_id: "i".into(),
+            ..DockerConfig::default()
+        },
+        uid: 1000,
+        gid: 1001,
+        client: std::sync::Arc::new(super::launcher::Client::new(Docker::connect_with_defaults, None)),
+    };
+    let body = launcher.container_body("lowcode-faas-x", None);
+    let cmd = body.cmd.unwrap();
+    assert_eq!(cmd[..3], ["node", "--input-type=module", "-e"]);
+    assert_eq!(cmd[3], crate::bootstrap::BOOTSTRAP_MJS);
+    assert_eq!(cmd[4..], ["--", "--serve"]);
+    assert!(body.env.is_none(), "a runner has no env of its own");
+    let tmpfs = body.host_config.unwrap().tmpfs.unwrap();
     assert_eq!(
-        entries,
-        [
-            ("workspace/".to_string(), 1000, 1001, 0),
-            (
-                "workspace/bootstrap.mjs".to_string(),
-                1000,
-                1001,
-                crate::bootstrap::BOOTSTRAP_MJS.len() as u64
-            ),
-        ]
+        tmpfs.get("/workspace").map(String::as_str),
+        Some("rw,nosuid,nodev,size=64m,uid=1000,gid=1001,mode=0700")
     );
     assert_eq!(container_name("run-a/b:c"), "lowcode-faas-run-abc");
 }

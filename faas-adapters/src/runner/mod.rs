@@ -242,7 +242,8 @@ pub(crate) async fn start_runner(
         Ok(Err(failure)) => return Err(failure),
         Err(_) => return Err(timed_out(timeout, Vec::new())),
     };
-    let ready_deadline = deadline.min(Instant::now() + READY_TIMEOUT);
+    let launched_at = Instant::now();
+    let ready_deadline = deadline.min(launched_at + READY_TIMEOUT);
     let mut splitter = LineSplitter::new(FRAME_SLACK);
     let mut stderr = StderrTail::default();
     loop {
@@ -273,6 +274,7 @@ pub(crate) async fn start_runner(
                     .iter()
                     .any(|line| matches!(protocol::parse_frame(line, READY_NONCE), Ok(Some(Frame::Ready))))
                 {
+                    tracing::debug!(ready_ms = launched_at.elapsed().as_secs_f64() * 1e3, "Runner ready.");
                     return Ok(runner);
                 }
             }
