@@ -75,7 +75,9 @@ export async function call(method, path, body) {
     }
     if (!resp.ok) {
       const message = (data && typeof data.error === 'string' && data.error)
-        || text.trim().slice(0, 200) || resp.statusText || 'request failed';
+        || (data === null && text.trim() !== ''
+          ? `${resp.statusText || 'error'}: the answer is not JSON (is this page served by the lowcode-faas dispatcher?)`
+          : resp.statusText || 'request failed');
       const code = (data && typeof data.code === 'string' && data.code) || `HTTP_${resp.status}`;
       throw new ApiError(resp.status, message, code);
     }

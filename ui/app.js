@@ -25,6 +25,7 @@ const state = {
   fn: null, // the open function (current version), as the API returns it
   viewing: null, // a pinned version shown read-only, or null
   history: new Map(), // function key -> last invokes, newest first
+  invokes: 0, // invokes sent from this page (the result panel's data-seq)
 };
 
 // ---------------------------------------------------------------------------
@@ -140,7 +141,6 @@ function setupEditor() {
     matchBrackets: true,
     indentUnit: 2,
     tabSize: 2,
-    readOnly: 'nocursor',
     extraKeys: {
       Tab: (cm) => (cm.somethingSelected() ? cm.indentSelection('add') : cm.replaceSelection('  ')),
       'Shift-Tab': (cm) => cm.indentSelection('subtract'),
@@ -249,10 +249,14 @@ function renderFunctions() {
   }
 }
 
+// With no function open the editor holds a draft: Create saves it (and the
+// env box) as version 1 of the new function.
 async function createFunction(e) {
   e.preventDefault();
   const name = $('new-function-name').value.trim();
-  const { data } = await call('POST', functionsPath(state.collection), { name, source_code: TEMPLATE, env: {} });
+  const source_code = state.fn ? TEMPLATE : editor.getValue();
+  const env = state.fn ? {} : parseEnv($('function-env').value);
+  const { data } = await call('POST', functionsPath(state.collection), { name, source_code, env });
   $('new-function-name').value = '';
   status(`created ${data.id} version ${data.version}`);
   await loadFunctions();
@@ -262,11 +266,11 @@ async function createFunction(e) {
 function closeFunction() {
   state.fn = null;
   state.viewing = null;
-  $('function-title').textContent = 'No function open';
+  $('function-title').textContent = 'New function (draft: name it and press Create)';
   show($('function-version'), false);
   show($('viewing-version'), false);
-  editor.setValue('');
-  editor.setOption('readOnly', 'nocursor');
+  editor.setValue(TEMPLATE);
+  editor.setOption('readOnly', false);
   $('function-env').value = '';
   $('versions-list').replaceChildren();
   for (const id of ['save-function', 'delete-function', 'invoke-button']) $(id).disabled = true;
@@ -299,7 +303,14 @@ function showFunction(f) {
 }
 
 async function saveFunction() {
-  if (!state.fn || state.viewing) return;
+  if (!state.fn) {
+    status('a draft: name the new function and press Create');
+    return;
+  }
+  if (state.viewing) {
+    status('viewing an old version: go back to the current one to save');
+    return;
+  }
   const env = parseEnv($('function-env').value);
   const { data } = await call('PUT', functionPath(state.collection, state.fn.name), {
     source_code: editor.getValue(),
@@ -413,6 +424,8 @@ async function invoke() {
   } finally {
     $('invoke-button').disabled = !state.fn;
   }
+  state.invokes += 1;
+  entry.seq = state.invokes;
   const key = fnKey(collection, name);
   const list = [entry, ...(state.history.get(key) || [])].slice(0, HISTORY_SIZE);
   state.history.set(key, list);
@@ -423,6 +436,7 @@ async function invoke() {
 
 function showResult(entry) {
   show($('invoke-result'), true);
+  $('invoke-result').dataset.seq = String(entry.seq);
   const r = entry.result || {};
   $('invoke-http-status').textContent = entry.http ? String(entry.http) : 'no answer';
   $('invoke-status').textContent = entry.error ? 'not run' : r.status || '';
