@@ -13,6 +13,8 @@
 //!   prints the API's answer untouched;
 //! - the API token never appears in output or in `Debug`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod args;
 pub mod cli;
@@ -337,10 +339,16 @@ fn list_text(list: &Value, json_out: bool, table: fn(&Value) -> String) -> Strin
 /// [`CliError::RunFailed`].
 pub fn report_run(result: &Value, json_out: bool, show_logs: bool, io: &mut Io<'_>) -> Result<(), CliError> {
     if show_logs {
-        if let Some(logs) = result.get("logs").and_then(Value::as_array) {
-            for entry in logs {
-                emit(io.err, &format!("{}\n", render::run_log_line(entry)));
+        match result.get("logs").and_then(Value::as_array) {
+            Some(logs) => {
+                for entry in logs {
+                    emit(io.err, &format!("{}\n", render::run_log_line(entry)));
+                }
             }
+            None => emit(
+                io.err,
+                "[no logs in the answer: this server does not return them yet; try `faas logs --run-id …`]\n",
+            ),
         }
         if result.get("logs_truncated").and_then(Value::as_bool) == Some(true) {
             emit(io.err, "[logs truncated]\n");
@@ -396,6 +404,13 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(out, "{\n  \"ok\": true\n}\n");
         assert_eq!(err, "T log   hi\n");
+    }
+
+    #[test]
+    fn asking_for_logs_a_server_does_not_send_says_so() {
+        let (r, _, err) = report(json!({"status":"success","output":{}}), false, true);
+        assert!(r.is_ok());
+        assert!(err.contains("no logs in the answer"), "{err}");
     }
 
     #[test]
