@@ -11,6 +11,10 @@ so scripts/ui-test.py can be run end to end while the server routes are
 being written. Loopback only.
 
     python3 scripts/ui-mock-server.py --port 8099 [--token secret]
+
+With `--proxy http://127.0.0.1:8080` it serves only ui/ itself and forwards
+every other request (method, path, query, body, Authorization) to a real
+dispatcher, so the page can be tried against the real API on one origin.
 """
 
 import argparse
@@ -23,6 +27,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -257,6 +263,7 @@ def route(method, path, query, body):
 
 class Handler(BaseHTTPRequestHandler):
     token = None
+    proxy = None
 
     def log_message(self, fmt, *args):
         pass
@@ -292,6 +299,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(308, None, extra={"Location": "/ui/"})
         if method == "GET" and url.path.startswith("/ui/"):
             return self.serve_ui(url.path)
+        if self.proxy:
+            return self.forward(method)
         if self.token and self.headers.get("Authorization", "") != f"Bearer {self.token}":
             return self.send(401, {"error": "missing or wrong bearer token", "code": "UNAUTHORIZED"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -308,6 +317,22 @@ class Handler(BaseHTTPRequestHandler):
         except Fail as f:
             return self.send(f.status, {"error": f.message, "code": f.code})
         self.send(status, out)
+
+    def forward(self, method):
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else None
+        req = urllib.request.Request(self.proxy + self.path, data=data, method=method)
+        for h in ("Authorization", "Content-Type", "Accept"):
+            if self.headers.get(h):
+                req.add_header(h, self.headers[h])
+        try:
+            with urllib.request.urlopen(req, timeout=960) as resp:
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        except OSError as e:
+            return self.send(502, {"error": f"proxy: {e}", "code": "WORKER_UNAVAILABLE"})
+        self.send(status, body if body else None)
 
     def do_GET(self):
         self.handle_any("GET")
@@ -326,8 +351,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=8099)
     ap.add_argument("--token")
+    ap.add_argument("--proxy", help="forward the API to this dispatcher (http://127.0.0.1:PORT)")
     args = ap.parse_args()
     Handler.token = args.token
+    Handler.proxy = args.proxy.rstrip("/") if args.proxy else None
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print(f"ui mock server on http://127.0.0.1:{srv.server_port}/ui/", flush=True)
     srv.serve_forever()

@@ -251,7 +251,8 @@ class Run:
 
     def log_line_shown(self):
         lines = [e.text for e in self.css("#invoke-logs [data-testid=log-line]")]
-        assert any("hello from v1 Ada" in line for line in lines), f"log lines: {lines}"
+        note = self.text("invoke-logs-note")
+        assert any("hello from v1 Ada" in line for line in lines), f"log lines: {lines} {note}".strip()
 
     def save_v2(self):
         self.set_source(HELLO_V2)
