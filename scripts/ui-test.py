@@ -271,6 +271,20 @@ class Run:
         assert status == "success", status
         assert self.output_json() == V2_OUTPUT, f"output {self.output_json()}"
 
+    def collection_env_edit(self):
+        self.open_details("collection-env-box")
+        for value in ("hey", "hi"):
+            self.type_into("collection-env", f"GREETING={value}")
+            self.by_id("save-collection-env").click()
+            self.wait(lambda: "saved" in self.text("status-line") or self.visible("error-banner"),
+                      message="the env was not saved")
+            assert not self.visible("error-banner"), self.banner_text()
+            if value == "hey":
+                status, _ = self.invoke_and_wait()
+                assert status == "success", status
+                greeting = self.output_json()["data"]["greeting"]
+                assert greeting == "hey", f"greeting {greeting!r}"
+
     def invoke_pinned_v1(self):
         self.type_into("invoke-version", str(self.v1))
         status, code = self.invoke_and_wait()
@@ -371,6 +385,7 @@ class Run:
             self.shot("invoke")
             c("edit and save (Ctrl+S) makes version 2", self.save_v2)
             c("invoke runs version 2", self.invoke_current_is_v2)
+            c("edit the collection's env; the next run sees it", self.collection_env_edit)
             c("invoke with version 1 pinned" + (" (VERSION_NOT_AVAILABLE)" if self.args.files_storage else ""),
               self.invoke_pinned_v1)
             if not self.args.files_storage:

@@ -398,10 +398,16 @@ function readInvokeForm() {
   const body = { input, include_logs: true };
   const env = parseEnv($('invoke-env').value);
   if (Object.keys(env).length) body.env = env;
-  const timeout = $('invoke-timeout').value.trim();
-  if (timeout) body.timeout_ms = Number.parseInt(timeout, 10);
-  const version = $('invoke-version').value.trim();
-  if (version) body.version = Number.parseInt(version, 10);
+  for (const [id, field, what] of [['invoke-timeout', 'timeout_ms', 'Timeout'], ['invoke-version', 'version', 'Version']]) {
+    const raw = $(id).value.trim();
+    if (!raw) continue;
+    if (!/^[1-9][0-9]*$/.test(raw)) {
+      inputError.textContent = `${what} must be a whole number ≥ 1, got "${raw}"`;
+      show(inputError, true);
+      return null;
+    }
+    body[field] = Number(raw);
+  }
   return body;
 }
 
