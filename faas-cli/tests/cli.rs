@@ -541,3 +541,17 @@ fn run_kills_a_handler_that_passes_its_timeout() {
     assert_eq!(result["error_code"], "TIMEOUT");
     assert_eq!(result["start_kind"], "local");
 }
+
+#[test]
+fn url_and_token_come_from_the_environment() {
+    let server = Canned::start(vec![("GET", "/collections", 200, "[]".to_owned())]);
+    let o = Command::new(env!("CARGO_BIN_EXE_faas"))
+        .args(["collections", "ls"])
+        .env("LOWCODE_FAAS_URL", &server.base)
+        .env("LOWCODE_FAAS_API_TOKEN", "from-env")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "PATH  CREATED\n");
+    assert_eq!(server.only().authorization.as_deref(), Some("Bearer from-env"));
+}
