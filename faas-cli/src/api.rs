@@ -1,0 +1,199 @@
+//! A small client of the dispatcher's JSON API (docs/api.md §3): one
+//! `request` that sends the bearer token, bounds the wait, and turns every
+//! non-2xx answer into [`CliError::Api`] with the body's `error` and `code`.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::error::CliError;
+
+/// How long a request (other than invoke) may take: pull fetches for at
+/// most 60 s on the server, so this leaves room for that.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait for a TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A dispatcher at `base` (`http://host:port`, no trailing `/`).
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in Debug.
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Api {
+    /// A client for `base` with an optional bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Result<Api, CliError> {
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "--url / LOWCODE_FAAS_URL must start with http:// or https://, got `{base}`"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| CliError::Network(format!("cannot build the HTTP client: {e}")))?;
+        let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        Ok(Api { http, base, token })
+    }
+
+    /// Sends one request. `Ok(None)` for a 204 (or any empty 2xx body),
+    /// `Ok(Some(json))` for a JSON 2xx body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Option<Value>, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url).timeout(timeout);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| CliError::Network(describe(&e)))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| CliError::Network(describe(&e)))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &text));
+        }
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| CliError::Network(format!("the server's answer is not JSON: {e}")))
+    }
+}
+
+/// The error of a non-2xx answer: the `{"error","code"}` body when there is
+/// one, else the body text (shortened) or the status.
+pub fn api_error(status: u16, body: &str) -> CliError {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let error = field("error").unwrap_or_else(|| {
+        let t: String = body.trim().chars().take(200).collect();
+        if t.is_empty() {
+            "no message".to_owned()
+        } else {
+            t
+        }
+    });
+    CliError::Api {
+        status,
+        error,
+        code: field("code").unwrap_or_default(),
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// `/functions` for the root, `/collections/{cp}/functions` otherwise.
+pub fn functions_path(collection: &str) -> String {
+    if collection.is_empty() {
+        "/functions".to_owned()
+    } else {
+        format!("/collections/{collection}/functions")
+    }
+}
+
+/// The path of one function (`…/functions/{name}`), plus an optional action
+/// (`invoke`, `versions`, `pull`).
+pub fn function_path(collection: &str, name: &str, action: Option<&str>) -> String {
+    let mut p = format!("{}/{name}", functions_path(collection));
+    if let Some(a) = action {
+        p.push('/');
+        p.push_str(a);
+    }
+    p
+}
+
+/// `/collections/env` for the root, `/collections/{cp}/env` otherwise.
+pub fn collection_env_path(collection: &str) -> String {
+    if collection.is_empty() {
+        "/collections/env".to_owned()
+    } else {
+        format!("/collections/{collection}/env")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_root_and_nested_collections() {
+        assert_eq!(functions_path(""), "/functions");
+        assert_eq!(functions_path("a/b"), "/collections/a/b/functions");
+        assert_eq!(
+            function_path("a", "f", Some("invoke")),
+            "/collections/a/functions/f/invoke"
+        );
+        assert_eq!(function_path("", "f", None), "/functions/f");
+        assert_eq!(collection_env_path(""), "/collections/env");
+        assert_eq!(collection_env_path("team"), "/collections/team/env");
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            api_error(404, r#"{"error":"no such function","code":"FUNCTION_NOT_FOUND"}"#),
+            CliError::Api {
+                status: 404,
+                error: "no such function".into(),
+                code: "FUNCTION_NOT_FOUND".into()
+            }
+        );
+        assert_eq!(
+            api_error(502, "Bad Gateway"),
+            CliError::Api {
+                status: 502,
+                error: "Bad Gateway".into(),
+                code: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn url_must_be_http() {
+        assert!(Api::new("ftp://x", None).is_err());
+        let api = Api::new("http://127.0.0.1:1/", Some("secret".into())).unwrap();
+        assert!(!format!("{api:?}").contains("secret"));
+    }
+}
