@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks of the Kubernetes manifests in deploy/kubernetes/, no cluster
 # needed:
-#   1. render every overlay (deploy/kubernetes/overlays/*) with `kubectl kustomize`
-#      (any kustomize warning fails too);
+#   1. render every overlay (deploy/kubernetes/overlays/*), and every component
+#      (deploy/kubernetes/components/*) on top of overlays/db-s3, with
+#      `kubectl kustomize` (any kustomize warning fails too);
 #   2. validate every rendered document against the OpenAPI schemas of
 #      Kubernetes $KUBE_VERSION with kubernetes-validate --strict (unknown
 #      fields are errors), and check that every document was validated;
@@ -138,11 +139,22 @@ while IFS= read -r -d '' example; do
 done < <(find "$work/kubernetes" -name '*.env.example' -print0)
 mkdir -p "$work/rendered"
 
-overlays=()
+# What to render: every overlay, and every component on top of overlays/db-s3
+# (so a component no overlay uses is checked too), as label=directory.
+targets=()
 for dir in "$work"/kubernetes/overlays/*/; do
-  [[ -f $dir/kustomization.yaml ]] && overlays+=("$(basename "$dir")")
+  [[ -f $dir/kustomization.yaml ]] && targets+=("$(basename "$dir")=$dir")
 done
-((${#overlays[@]} > 0)) || die "no overlay under deploy/kubernetes/overlays"
+((${#targets[@]} > 0)) || die "no overlay under deploy/kubernetes/overlays"
+for dir in "$work"/kubernetes/components/*/; do
+  [[ -f $dir/kustomization.yaml ]] || continue
+  component=$(basename "$dir")
+  gen=$work/kubernetes/generated/db-s3+$component
+  mkdir -p "$gen"
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../overlays/db-s3]\ncomponents: [../../components/%s]\n' \
+    "$component" >"$gen/kustomization.yaml"
+  targets+=("db-s3+$component=$gen")
+done
 
 # The project's own rules on one rendered overlay; prints the features found
 # (dind, host-docker-socket) on its last line.
@@ -248,18 +260,19 @@ PY
 }
 
 failed=0
-for name in "${overlays[@]}"; do
-  echo "== overlay $name"
+for target in "${targets[@]}"; do
+  name=${target%%=*}
+  echo "== $name"
   out=$work/rendered/$name.yaml
-  if ! kubectl kustomize "$work/kubernetes/overlays/$name" >"$out" 2>"$work/rendered/$name.stderr"; then
+  if ! kubectl kustomize "${target#*=}" >"$out" 2>"$work/rendered/$name.stderr"; then
     cat "$work/rendered/$name.stderr" >&2
-    echo "FAILED: kubectl kustomize overlays/$name" >&2
+    echo "FAILED: kubectl kustomize $name" >&2
     failed=1
     continue
   fi
   if [[ -s $work/rendered/$name.stderr ]]; then
     cat "$work/rendered/$name.stderr" >&2
-    echo "FAILED: kubectl kustomize overlays/$name printed warnings" >&2
+    echo "FAILED: kubectl kustomize $name printed warnings" >&2
     failed=1
   fi
 
@@ -268,21 +281,21 @@ for name in "${overlays[@]}"; do
     passed=$(grep -c " passed for resource " <<<"$validated" || true)
     if [[ $passed != "$documents" ]]; then
       echo "$validated" >&2
-      echo "FAILED: kubernetes-validate passed $passed of $documents documents of overlays/$name" >&2
+      echo "FAILED: kubernetes-validate passed $passed of $documents documents of $name" >&2
       failed=1
     else
       echo "kubernetes-validate --strict ($KUBE_VERSION): $documents documents valid"
     fi
   else
     grep -v " passed for resource " <<<"$validated" >&2 || true
-    echo "FAILED: kubernetes-validate overlays/$name" >&2
+    echo "FAILED: kubernetes-validate $name" >&2
     failed=1
   fi
 
   if features=$(policy "$out"); then
     echo "policy: ok (features: $(tail -n 1 <<<"$features"))"
   else
-    echo "FAILED: policy overlays/$name" >&2
+    echo "FAILED: policy $name" >&2
     failed=1
   fi
   features=$(tail -n 1 <<<"$features")
@@ -295,7 +308,7 @@ for name in "${overlays[@]}"; do
     echo "checkov: $(grep -m1 -o 'Passed checks: [0-9]*, Failed checks: [0-9]*, Skipped checks: [0-9]*' <<<"$report" || echo "no failed checks") (skipped: $skip_list)"
   else
     echo "$report" >&2
-    echo "FAILED: checkov overlays/$name" >&2
+    echo "FAILED: checkov $name" >&2
     failed=1
   fi
 done
@@ -304,4 +317,4 @@ if ((failed)); then
   keep=1
   die "Kubernetes manifests: FAILED (see above)"
 fi
-echo "Kubernetes manifests: ${#overlays[@]} overlays rendered, validated and checked"
+echo "Kubernetes manifests: ${#targets[@]} renderings (overlays, and components over db-s3) validated and checked"

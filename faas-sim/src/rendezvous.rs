@@ -22,6 +22,16 @@
 //!   bytes (the worker name) weakly into the high bits that decide the order,
 //!   the finaliser spreads every input bit over the whole word.
 //!
+//! ```
+//! use faas_sim::rendezvous::{home, rank, score};
+//!
+//! let workers = ["lowcode-faas-worker-0", "lowcode-faas-worker-1", "lowcode-faas-worker-2"];
+//! let order = rank("team/api/hello", &workers); // home first, then the failover order
+//! assert_eq!(order.len(), 3);
+//! assert_eq!(home("team/api/hello", &workers), Some(order[0]));
+//! assert!(score("team/api/hello", workers[order[0]]) >= score("team/api/hello", workers[order[1]]));
+//! ```
+//!
 //! Ties (probability 2⁻⁶⁴ per pair) are broken by the worker string, ascending,
 //! so the order is total. The hash is not keyed: it balances honest keys and
 //! is no defence against keys chosen to collide, which is fine for function
