@@ -9,7 +9,8 @@
 #      fields are errors), and check that every document was validated;
 #   3. check the project's own rules (below, "policy"): only a `dind` native
 #      sidecar may be privileged, every other container is non-root,
-#      read-only, without capabilities, with probes and limits; the only
+#      read-only, without capabilities, with probes and limits; no Service
+#      environment variables (they would land among LOWCODE_FAAS_*); the only
 #      hostPath is the Docker socket; the dispatcher's LOWCODE_FAAS_WORKER_URL
 #      names a headless Service that exists; a default-deny NetworkPolicy;
 #   4. run checkov's Kubernetes checks on the rendered YAML, with the skips
@@ -209,6 +210,8 @@ for d in docs:
         err(where, "pod securityContext.runAsNonRoot must be true")
     if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
         err(where, "pod seccompProfile must be RuntimeDefault")
+    if spec.get("enableServiceLinks") is not False:
+        err(where, "enableServiceLinks must be false (Service env vars would land among LOWCODE_FAAS_*)")
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if spec.get(key):
             err(where, f"{key} must be off")
