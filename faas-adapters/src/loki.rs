@@ -145,7 +145,7 @@ async fn send_loop(
             }
             Err(e) => {
                 stats.failed.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(error = %e, entries = n, "loki push failed");
+                tracing::warn!(error = %faas_ports::report::Report(&e), entries = n, "loki push failed");
             }
         }
         batch.clear();

@@ -173,7 +173,7 @@ impl Engine {
             return;
         }
         if let Err(e) = sink.emit(&entries).await {
-            tracing::warn!(error = %e, "function log sink refused entries");
+            tracing::warn!(error = %faas_ports::report::Report(&e), "function log sink refused entries");
         }
     }
 }

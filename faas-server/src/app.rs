@@ -89,7 +89,9 @@ async fn remove_owned(docker: &DockerRuntime, when: &'static str) {
     match tokio::time::timeout(CLEANUP_TIMEOUT, docker.remove_owned_containers()).await {
         Ok(Ok(0)) => {}
         Ok(Ok(n)) => tracing::info!(removed = n, when, "removed this instance's containers"),
-        Ok(Err(e)) => tracing::warn!(error = %e, when, "could not remove this instance's containers"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %faas_ports::report::Report(&e), when, "could not remove this instance's containers")
+        }
         Err(_) => tracing::warn!(when, "removing this instance's containers timed out"),
     }
 }
@@ -137,7 +139,7 @@ pub async fn build_runtime(
         }
     };
     if let Err(e) = runtime.health().await {
-        tracing::warn!(error = %e, "container runtime is not ready");
+        tracing::warn!(error = %faas_ports::report::Report(&e), "container runtime is not ready");
     }
     Ok((runtime, cleanup))
 }

@@ -1,6 +1,7 @@
 //! The server's error enum and the one mapping from errors to HTTP replies.
 
 use faas_domain::DomainError;
+use faas_ports::report::Report;
 use faas_ports::PortError;
 use warp::http::StatusCode;
 
@@ -10,8 +11,8 @@ pub enum ServerError {
     /// A setting is invalid or missing; the message names the variable.
     #[error("configuration error: {0}")]
     Config(String),
-    /// An adapter could not be built.
-    #[error("{context}: {source}")]
+    /// An adapter could not be built (print with [`Report`] for the causes).
+    #[error("{context}")]
     Adapter {
         /// What was being built.
         context: String,
@@ -73,7 +74,7 @@ impl From<DomainError> for ApiError {
         let status = status_of(&err);
         let code = err.code();
         let message = if status.is_server_error() {
-            tracing::error!(error = %err, source = ?std::error::Error::source(&err), code, "request failed");
+            tracing::error!(error = %Report(&err), code, "request failed");
             server_error_message(&err)
         } else {
             err.to_string()

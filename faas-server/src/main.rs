@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use faas_ports::report::Report;
 use faas_server::{app, init_tracing, shutdown_signal, Settings};
 
 #[tokio::main]
@@ -14,16 +15,14 @@ async fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("faas-server: {e}");
+            eprintln!("faas-server: {}", Report(&e));
             return ExitCode::from(2);
         }
     };
     let dispatcher = match app::build_dispatcher(settings).await {
         Ok(d) => d,
         Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
-            eprintln!("faas-server: {e}");
+            eprintln!("faas-server: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -35,8 +34,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot serve");
-            eprintln!("faas-server: {e}");
+            eprintln!("faas-server: {}", Report(&e));
             ExitCode::FAILURE
         }
     }

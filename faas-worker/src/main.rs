@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use faas_ports::report::Report;
 use faas_server::{app, init_tracing, shutdown_signal, Settings};
 
 #[tokio::main]
@@ -10,16 +11,14 @@ async fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             return ExitCode::from(2);
         }
     };
     let worker = match faas_worker::build_worker(settings).await {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -34,8 +33,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot serve");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             ExitCode::FAILURE
         }
     }

@@ -246,7 +246,8 @@ impl Inner {
     /// `NotFound` cases that have a meaning (missing collection, function)
     /// before they get here.
     fn map_error(&self, op: &str, path: &Path, err: io::Error) -> PortError {
-        let message = format!("{op} {} failed: {err}", self.rel(path));
+        // The message does not repeat `err`: it is the source.
+        let message = format!("{op} {} failed", self.rel(path));
         match err.kind() {
             ErrorKind::InvalidData | ErrorKind::UnexpectedEof => PortError::internal(message, err),
             _ => PortError::storage_unavailable(message, err),

@@ -226,7 +226,7 @@ impl Inner {
         // unrelated to the store; it goes with the collection.
         fs::rename(&dir, tombstone.path().join(&segment)).map_err(|e| self.map_error("removing", &dir, e))?;
         if let Err(e) = self.sync_dir(&parent) {
-            tracing::warn!(error = %e, "Could not sync a directory after deleting a collection.");
+            tracing::warn!(error = %faas_ports::report::Report(&e), "Could not sync a directory after deleting a collection.");
         }
         let hidden = tombstone.path().to_owned();
         if let Err(e) = tombstone.close() {
