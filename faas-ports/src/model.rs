@@ -72,6 +72,22 @@ pub struct NewVersion {
     pub env: EnvMap,
 }
 
+impl NewVersion {
+    /// The deployment this version became once a store gave it its number
+    /// and timestamp.
+    pub fn to_deployment(&self, version: Version, created_at: DateTime<Utc>) -> Deployment {
+        Deployment {
+            collection_path: self.collection_path.clone(),
+            name: self.name.clone(),
+            language: self.language,
+            source_code: self.source_code.clone(),
+            env: self.env.clone(),
+            version,
+            created_at,
+        }
+    }
+}
+
 /// One row of a function listing, as the store returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSummary {

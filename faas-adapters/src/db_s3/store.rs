@@ -268,15 +268,7 @@ impl Inner {
         .await
         .map_err(|e| map_sqlx_error(OP, e))?;
 
-        Ok(Deployment {
-            collection_path: collection.clone(),
-            name: name.clone(),
-            language: new.language,
-            source_code: new.source_code.clone(),
-            env: new.env.clone(),
-            version,
-            created_at,
-        })
+        Ok(new.to_deployment(version, created_at))
     }
 
     /// Creates the function row if needed and locks it for this transaction.

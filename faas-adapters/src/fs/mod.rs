@@ -102,7 +102,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use faas_ports::{
     CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError, Revision,
-    SourceStore, Version, VersionItem,
+    SourceStore, VersionItem,
 };
 
 use tokio::sync::Mutex as AsyncMutex;
@@ -308,7 +308,7 @@ impl SourceStore for FsSourceStore {
         &self,
         collection: &CollectionPath,
         name: &FunctionName,
-        version: Option<Version>,
+        version: Option<faas_ports::Version>,
     ) -> Result<Deployment, PortError> {
         let (collection, name) = (collection.clone(), name.clone());
         self.blocking(move |s, call| s.get_function(call, &collection, &name, version))

@@ -426,15 +426,7 @@ impl Inner {
         let modified = fs::metadata(&source_path)
             .map(|m| modified_time(&m))
             .map_err(|e| self.map_error("reading", &source_path, e))?;
-        Ok(Deployment {
-            collection_path: collection.clone(),
-            name: name.clone(),
-            language: new.language,
-            source_code: new.source_code.clone(),
-            env: new.env.clone(),
-            version,
-            created_at: modified,
-        })
+        Ok(new.to_deployment(version, modified))
     }
 
     pub(super) fn delete_function(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 
-use faas_ports::{Component, Language};
+use faas_ports::{Component, Language, Version};
 
 use super::locks::Call;
 use super::*;
