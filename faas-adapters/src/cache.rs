@@ -313,7 +313,7 @@ mod tests {
         CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(capacity).unwrap())
     }
 
-    #[cfg(all(feature = "fs", feature = "testkit"))]
+    #[cfg(feature = "fs")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeps_the_source_store_contract_around_files() {
         let dir = tempfile::tempdir().unwrap();

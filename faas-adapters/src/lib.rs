@@ -50,7 +50,7 @@ pub mod loki;
 #[cfg(all(feature = "postgres", feature = "s3"))]
 pub mod db_s3;
 
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 #[cfg(any(test, feature = "testkit"))]

@@ -250,7 +250,7 @@ impl SourceStore for MemorySourceStore {
     }
 }
 
-#[cfg(all(test, feature = "testkit"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::{source_store_contract, ContractOptions};

@@ -167,7 +167,6 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-#[cfg(feature = "testkit")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_source_store_contract() {
     let db = TestDb::new("contract").await;
@@ -176,7 +175,6 @@ async fn passes_the_source_store_contract() {
     db.drop_database().await;
 }
 
-#[cfg(feature = "testkit")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_contract_behind_the_function_cache() {
     let db = TestDb::new("cached").await;

@@ -56,7 +56,6 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-#[cfg(feature = "testkit")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_source_store_contract() {
     let (_dir, store) = store();
