@@ -97,7 +97,7 @@ pub async fn storage_vars() -> Vec<(String, String)> {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to LOWCODE_FAAS_TEST_POSTGRES_DSN: {e}"));
     admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await
         .unwrap();
     admin.close().await.ok();

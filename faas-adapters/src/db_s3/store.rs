@@ -8,6 +8,7 @@ use faas_ports::{
     PortError, Revision, Version, VersionItem,
 };
 use futures_util::StreamExt;
+use object_store::ObjectStoreExt;
 use sqlx::{Postgres, Transaction};
 
 use super::objects::{map_s3_error, SourceError};

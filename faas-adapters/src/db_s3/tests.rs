@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use faas_ports::Language;
-use object_store::{PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::objects::s3_client;
@@ -77,7 +77,7 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to LOWCODE_FAAS_TEST_POSTGRES_DSN ({e}): {SETUP_HINT}"));
         admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name} ({e}): does the role have CREATEDB?"));
         admin.close().await.ok();
@@ -97,7 +97,7 @@ impl TestDb {
     async fn drop_database(self) {
         if let Ok(mut admin) = PgConnection::connect(&self.admin_dsn).await {
             let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-            if let Err(e) = admin.execute(drop.as_str()).await {
+            if let Err(e) = admin.execute(sqlx::AssertSqlSafe(drop)).await {
                 eprintln!("could not drop test database {}: {e}", self.name);
             }
         }
@@ -432,9 +432,8 @@ async fn adopts_a_database_written_by_the_earlier_implementation() {
     // function in `team/api` without rows for the root or `team`.
     let mut conn = PgConnection::connect(&db.config.postgres_dsn).await.unwrap();
     let prefix = &db.config.s3_prefix;
-    conn.execute(
-        format!(
-            "CREATE TABLE collection_paths (path TEXT PRIMARY KEY, env_json JSONB NOT NULL, \
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE collection_paths (path TEXT PRIMARY KEY, env_json JSONB NOT NULL, \
                  created_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
              CREATE TABLE functions (collection_path TEXT NOT NULL, name TEXT NOT NULL, language TEXT NOT NULL, \
                  env_json JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
@@ -448,9 +447,7 @@ async fn adopts_a_database_written_by_the_earlier_implementation() {
              INSERT INTO function_versions (collection_path, function_name, version, s3_key) VALUES \
                  ('team/api', 'hello', 1, '{prefix}functions/team/api/hello/v1.mjs'), \
                  ('team/api', 'hello', 2, '{prefix}functions/team/api/hello/v2.mjs');"
-        )
-        .as_str(),
-    )
+    )))
     .await
     .unwrap();
     conn.close().await.unwrap();
