@@ -20,8 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let faas = warp::path("faas").and(app::routes(dispatcher));
     let routes = mine.map(warp::Reply::into_response).or(faas).unify();
 
-    let (addr, server) = warp::serve(routes).bind_ephemeral(([127, 0, 0, 1], 0));
-    tokio::spawn(server);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
 
     let mine: serde_json::Value = reqwest::get(format!("http://{addr}/my/status")).await?.json().await?;
     let health: serde_json::Value = reqwest::get(format!("http://{addr}/faas/healthz"))

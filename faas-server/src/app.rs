@@ -315,46 +315,99 @@ pub async fn serve(
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
+    let limits = dispatcher.settings.connection_limits;
     let cleanup = dispatcher.cleanup.clone();
-    serve_filter(routes(dispatcher), addr, grace, cleanup, shutdown).await
+    serve_filter(routes(dispatcher), addr, grace, limits, cleanup, shutdown).await
+}
+
+/// Bounds of every HTTP/1.1 connection a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest a client may take to send a request's headers; also how long
+    /// a keep-alive connection may stay idle between two requests (hyper
+    /// starts the header timer as soon as it waits for the next request). A
+    /// client that sends its headers one byte at a time is cut off after
+    /// this. Default 10 s.
+    pub header_read_timeout: std::time::Duration,
+    /// Largest request head (request line and headers) in bytes; beyond it
+    /// the request is answered `431` and the connection closed. Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Most headers in one request (beyond: `431`). Default 100.
+    pub max_headers: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 /// Binds `addr`, runs the start-up clean-up, and returns the bound address
 /// and the future that serves `filter` until `shutdown` resolves, lets
 /// in-flight requests finish for at most `grace` (then aborts them), and runs
 /// the shutdown clean-up.
+///
+/// Connections are HTTP/1.1 with keep-alive, bounded by `limits`.
 pub async fn serve_filter(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     addr: SocketAddr,
     grace: std::time::Duration,
+    limits: ConnectionLimits,
     cleanup: Cleanup,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
-    let (shutdown_started_tx, shutdown_started_rx) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = shutdown_started_tx.send(());
+    let bind_error = |e: std::io::Error| ServerError::Bind {
+        addr,
+        message: e.to_string(),
     };
-    let (bound, server) = warp::serve(filter)
-        .try_bind_with_graceful_shutdown(addr, signal)
-        .map_err(|e| ServerError::Bind {
-            addr,
-            message: e.to_string(),
-        })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
     cleanup.run("start-up").await;
     let run = async move {
-        let mut server = tokio::spawn(server);
-        tokio::select! {
-            _ = &mut server => {}
-            _ = async {
-                let _ = shutdown_started_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; aborting in-flight requests");
-                server.abort();
-                let _ = server.await;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((io, _peer)) => {
+                        let service = hyper_util::service::TowerToHyperService::new(warp::service(filter.clone()));
+                        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(io), service));
+                        connections.spawn(async move {
+                            if let Err(e) = connection.await {
+                                tracing::debug!(error = %faas_ports::report::Report(&e), "connection ended with an error");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
             }
         }
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; aborting in-flight requests");
+                connections.abort_all();
+            }
+        }
+        while connections.join_next().await.is_some() {}
         cleanup.run("shutdown").await;
     };
     Ok((bound, run))
@@ -365,8 +418,9 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let dispatcher = build_dispatcher(settings).await?;
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
+    let limits = dispatcher.settings.connection_limits;
     let cleanup = dispatcher.cleanup.clone();
-    spawn_filter(routes(dispatcher), addr, grace, cleanup).await
+    spawn_filter(routes(dispatcher), addr, grace, limits, cleanup).await
 }
 
 /// Serves a filter in the background; stop it with [`RunningServer::shutdown`].
@@ -374,10 +428,11 @@ pub async fn spawn_filter(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     addr: SocketAddr,
     grace: std::time::Duration,
+    limits: ConnectionLimits,
     cleanup: Cleanup,
 ) -> Result<RunningServer, ServerError> {
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, run) = serve_filter(filter, addr, grace, cleanup, async move {
+    let (addr, run) = serve_filter(filter, addr, grace, limits, cleanup, async move {
         let _ = rx.await;
     })
     .await?;

@@ -201,6 +201,9 @@ pub struct Settings {
     pub logs: LogSettings,
     /// `LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE`.
     pub source_fetch_allow_private: bool,
+    /// Bounds of every HTTP connection (not configurable by variables; tests
+    /// and embedders set them here).
+    pub connection_limits: crate::app::ConnectionLimits,
 }
 
 impl Settings {
@@ -457,6 +460,7 @@ impl Raw {
             runtime,
             logs,
             source_fetch_allow_private: self.bool_or("source_fetch_allow_private", false)?,
+            connection_limits: crate::app::ConnectionLimits::default(),
         })
     }
 

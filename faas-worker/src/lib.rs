@@ -103,6 +103,7 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let worker = build_worker(settings).await?;
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
+    let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
-    app::spawn_filter(routes(worker), addr, grace, cleanup).await
+    app::spawn_filter(routes(worker), addr, grace, limits, cleanup).await
 }

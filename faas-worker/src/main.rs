@@ -24,8 +24,18 @@ async fn main() -> ExitCode {
     };
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
+    let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
-    match app::serve_filter(faas_worker::routes(worker), addr, grace, cleanup, shutdown_signal()).await {
+    match app::serve_filter(
+        faas_worker::routes(worker),
+        addr,
+        grace,
+        limits,
+        cleanup,
+        shutdown_signal(),
+    )
+    .await
+    {
         Ok((addr, run)) => {
             tracing::info!(%addr, "worker listening");
             run.await;

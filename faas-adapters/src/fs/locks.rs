@@ -226,7 +226,7 @@ impl Inner {
     /// no blocking thread waits forever on a lock held elsewhere.
     pub(super) fn wait_lock(&self, call: &Call, file: &File, path: &Path, mode: LockMode) -> Result<(), PortError> {
         loop {
-            // Fully qualified: std's inherent `File::try_lock` needs Rust 1.89, above our MSRV.
+            // Fully qualified: std has an inherent `File::try_lock` of its own (Rust 1.89).
             let attempt = match mode {
                 LockMode::Shared => fs4::FileExt::try_lock_shared(file),
                 LockMode::Exclusive => fs4::FileExt::try_lock(file),
