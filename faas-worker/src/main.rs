@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use faas_http::serve::serve_filter;
+use faas_http::{init_tracing, shutdown_signal, Settings};
 use faas_ports::report::Report;
-use faas_server::{app, init_tracing, shutdown_signal, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,7 +27,7 @@ async fn main() -> ExitCode {
     let grace = worker.settings.shutdown_grace;
     let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
-    match app::serve_filter(
+    match serve_filter(
         faas_worker::routes(worker),
         addr,
         grace,

@@ -203,7 +203,7 @@ pub struct Settings {
     pub source_fetch_allow_private: bool,
     /// Bounds of every HTTP connection (not configurable by variables; tests
     /// and embedders set them here).
-    pub connection_limits: crate::app::ConnectionLimits,
+    pub connection_limits: crate::serve::ConnectionLimits,
 }
 
 impl Settings {
@@ -460,7 +460,7 @@ impl Raw {
             runtime,
             logs,
             source_fetch_allow_private: self.bool_or("source_fetch_allow_private", false)?,
-            connection_limits: crate::app::ConnectionLimits::default(),
+            connection_limits: crate::serve::ConnectionLimits::default(),
         })
     }
 

@@ -1,0 +1,90 @@
+//! Replies both servers give the same way: `/healthz`, `/readyz`,
+//! `/metrics`, and a run (validated at the edge, run in this process,
+//! counted).
+
+use faas_domain::{Engine, InvokeRequest, RunInput};
+use faas_ports::{CollectionPath, EnvMap, FunctionName, RunRequest, Version};
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::http;
+use crate::metrics::Metrics;
+use crate::ApiError;
+
+/// Validates a run request (a public invoke or a worker `/v1/run`) into the
+/// domain's invoke request. The same checks on both paths, so a proxied run
+/// fails exactly like an in-process one.
+pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
+    let name = FunctionName::parse(&run.function_name)?;
+    let collection_path = CollectionPath::parse(run.collection_path.as_deref().unwrap_or(""))?;
+    let version = match run.version {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Version::from_json(&v)?),
+    };
+    Ok(InvokeRequest {
+        collection_path,
+        name,
+        input: RunInput::parse(run.input)?,
+        timeout_ms: run.timeout_ms,
+        env: EnvMap::from_json(&run.env.unwrap_or(Value::Null))?,
+        version,
+    })
+}
+
+/// Runs in this process and counts the run.
+pub async fn run_in_process(engine: &Engine, metrics: &Metrics, request: InvokeRequest) -> Result<Response, ApiError> {
+    let result = engine.invoke(request).await?;
+    metrics.observe_run(&result);
+    Ok(http::json(StatusCode::OK, &result))
+}
+
+/// `/readyz` of a process that runs functions: storage and runtime must answer.
+pub async fn engine_readiness(engine: &Engine) -> Response {
+    let health = engine.health().await;
+    readiness(&[
+        ("storage", health.storage.map_err(|e| e.to_string())),
+        ("runtime", health.runtime.map_err(|e| e.to_string())),
+    ])
+}
+
+/// `/healthz`: 200 `{"status":"ok"}` while the process serves.
+pub fn healthz() -> Response {
+    http::json(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// `/readyz`: 200 `{"status":"ready"}`, or 503 naming each failing component.
+pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
+    let failing: serde_json::Map<String, Value> = checks
+        .iter()
+        .filter_map(|(name, result)| {
+            result
+                .as_ref()
+                .err()
+                .map(|e| ((*name).to_owned(), Value::String(e.clone())))
+        })
+        .collect();
+    if failing.is_empty() {
+        return http::json(StatusCode::OK, &json!({"status": "ready"}));
+    }
+    let names: Vec<&str> = failing.keys().map(String::as_str).collect();
+    http::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({
+            "status": "not_ready",
+            "error": format!("not ready: {}", names.join(", ")),
+            "code": "NOT_READY",
+            "components": failing,
+        }),
+    )
+}
+
+/// The Prometheus text reply.
+pub fn metrics_reply(text: String) -> Response {
+    let mut res = Response::new(text.into());
+    res.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
