@@ -29,6 +29,9 @@ pub enum DomainError {
         /// Maximum milliseconds.
         max: u64,
     },
+    /// A log query names none of run id, function and deployment id.
+    #[error("give at least one of run_id, function, deployment_id")]
+    InvalidLogQuery,
     /// Every run slot is busy and the wait queue is full.
     #[error("too many runs: {in_flight} running and {queued} queued")]
     TooManyRequests {
@@ -49,6 +52,7 @@ impl DomainError {
             DomainError::SourceConflict => "SOURCE_CONFLICT",
             DomainError::InvalidInput => "INVALID_INPUT",
             DomainError::InvalidTimeout { .. } => "INVALID_TIMEOUT",
+            DomainError::InvalidLogQuery => "INVALID_QUERY",
             DomainError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
         }
     }

@@ -10,7 +10,9 @@
 //! - the invoke use case ([`Engine::invoke`]) and the judgement of what a run
 //!   returned into a [`faas_ports::RunResult`] ([`run_result`]);
 //! - capacity limits: at most N runs at once, a bounded queue, refusal beyond
-//!   it ([`capacity`]).
+//!   it ([`capacity`]);
+//! - the ready-made queries for log backends, escaped per language
+//!   ([`log_queries`]).
 //!
 //! The entry point is [`Engine`], built with [`Engine::builder`] from
 //! `Arc<dyn SourceStore>` and `Arc<dyn ContainerRuntime>` (plus an optional
@@ -30,6 +32,7 @@ pub mod env;
 mod error;
 mod functions;
 mod invoke;
+pub mod log_queries;
 pub mod logs;
 pub mod run_result;
 

@@ -126,7 +126,8 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         | DomainError::SourceRequired
         | DomainError::SourceConflict
         | DomainError::InvalidInput
-        | DomainError::InvalidTimeout { .. } => StatusCode::BAD_REQUEST,
+        | DomainError::InvalidTimeout { .. }
+        | DomainError::InvalidLogQuery => StatusCode::BAD_REQUEST,
         DomainError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
 }
@@ -181,6 +182,7 @@ mod tests {
             "STORAGE_UNAVAILABLE",
         );
         check(DomainError::SourceRequired, 400, "SOURCE_REQUIRED");
+        check(DomainError::InvalidLogQuery, 400, "INVALID_QUERY");
         check(
             DomainError::UnsupportedLanguage("py".into()),
             400,
