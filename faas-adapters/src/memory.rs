@@ -248,15 +248,19 @@ impl SourceStore for MemorySourceStore {
     async fn health(&self) -> Result<(), PortError> {
         Ok(())
     }
+
+    fn history(&self) -> faas_ports::VersionHistory {
+        faas_ports::VersionHistory::Full
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{source_store_contract, ContractOptions};
+    use crate::testkit::source_store_contract;
 
     #[tokio::test]
     async fn passes_the_source_store_contract() {
-        source_store_contract(&MemorySourceStore::new(), ContractOptions::FULL_HISTORY).await;
+        source_store_contract(&MemorySourceStore::new()).await;
     }
 }

@@ -53,9 +53,8 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
         context: "storage health check failed".into(),
         source: Box::new(e),
     })?;
-    let keeps_history = matches!(settings.storage, StorageSettings::DbS3(_));
+    // The cache takes the store's own word on which versions it keeps.
     match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
-        Some(size) if keeps_history => Ok(Arc::new(CachedSourceStore::new(store, size).with_history())),
         Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),
         None => Ok(store),
     }

@@ -88,6 +88,17 @@ impl NewVersion {
     }
 }
 
+/// Which versions a store keeps (see [`crate::SourceStore::history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VersionHistory {
+    /// Only the current version: pinning any other is `VersionNotAvailable`
+    /// and `list_versions` has one row (`files`).
+    CurrentOnly,
+    /// Every saved version stays loadable as it was saved and never changes;
+    /// a version never saved is `VersionNotFound` (`db_s3`, `memory`).
+    Full,
+}
+
 /// One row of a function listing, as the store returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSummary {

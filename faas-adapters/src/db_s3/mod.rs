@@ -299,4 +299,8 @@ impl SourceStore for DbS3SourceStore {
     async fn health(&self) -> Result<(), PortError> {
         self.bounded("checking storage health", self.inner.health()).await
     }
+
+    fn history(&self) -> faas_ports::VersionHistory {
+        faas_ports::VersionHistory::Full
+    }
 }

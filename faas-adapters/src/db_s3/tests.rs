@@ -171,7 +171,7 @@ fn closed_port() -> u16 {
 async fn passes_the_source_store_contract() {
     let db = TestDb::new("contract").await;
     let store = db.store().await;
-    crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::FULL_HISTORY).await;
+    crate::testkit::source_store_contract(&store).await;
     db.drop_database().await;
 }
 
@@ -180,7 +180,7 @@ async fn passes_the_contract_behind_the_function_cache() {
     let db = TestDb::new("cached").await;
     let store: Arc<dyn SourceStore> = Arc::new(db.store().await);
     let cached = crate::cache::CachedSourceStore::new(store, std::num::NonZeroUsize::new(4).unwrap());
-    crate::testkit::source_store_contract(&cached, crate::testkit::ContractOptions::FULL_HISTORY).await;
+    crate::testkit::source_store_contract(&cached).await;
     db.drop_database().await;
 }
 

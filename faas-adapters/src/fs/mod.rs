@@ -352,4 +352,8 @@ impl SourceStore for FsSourceStore {
     async fn health(&self) -> Result<(), PortError> {
         self.blocking(|s, _| s.health()).await
     }
+
+    fn history(&self) -> faas_ports::VersionHistory {
+        faas_ports::VersionHistory::CurrentOnly
+    }
 }

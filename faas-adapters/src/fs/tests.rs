@@ -59,7 +59,7 @@ fn tree(dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_source_store_contract() {
     let (_dir, store) = store();
-    crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::CURRENT_ONLY).await;
+    crate::testkit::source_store_contract(&store).await;
 }
 
 #[tokio::test]
