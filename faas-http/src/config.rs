@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use faas_adapters::db_s3::DbS3Config;
+use faas_adapters::loki::LokiConfig;
+use faas_adapters::AdapterError;
 use faas_domain::Limits;
 
 use crate::ServerError;
@@ -158,12 +160,10 @@ pub struct LogSettings {
     pub sink: LogSinkKind,
     /// `LOWCODE_FAAS_FUNCTION_LOGS_BUFFER`.
     pub buffer: usize,
-    /// `LOWCODE_FAAS_LOG_LOKI_URL`.
-    pub loki_url: Option<String>,
-    /// `LOWCODE_FAAS_LOG_LOKI_TENANT`.
-    pub loki_tenant: Option<String>,
-    /// `LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS`.
-    pub loki_timeout: Duration,
+    /// The `loki` sink's settings (`LOWCODE_FAAS_LOG_LOKI_URL`, `_TENANT`,
+    /// `_TIMEOUT_MS`), validated by the adapter's own config type; `None`
+    /// when no URL is set.
+    pub loki: Option<LokiConfig>,
     /// `LOWCODE_FAAS_LOGS_GRAFANA_EXPLORE_URL_TEMPLATE`.
     pub grafana_explore_url_template: Option<String>,
 }
@@ -358,8 +358,10 @@ impl Raw {
             "db_s3" => StorageSettings::DbS3(self.db_s3()?),
             other => return Err(invalid("storage", other, "expected files or db_s3")),
         };
-        let default_timeout = self.ms_or("invoke_default_timeout_ms", 120_000)?;
-        let max_timeout = self.ms_or("invoke_max_timeout_ms", 900_000)?;
+        // Defaults live in one place: the domain's `Limits::default()`.
+        let defaults = Limits::default();
+        let default_timeout = self.ms_or("invoke_default_timeout_ms", ms(defaults.default_timeout))?;
+        let max_timeout = self.ms_or("invoke_max_timeout_ms", ms(defaults.max_timeout))?;
         if default_timeout > max_timeout {
             return Err(invalid(
                 "invoke_default_timeout_ms",
@@ -368,14 +370,16 @@ impl Raw {
             ));
         }
         let limits = Limits {
-            max_source_bytes: self.positive_u64_or("max_source_bytes", 1024 * 1024)?,
-            max_output_bytes: self.positive_u64_or("max_output_bytes", 6 * 1024 * 1024)?,
-            max_log_bytes: self.positive_u64_or("function_log_max_bytes", 1024 * 1024)?,
+            max_source_bytes: self.positive_u64_or("max_source_bytes", defaults.max_source_bytes)?,
+            max_output_bytes: self.positive_u64_or("max_output_bytes", defaults.max_output_bytes)?,
+            max_log_bytes: self.positive_u64_or("function_log_max_bytes", defaults.max_log_bytes)?,
             default_timeout,
             max_timeout,
-            max_concurrent_runs: usize::try_from(self.positive_u64_or("max_concurrent_runs", 32)?)
-                .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
-            max_queued_runs: self.usize_or("max_queued_runs", 256)?,
+            max_concurrent_runs: usize::try_from(
+                self.positive_u64_or("max_concurrent_runs", defaults.max_concurrent_runs as u64)?,
+            )
+            .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
+            max_queued_runs: self.usize_or("max_queued_runs", defaults.max_queued_runs)?,
         };
         let runtime = RuntimeSettings {
             kind: match self.string_or("runtime", "docker").to_lowercase().as_str() {
@@ -434,12 +438,22 @@ impl Raw {
                 }
             },
             buffer: self.usize_or("function_logs_buffer", 10_000)?,
-            loki_url: self.string("log_loki_url"),
-            loki_tenant: self.string("log_loki_tenant"),
-            loki_timeout: self.ms_or("log_loki_timeout_ms", 8_000)?,
+            loki: match self.string("log_loki_url") {
+                None => None,
+                Some(url) => {
+                    let defaults = LokiConfig::new(url);
+                    let config = LokiConfig {
+                        tenant: self.string("log_loki_tenant"),
+                        timeout: self.ms_or("log_loki_timeout_ms", ms(defaults.timeout))?,
+                        ..defaults
+                    };
+                    config.validate().map_err(adapter_config)?;
+                    Some(config)
+                }
+            },
             grafana_explore_url_template: self.string("logs_grafana_explore_url_template"),
         };
-        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki_url.is_none() {
+        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki.is_none() {
             return Err(ServerError::Config(
                 "LOWCODE_FAAS_LOG_LOKI_URL is required when LOWCODE_FAAS_FUNCTION_LOGS_SINK=loki".into(),
             ));
@@ -464,31 +478,42 @@ impl Raw {
         })
     }
 
+    /// The `db_s3` settings, checked by the adapter's own
+    /// [`DbS3Config::validate`] (its messages name the variables).
     fn db_s3(&self) -> Result<DbS3Config, ServerError> {
-        let required = |key: &str| {
-            self.string(key).ok_or_else(|| {
-                ServerError::Config(format!("{} is required when LOWCODE_FAAS_STORAGE=db_s3", env_name(key)))
-            })
-        };
+        let defaults = DbS3Config::new(
+            self.string("postgres_dsn").unwrap_or_default(),
+            self.string("s3_bucket").unwrap_or_default(),
+        );
         let credentials = match (self.string("s3_access_key"), self.string("s3_secret_key")) {
-            (Some(a), Some(s)) => Some((a, s)),
             (None, None) => None,
-            _ => {
-                return Err(ServerError::Config(
-                    "LOWCODE_FAAS_S3_ACCESS_KEY and LOWCODE_FAAS_S3_SECRET_KEY must be set together".into(),
-                ))
-            }
+            (key, secret) => Some((key.unwrap_or_default(), secret.unwrap_or_default())),
         };
-        Ok(DbS3Config {
-            postgres_dsn: required("postgres_dsn")?,
+        let config = DbS3Config {
             s3_endpoint: self.string("s3_endpoint"),
-            s3_region: self.string_or("s3_region", "us-east-1"),
-            s3_bucket: required("s3_bucket")?,
+            s3_region: self.string_or("s3_region", &defaults.s3_region),
             s3_credentials: credentials,
-            s3_use_path_style: self.bool_or("s3_use_path_style", true)?,
-            s3_prefix: self.string_or("s3_prefix", ""),
-            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
-        })
+            s3_use_path_style: self.bool_or("s3_use_path_style", defaults.s3_use_path_style)?,
+            s3_prefix: self.string_or("s3_prefix", &defaults.s3_prefix),
+            storage_timeout: self.ms_or("storage_timeout_ms", ms(defaults.storage_timeout))?,
+            ..defaults
+        };
+        config.validate().map_err(adapter_config)?;
+        Ok(config)
+    }
+}
+
+/// Milliseconds of a duration (for defaults given as durations).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An adapter config type's verdict, as a configuration error (its message
+/// already names the variable).
+fn adapter_config(err: AdapterError) -> ServerError {
+    match err {
+        AdapterError::Config(message) => ServerError::Config(message),
+        other => ServerError::Config(faas_ports::report::report(&other)),
     }
 }
 
@@ -606,6 +631,19 @@ mod tests {
         check_error(
             &[("LOWCODE_FAAS_CONFIG", "/nonexistent/faas.toml")],
             "LOWCODE_FAAS_CONFIG",
+        );
+        // Checked by the adapters' own config types, reported at load time.
+        check_error(
+            &[
+                ("LOWCODE_FAAS_STORAGE", "db_s3"),
+                ("LOWCODE_FAAS_POSTGRES_DSN", "mysql://x"),
+                ("LOWCODE_FAAS_S3_BUCKET", "b"),
+            ],
+            "LOWCODE_FAAS_POSTGRES_DSN",
+        );
+        check_error(
+            &[("LOWCODE_FAAS_LOG_LOKI_URL", "ftp://loki")],
+            "LOWCODE_FAAS_LOG_LOKI_URL",
         );
     }
 

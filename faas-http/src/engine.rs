@@ -12,7 +12,7 @@ use faas_adapters::db_s3::DbS3SourceStore;
 use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fs::FsSourceStore;
 use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
-use faas_adapters::loki::{LokiConfig, LokiSink, LokiStats};
+use faas_adapters::loki::{LokiSink, LokiStats};
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
 use faas_domain::Engine;
 use faas_ports::{ContainerRuntime, LogSink, SourceFetcher, SourceStore};
@@ -217,15 +217,10 @@ pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerErr
         LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
         LogSinkKind::Memory => {}
         LogSinkKind::Loki => {
-            let url = logs
-                .loki_url
+            let config = logs
+                .loki
                 .clone()
                 .ok_or_else(|| ServerError::Config("LOWCODE_FAAS_LOG_LOKI_URL is required for the loki sink".into()))?;
-            let config = LokiConfig {
-                tenant: logs.loki_tenant.clone(),
-                timeout: logs.loki_timeout,
-                ..LokiConfig::new(url)
-            };
             let sink = LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?;
             loki = Some(sink.stats());
             sinks.push(Arc::new(sink));

@@ -65,8 +65,26 @@ impl fmt::Debug for DbS3Config {
     }
 }
 
+impl DbS3Config {
+    /// Checks every setting that can be judged without I/O (the one place
+    /// they are checked: [`super::DbS3SourceStore::connect`] calls it, and so
+    /// does the configuration loader at start-up). Each message names its
+    /// `LOWCODE_FAAS_*` variable.
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        check_config(self)?;
+        super::postgres::pg_options(self)?;
+        object_store::path::Path::parse(format!("{}functions", self.s3_prefix)).map_err(|e| {
+            AdapterError::Config(format!(
+                "LOWCODE_FAAS_S3_PREFIX '{}' does not make valid object keys: {e}",
+                self.s3_prefix
+            ))
+        })?;
+        Ok(())
+    }
+}
+
 /// The settings that can be judged without any I/O; messages name the variable.
-pub(super) fn check_config(config: &DbS3Config) -> Result<(), AdapterError> {
+fn check_config(config: &DbS3Config) -> Result<(), AdapterError> {
     let required = [
         ("LOWCODE_FAAS_POSTGRES_DSN", config.postgres_dsn.as_str()),
         ("LOWCODE_FAAS_S3_BUCKET", config.s3_bucket.as_str()),

@@ -78,7 +78,6 @@ use object_store::ObjectStore;
 use sqlx::postgres::PgPool;
 use sqlx::{Connection, PgConnection};
 
-use self::config::check_config;
 pub use self::config::DbS3Config;
 use self::objects::s3_client;
 use self::postgres::{map_sqlx_error, pg_options, pg_pool, MIGRATOR};
@@ -121,7 +120,7 @@ impl DbS3SourceStore {
     /// migration is [`AdapterError::Unavailable`].
     pub async fn connect(config: DbS3Config) -> Result<Self, AdapterError> {
         let timeout = config.storage_timeout;
-        check_config(&config)?;
+        config.validate()?;
         let pg = pg_options(&config)?;
         let s3 = s3_client(&config)?;
         let store = Self::from_parts(pg_pool(&config, pg.clone()), s3, &config)?;
@@ -159,13 +158,6 @@ impl DbS3SourceStore {
 
     /// A store over an existing pool and S3 client; nothing is checked.
     fn from_parts(pool: PgPool, s3: Arc<dyn ObjectStore>, config: &DbS3Config) -> Result<Self, AdapterError> {
-        // Every key is `{prefix}functions/...`: the prefix must make a valid path.
-        ObjectPath::parse(format!("{}functions", config.s3_prefix)).map_err(|e| {
-            AdapterError::Config(format!(
-                "LOWCODE_FAAS_S3_PREFIX '{}' does not make valid object keys: {e}",
-                config.s3_prefix
-            ))
-        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,

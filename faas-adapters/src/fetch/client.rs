@@ -35,6 +35,19 @@ impl Default for FetchConfig {
     }
 }
 
+impl FetchConfig {
+    /// Checks every setting (the one place they are checked:
+    /// [`HttpSourceFetcher::new`] calls it).
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        if self.timeout.is_zero() {
+            return Err(AdapterError::Config(
+                "source fetch timeout must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Fetches function sources over HTTP(S) with the rules of SPEC §10.
 #[derive(Debug, Clone)]
 pub struct HttpSourceFetcher {
@@ -56,11 +69,7 @@ impl HttpSourceFetcher {
     }
 
     pub(super) fn with_policy(config: &FetchConfig, policy: AddressPolicy) -> Result<Self, AdapterError> {
-        if config.timeout.is_zero() {
-            return Err(AdapterError::Config(
-                "source fetch timeout must be greater than zero".into(),
-            ));
-        }
+        config.validate()?;
         let client = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
