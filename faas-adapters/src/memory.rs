@@ -1,6 +1,6 @@
 //! An in-memory [`SourceStore`] with full version history: for tests of code
 //! that uses the engine, for examples, and for one-off runs such as
-//! `faas_server::handler_kit::run_handler`. It keeps the trait's rules like
+//! `faas_handler_kit::run_handler`. It keeps the trait's rules like
 //! every other backend (it runs the same contract suite), but nothing
 //! survives the process.
 

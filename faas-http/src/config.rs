@@ -467,7 +467,7 @@ impl Raw {
             shutdown_grace: self.ms_or("shutdown_grace_ms", 30_000)?,
             max_body_bytes: self.positive_u64_or("max_body_bytes", 6 * 1024 * 1024)?,
             storage,
-            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
+            storage_timeout: self.ms_or("storage_timeout_ms", ms(faas_adapters::fs::DEFAULT_TIMEOUT))?,
             function_cache: self.bool_or("function_cache", true)?,
             function_cache_size: self.usize_or("function_cache_size", 1024)?,
             limits,

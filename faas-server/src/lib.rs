@@ -11,8 +11,8 @@
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
 //! - [`router`] is the pure path → route table (404 vs 405 with `Allow`);
-//! - [`handler_kit::run_handler`] runs a handler once on the local `node`
-//!   (also `faas-server run-handler file.mjs --input '{…}'`);
+//! - [`handler_kit`] is `faas-server run-handler file.mjs --input '{…}'`, a
+//!   thin wrapper over the `faas-handler-kit` library;
 //! - the HTTP plumbing shared with the worker (settings, error mapping,
 //!   request ids, auth, bounded bodies, metrics, serving) is the
 //!   `faas-http` crate.

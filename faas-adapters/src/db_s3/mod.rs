@@ -73,7 +73,6 @@ use faas_ports::{
     CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError, Revision,
     SourceStore, Version, VersionItem,
 };
-use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use sqlx::postgres::PgPool;
 use sqlx::{Connection, PgConnection};
