@@ -70,6 +70,64 @@ pub const KEYS: &[&str] = &[
     "source_fetch_allow_private",
 ];
 
+/// Variables of ours that are not setting keys: read elsewhere
+/// (`LOWCODE_FAAS_CONFIG` names the file, `LOWCODE_FAAS_LOG_FORMAT` is read
+/// by the tracing set-up) or announced for the warm-start work of issue #11
+/// (move them into [`KEYS`] when they become settings).
+pub const OTHER_VARIABLES: &[&str] = &[
+    "LOWCODE_FAAS_CONFIG",
+    "LOWCODE_FAAS_LOG_FORMAT",
+    "LOWCODE_FAAS_EXECUTION_MODE",
+    "LOWCODE_FAAS_PREWARM_POOL_SIZE",
+    "LOWCODE_FAAS_WARM_IDLE_TTL_MS",
+    "LOWCODE_FAAS_WARM_MAX_CONTAINERS",
+    "LOWCODE_FAAS_WARM_MAX_PER_KEY",
+];
+
+/// Prefix of the test suites' own variables (`LOWCODE_FAAS_TEST_POSTGRES_DSN` …),
+/// which are never settings.
+const TEST_PREFIX: &str = "LOWCODE_FAAS_TEST_";
+
+/// An environment variable with our prefix that no setting reads: most
+/// likely a typo, reported at start-up with the nearest known name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    /// The variable as set.
+    pub name: String,
+    /// The known variable it is closest to, when one is close.
+    pub did_you_mean: Option<String>,
+}
+
+/// Every `LOWCODE_FAAS_*` variable among `names` that nothing reads, sorted,
+/// each with the nearest known name when it is within a few edits.
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<UnknownVariable> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|k| env_name(k))
+        .chain(OTHER_VARIABLES.iter().map(|v| (*v).to_owned()))
+        .collect();
+    let mut out: Vec<UnknownVariable> = names
+        .into_iter()
+        .filter(|n| n.starts_with(ENV_PREFIX) && !n.starts_with(TEST_PREFIX))
+        .filter(|n| !known.iter().any(|k| k == n))
+        .map(|name| {
+            let suffix = &name[ENV_PREFIX.len()..];
+            let did_you_mean = known
+                .iter()
+                .map(|k| (strsim::damerau_levenshtein(suffix, &k[ENV_PREFIX.len()..]), k))
+                .filter(|(distance, _)| *distance <= (suffix.len() / 3).max(2))
+                .min_by_key(|(distance, _)| *distance)
+                .map(|(_, k)| k.clone());
+            UnknownVariable {
+                name: name.to_owned(),
+                did_you_mean,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// Which storage backend holds functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageSettings {
@@ -217,6 +275,16 @@ impl Settings {
     /// the optional TOML file.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ServerError> {
         let vars: HashMap<String, String> = vars.into_iter().collect();
+        for unknown in unknown_variables(vars.keys().map(String::as_str)) {
+            match &unknown.did_you_mean {
+                Some(known) => tracing::warn!(
+                    variable = %unknown.name,
+                    did_you_mean = %known,
+                    "Unknown LOWCODE_FAAS_ variable; it is ignored."
+                ),
+                None => tracing::warn!(variable = %unknown.name, "Unknown LOWCODE_FAAS_ variable; it is ignored."),
+            }
+        }
         let mut builder = config::Config::builder();
         if let Some(path) = vars.get("LOWCODE_FAAS_CONFIG").filter(|p| !p.trim().is_empty()) {
             builder = builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
@@ -681,6 +749,35 @@ mod tests {
         std::fs::write(&file, "container_user = \"1000:1000\"\ncontainer_cpus = 0.5\n").unwrap();
         let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
         assert_eq!(s.runtime.container_cpus, 0.5);
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_the_nearest_known_one() {
+        let found = unknown_variables([
+            "LOWCODE_FAAS_RUNTIMES",
+            "LOWCODE_FAAS_RUNTIME",
+            "LOWCODE_FAAS_MAX_CONCURENT_RUNS",
+            "LOWCODE_FAAS_SOMETHING_ELSE_ENTIRELY",
+            "LOWCODE_FAAS_TEST_POSTGRES_DSN",
+            "LOWCODE_FAAS_CONFIG",
+            "LOWCODE_FAAS_WARM_MAX_PER_KEY",
+            "PATH",
+        ]);
+        let got: Vec<(&str, Option<&str>)> = found
+            .iter()
+            .map(|u| (u.name.as_str(), u.did_you_mean.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "LOWCODE_FAAS_MAX_CONCURENT_RUNS",
+                    Some("LOWCODE_FAAS_MAX_CONCURRENT_RUNS")
+                ),
+                ("LOWCODE_FAAS_RUNTIMES", Some("LOWCODE_FAAS_RUNTIME")),
+                ("LOWCODE_FAAS_SOMETHING_ELSE_ENTIRELY", None),
+            ]
+        );
     }
 
     #[test]
