@@ -18,6 +18,7 @@
 //! (one `map_error` per backend) and never let a backend type escape through a
 //! port; every read and wait is bounded; blocking file work runs on
 //! `spawn_blocking` or tokio's fs.
+#![warn(missing_docs)]
 
 pub mod bootstrap;
 pub mod cache;

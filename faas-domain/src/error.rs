@@ -5,6 +5,7 @@ use faas_ports::PortError;
 /// Why a use case refused or failed. Every variant has a stable machine
 /// [`code`](DomainError::code); the HTTP edge maps codes to status numbers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// A validation or port error (invalid name, not found, storage unavailable …).
     #[error(transparent)]

@@ -7,6 +7,7 @@ use warp::http::StatusCode;
 
 /// Failures of the composition root: configuration, adapters, binding.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// A setting is invalid or missing; the message names the variable.
     #[error("configuration error: {0}")]
@@ -102,7 +103,10 @@ fn server_error_message(err: &DomainError) -> String {
     }
 }
 
-/// The one exhaustive mapping from a domain error to its HTTP status.
+/// The one mapping from a domain error to its HTTP status. Every variant
+/// known today has its row; the error enums are `#[non_exhaustive]` (so
+/// adding a variant is not a breaking change for embedders), and a variant
+/// added later answers 500 until it gets a row here.
 pub fn status_of(err: &DomainError) -> StatusCode {
     match err {
         DomainError::Port(port) => match port {
@@ -121,6 +125,7 @@ pub fn status_of(err: &DomainError) -> StatusCode {
             PortError::SourceFetchFailed(_) => StatusCode::BAD_GATEWAY,
             PortError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             PortError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
         DomainError::UnsupportedLanguage(_)
         | DomainError::SourceRequired
@@ -129,6 +134,7 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         | DomainError::InvalidTimeout { .. }
         | DomainError::InvalidLogQuery => StatusCode::BAD_REQUEST,
         DomainError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -18,6 +18,7 @@
 //! Invariants: no route of either binary lives here (each binary owns its
 //! route enum and handlers); no business rule; no source fetcher (only the
 //! dispatcher fetches, and hands its fetcher to [`engine::build_engine`]).
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod engine;

@@ -19,6 +19,7 @@
 //!
 //! Invariants: no business rule lives here; every body is read with a cap;
 //! every reply is JSON (except `/metrics`) and carries `x-request-id`.
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod app;

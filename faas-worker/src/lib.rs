@@ -12,6 +12,7 @@
 //! Invariants: the worker reads the same storage as the dispatcher and never
 //! writes it; with `LOWCODE_FAAS_WORKER_TOKEN` set, every route but the health
 //! checks needs that bearer token.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Helpers of the black-box suite: [`spawn_app`] starts the real dispatcher
 //! (the same code the `faas-server` binary runs) on `127.0.0.1:0` over a
 //! fresh temp data directory, and [`TestApp`] talks to it over HTTP.
+#![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
