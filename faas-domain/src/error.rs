@@ -26,7 +26,7 @@ pub enum DomainError {
     #[error("timeout_ms {requested} is above the maximum of {max} ms")]
     InvalidTimeout {
         /// Requested milliseconds.
-        requested: i64,
+        requested: u64,
         /// Maximum milliseconds.
         max: u64,
     },

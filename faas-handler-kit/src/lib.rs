@@ -26,7 +26,7 @@ use std::time::Duration;
 use faas_adapters::memory::MemorySourceStore;
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
 use faas_domain::{CreateFunction, DomainError, Engine, InvokeRequest, RunInput, SourceSpec};
-use faas_ports::{CollectionPath, Component, EnvMap, FunctionName, Language, PortError, RunResult};
+use faas_ports::{Component, EnvMap, FunctionName, PortError, RunResult};
 
 /// Options of one handler run; [`HandlerRun::default`] is an empty input,
 /// no env, the default timeout and `node` from `PATH`.
@@ -82,24 +82,13 @@ pub async fn run_handler_with(source: &str, run: HandlerRun) -> Result<RunResult
     let engine = Engine::builder(Arc::new(MemorySourceStore::new()), Arc::new(runtime)).build();
     let name = FunctionName::parse(&run.name)?;
     engine
-        .create_function(CreateFunction {
-            collection_path: CollectionPath::root(),
-            name: name.clone(),
-            language: Language::Javascript,
-            source: SourceSpec::Code(source.to_owned()),
-            env: EnvMap::new(),
-        })
+        .create_function(CreateFunction::new(name.clone(), SourceSpec::Code(source.to_owned())))
         .await?;
-    engine
-        .invoke(InvokeRequest {
-            collection_path: CollectionPath::root(),
-            name,
-            input: RunInput::parse(Some(run.input))?,
-            timeout_ms: run.timeout.map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
-            env: EnvMap::parse(run.env)?,
-            version: None,
-        })
-        .await
+    let mut request = InvokeRequest::new(name)
+        .with_input(RunInput::parse(Some(run.input))?)
+        .with_env(EnvMap::parse(run.env)?);
+    request.timeout = run.timeout;
+    engine.invoke(request).await
 }
 
 #[cfg(test)]

@@ -26,10 +26,18 @@ pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
         collection_path,
         name,
         input: RunInput::parse(run.input)?,
-        timeout_ms: run.timeout_ms,
+        timeout: timeout_from_wire(run.timeout_ms),
         env: EnvMap::from_json(&run.env.unwrap_or(Value::Null))?,
         version,
     })
+}
+
+/// The wire's `timeout_ms`: absent, `0` or negative mean "the default"
+/// (`None`); the library API takes a [`std::time::Duration`].
+pub fn timeout_from_wire(timeout_ms: Option<i64>) -> Option<std::time::Duration> {
+    timeout_ms
+        .filter(|ms| *ms > 0)
+        .map(|ms| std::time::Duration::from_millis(ms.unsigned_abs()))
 }
 
 /// Runs in this process and counts the run.
@@ -87,4 +95,24 @@ pub fn metrics_reply(text: String) -> Response {
         warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn wire_timeouts_at_or_below_zero_mean_the_default() {
+        let cases = [
+            (None, None),
+            (Some(0), None),
+            (Some(-5), None),
+            (Some(1500), Some(Duration::from_millis(1500))),
+        ];
+        for (wire, want) in cases {
+            assert_eq!(timeout_from_wire(wire), want, "{wire:?}");
+        }
+    }
 }

@@ -301,7 +301,7 @@ impl Dispatcher {
     /// Forwards a validated run to the worker with the effective timeout,
     /// waiting at most that timeout plus [`WORKER_GRACE`]. No storage read.
     async fn forward(&self, worker: &WorkerClient, request: InvokeRequest) -> Result<Response, ApiError> {
-        let timeout = self.engine.limits().resolve_timeout(request.timeout_ms)?;
+        let timeout = self.engine.limits().resolve_timeout(request.timeout)?;
         let run = RunRequest {
             collection_path: request.collection_path.as_option().map(str::to_owned),
             function_name: request.name.to_string(),
