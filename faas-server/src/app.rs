@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
+use faas_adapters::logs::LogBuffer;
 use faas_adapters::unavailable::UnavailableRuntime;
+use faas_domain::Engine;
+use faas_http::config::Secret;
 pub use faas_http::engine::{
     adapter_error, build_engine, build_log_sink, build_runtime, build_store, new_metrics, Built, Cleanup, LogSinks,
 };
@@ -79,4 +82,89 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let limits = dispatcher.settings.connection_limits;
     let cleanup = dispatcher.cleanup.clone();
     spawn_filter(routes(dispatcher), addr, grace, limits, cleanup).await
+}
+
+/// A dispatcher for mounting the API in your own warp app, from typed values
+/// (no `LOWCODE_FAAS_*` strings): your engine, plus the few settings the HTTP
+/// edge itself needs; everything else keeps its default.
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<faas_domain::Engine>) -> Result<(), faas_server::ServerError> {
+/// use warp::Filter;
+/// let dispatcher = faas_server::app::DispatcherBuilder::new(engine)
+///     .api_token("change-me")
+///     .max_body_bytes(1024 * 1024)
+///     .build()?;
+/// let api = warp::path("faas").and(faas_server::app::routes(dispatcher));
+/// # let _ = api; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DispatcherBuilder {
+    engine: Arc<Engine>,
+    api_token: Option<Secret>,
+    max_body_bytes: Option<u64>,
+    log_buffer: Option<Arc<LogBuffer>>,
+    grafana_explore_url_template: Option<String>,
+}
+
+impl DispatcherBuilder {
+    /// A dispatcher over `engine` (no API token, default body limit, no
+    /// function-log search).
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            api_token: None,
+            max_body_bytes: None,
+            log_buffer: None,
+            grafana_explore_url_template: None,
+        }
+    }
+
+    /// Every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`.
+    #[must_use]
+    pub fn api_token(mut self, token: impl Into<String>) -> Self {
+        self.api_token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// The largest request body (413 beyond).
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// `GET /function-logs` searches this buffer (give the engine a sink that fills it).
+    #[must_use]
+    pub fn log_buffer(mut self, buffer: Arc<LogBuffer>) -> Self {
+        self.log_buffer = Some(buffer);
+        self
+    }
+
+    /// Adds `grafana_explore_url` to the log query hints.
+    #[must_use]
+    pub fn grafana_explore_url_template(mut self, template: impl Into<String>) -> Self {
+        self.grafana_explore_url_template = Some(template.into());
+        self
+    }
+
+    /// The dispatcher, ready for [`routes`].
+    pub fn build(self) -> Result<Arc<Dispatcher>, ServerError> {
+        // The defaults of every other setting, from code (no environment is read).
+        let mut settings = Settings::from_vars(std::iter::empty())?;
+        settings.api_token = self.api_token;
+        if let Some(bytes) = self.max_body_bytes {
+            settings.max_body_bytes = bytes;
+        }
+        settings.logs.enabled = self.log_buffer.is_some();
+        settings.logs.grafana_explore_url_template = self.grafana_explore_url_template;
+        Ok(Arc::new(Dispatcher {
+            engine: self.engine,
+            settings: Arc::new(settings),
+            metrics: new_metrics()?,
+            proxy: None,
+            log_buffer: self.log_buffer,
+            cleanup: Cleanup::default(),
+        }))
+    }
 }
