@@ -10,7 +10,7 @@
 //!   mount inside another warp app;
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
-//! - [`router`] is the pure path → route table (404 vs 405 with `Allow`);
+//! - `router` is the pure path → route table (404 vs 405 with `Allow`);
 //! - [`handler_kit`] is `faas-server run-handler file.mjs --input '{…}'`, a
 //!   thin wrapper over the `faas-handler-kit` library;
 //! - the HTTP plumbing shared with the worker (settings, error mapping,
@@ -25,6 +25,6 @@ pub mod api;
 pub mod app;
 pub mod handler_kit;
 pub mod proxy;
-pub mod router;
+mod router;
 
 pub use faas_http::{config, error, init_tracing, shutdown_signal, ApiError, ServerError, Settings};
