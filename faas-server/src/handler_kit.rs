@@ -2,6 +2,7 @@
 //! [`faas_handler_kit`] (argument parsing only).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 pub use faas_handler_kit::{run_handler, run_handler_with, HandlerRun};
@@ -41,6 +42,52 @@ pub fn parse_args(args: &[String]) -> Result<(PathBuf, HandlerRun), String> {
 
 /// Usage text of `run-handler`.
 pub const USAGE: &str = "usage: faas-server run-handler <handler.mjs> [--input JSON] [--env KEY=VALUE]... [--timeout-ms N] [--node BIN] [--name NAME]";
+
+/// `faas-server run-handler`: runs one handler file once on the local `node`
+/// and prints its RunResult JSON on stdout (exit 0 on success, 1 on a failed
+/// run, 2 on bad arguments). Service logs stay off.
+pub async fn command(args: &[String]) -> ExitCode {
+    let (path, run) = match parse_args(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("faas-server run-handler: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("faas-server run-handler: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    match run_handler_with(&source, run).await {
+        Ok(result) => {
+            let failed = result.error_code.is_some();
+            match serde_json::to_string_pretty(&result) {
+                Ok(json) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{json}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("faas-server run-handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("faas-server run-handler: {} ({})", e, e.code());
+            ExitCode::from(2)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
