@@ -4,7 +4,7 @@
 #   docker run -p 9090:9090 lowcode-faas faas-worker     # worker
 # The Docker runtime talks to the daemon named by DOCKER_HOST (mount
 # /var/run/docker.sock); the process runtime uses the image's nodejs.
-FROM rust:1.85-bookworm AS build
+FROM rust:1.94-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p faas-server -p faas-worker

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             collection_path: CollectionPath::root(),
             name,
             input: RunInput::parse(Some(serde_json::json!({"who": "Ada"})))?,
-            timeout_ms: Some(10_000),
+            timeout: Some(std::time::Duration::from_secs(10)),
             env: EnvMap::new(),
             version: None,
         })

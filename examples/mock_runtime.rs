@@ -26,7 +26,7 @@ pub async fn greet(engine: &Engine, who: &str) -> Result<String, DomainError> {
             collection_path: CollectionPath::root(),
             name,
             input: RunInput::parse(Some(serde_json::json!({ "who": who })))?,
-            timeout_ms: None,
+            timeout: None,
             env: EnvMap::new(),
             version: None,
         })

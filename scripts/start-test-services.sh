@@ -5,9 +5,10 @@
 #
 # Idempotent: running it again reuses what is already up. Prints
 # `export LOWCODE_FAAS_TEST_...=...` lines and writes them to
-# target/test-services.env, so tests and CI can:
+# test-services.env in cargo's target directory ($CARGO_TARGET_DIR, else
+# target/), so tests and CI can:
 #
-#   bash scripts/start-test-services.sh && source target/test-services.env
+#   bash scripts/start-test-services.sh && source "${CARGO_TARGET_DIR:-target}/test-services.env"
 #   cargo test -p faas-adapters --features postgres,s3,testkit db_s3
 #
 # Fails loudly (non-zero exit, message on stderr) when anything does not come up.
@@ -31,8 +32,10 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Outside the checkout, so every checkout on this machine finds (and reuses)
 # the one s3s-fs this script started, instead of tripping over its port.
 state_dir="${LOWCODE_FAAS_TEST_SERVICES_DIR:-${TMPDIR:-/tmp}/lowcode-faas-test-services}"
-env_file="$repo_root/target/test-services.env"
-mkdir -p "$state_dir" "$repo_root/target"
+target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo_root/$target_dir" ;; esac
+env_file="$target_dir/test-services.env"
+mkdir -p "$state_dir" "$target_dir"
 
 die() {
     echo "start-test-services: $*" >&2

@@ -4,9 +4,21 @@
 # needed service is missing: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Build output (and the test services' env file) go where cargo puts them.
+target_dir="${CARGO_TARGET_DIR:-target}"
 
 command -v node >/dev/null || { echo "test.sh: node is required (Node >= 18)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required" >&2; exit 1; }
+
+echo "== formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+echo "== dependency policy (deny.toml: licenses, bans, sources)"
+if ! cargo deny --version >/dev/null 2>&1; then
+    cargo install --locked cargo-deny
+fi
+cargo deny check licenses bans sources
 
 echo "== docker image for the Docker runtime tests"
 docker info >/dev/null 2>&1 || { echo "test.sh: the Docker daemon is not reachable; the Docker tests need it" >&2; exit 1; }
@@ -16,7 +28,7 @@ export LOWCODE_FAAS_NODE_DOCKER_IMAGE=lowcode-faas/node:local
 echo "== PostgreSQL and the S3 server for the db_s3 tests"
 bash scripts/start-test-services.sh
 # shellcheck source=/dev/null
-source target/test-services.env
+source "$target_dir/test-services.env"
 
 echo "== bootstrap.mjs (node --test)"
 node --test js/

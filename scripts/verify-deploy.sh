@@ -10,7 +10,9 @@ fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cargo build -q -p faas-server -p faas-worker
-bin=$(pwd)/target/debug
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
+bin="$target_dir/debug"
 # The units name the installed binaries; verify copies that name the fresh builds.
 for unit in lowcode-faas.service lowcode-faas-worker.service; do
   sed -e "s|/usr/local/bin/|$bin/|" "deploy/systemd/$unit" > "$dir/$unit"

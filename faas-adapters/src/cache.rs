@@ -11,10 +11,11 @@
 //!   otherwise it is loaded and cached with the new token. So a save through
 //!   any replica, a delete and re-create with the same version number, or a
 //!   hand edit of the files is seen by the next get.
-//! - Older pinned versions: with [`CachedSourceStore::with_history`] (stores
-//!   that keep every version, `db_s3`) they are immutable and cached as is;
-//!   without it (`files`, which keeps only the current version) such a get
-//!   goes to the store, which answers `VersionNotAvailable`.
+//! - Older pinned versions: over a store whose [`SourceStore::history`] is
+//!   `Full` (`db_s3`) they are immutable and cached as is; over one that
+//!   keeps only the current version (`files`) such a get goes to the store,
+//!   which answers `VersionNotAvailable`. The cache keeps the history of
+//!   the store it wraps.
 //! - When the current revision shows the function went back (a lower current
 //!   version than one cached, or the same number with another token), every
 //!   cached version of the function is dropped: it was deleted and re-created.
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use faas_ports::{
     CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError, Revision,
-    SourceStore, Version, VersionItem,
+    SourceStore, Version, VersionHistory, VersionItem,
 };
 use lru::LruCache;
 
@@ -44,7 +45,7 @@ type Key = (CollectionPath, FunctionName, Version);
 pub struct CachedSourceStore<S: ?Sized = dyn SourceStore> {
     inner: Arc<S>,
     cache: Mutex<State>,
-    keeps_history: bool,
+    history: VersionHistory,
 }
 
 #[derive(Clone)]
@@ -66,20 +67,13 @@ impl<S: SourceStore + ?Sized> CachedSourceStore<S> {
     /// (`LOWCODE_FAAS_FUNCTION_CACHE_SIZE`).
     pub fn new(inner: Arc<S>, capacity: NonZeroUsize) -> Self {
         Self {
+            history: inner.history(),
             inner,
             cache: Mutex::new(State {
                 lru: LruCache::new(capacity),
                 epoch: 0,
             }),
-            keeps_history: false,
         }
-    }
-
-    /// The inner store keeps every version (`db_s3`): older pinned versions
-    /// are immutable and served from the cache.
-    pub fn with_history(mut self) -> Self {
-        self.keeps_history = true;
-        self
     }
 
     /// The wrapped store.
@@ -231,7 +225,7 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
         let current = self.inner.current_revision(collection, name).await?;
         self.reconcile(collection, name, &current);
         let wanted = version.unwrap_or(current.version);
-        if wanted != current.version && !self.keeps_history {
+        if wanted != current.version && self.history == VersionHistory::CurrentOnly {
             // Only the current version exists there: let the store answer.
             return self.inner.get_function(collection, name, version).await;
         }
@@ -275,6 +269,10 @@ impl<S: SourceStore + ?Sized> SourceStore for CachedSourceStore<S> {
     async fn health(&self) -> Result<(), PortError> {
         self.inner.health().await
     }
+
+    fn history(&self) -> VersionHistory {
+        self.history
+    }
 }
 
 #[cfg(test)]
@@ -309,17 +307,27 @@ mod tests {
         }
     }
 
+    /// The cache over `mock`, a store that keeps only the current version.
     fn cached(mock: MockSourceStore, capacity: usize) -> CachedSourceStore<MockSourceStore> {
+        with_history(mock, capacity, VersionHistory::CurrentOnly)
+    }
+
+    fn with_history(
+        mut mock: MockSourceStore,
+        capacity: usize,
+        history: VersionHistory,
+    ) -> CachedSourceStore<MockSourceStore> {
+        mock.expect_history().return_const(history);
         CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(capacity).unwrap())
     }
 
-    #[cfg(all(feature = "fs", feature = "testkit"))]
+    #[cfg(feature = "fs")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeps_the_source_store_contract_around_files() {
         let dir = tempfile::tempdir().unwrap();
         let files: Arc<dyn SourceStore> = Arc::new(crate::fs::FsSourceStore::new(dir.path()).unwrap());
         let store = CachedSourceStore::new(files, NonZeroUsize::new(4).unwrap());
-        crate::testkit::source_store_contract(&store, crate::testkit::ContractOptions::CURRENT_ONLY).await;
+        crate::testkit::source_store_contract(&store).await;
     }
 
     fn rev(n: u64, token: &str) -> Revision {
@@ -432,7 +440,7 @@ mod tests {
             .with(eq(CollectionPath::root()), eq(name("f")), eq(Some(v(1))))
             .times(1)
             .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
-        let store = CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(8).unwrap()).with_history();
+        let store = with_history(mock, 8, VersionHistory::Full);
         let root = CollectionPath::root();
         store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
         store.get_function(&root, &name("f"), Some(v(1))).await.unwrap();
@@ -474,7 +482,7 @@ mod tests {
                 .returning(|c, n, pin| Ok(deployment(c, n, pin.unwrap())));
         }
         mock.expect_current_revision().returning(|_, _| Ok(rev(3, "t3")));
-        let store = CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(2).unwrap()).with_history();
+        let store = with_history(mock, 2, VersionHistory::Full);
         let root = CollectionPath::root();
         for n in [1, 2, 3] {
             store.get_function(&root, &name("f"), Some(v(n))).await.unwrap();
@@ -503,7 +511,7 @@ mod tests {
         });
         mock.expect_delete_function().times(1).returning(|_, _| Ok(()));
         mock.expect_current_revision().returning(|_, _| Ok(rev(2, "t2")));
-        let store = Arc::new(CachedSourceStore::new(Arc::new(mock), NonZeroUsize::new(8).unwrap()).with_history());
+        let store = Arc::new(with_history(mock, 8, VersionHistory::Full));
         let root = CollectionPath::root();
 
         let loader = {

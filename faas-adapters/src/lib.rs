@@ -20,6 +20,7 @@
 //! (one `map_error` per backend) and never let a backend type escape through a
 //! port; every read and wait is bounded; blocking file work runs on
 //! `spawn_blocking` or tokio's fs.
+#![warn(missing_docs)]
 
 pub mod bootstrap;
 pub mod cache;
@@ -55,7 +56,7 @@ pub mod loki;
 #[cfg(all(feature = "postgres", feature = "s3"))]
 pub mod db_s3;
 
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 #[cfg(all(any(test, feature = "testkit"), any(feature = "process", feature = "docker")))]

@@ -24,7 +24,7 @@ use crate::AdapterError;
 pub const LOKI_JOB: &str = "lowcode-faas-function";
 
 /// Settings of the Loki sink.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LokiConfig {
     /// Base URL (`http://loki:3100`); `/loki/api/v1/push` is appended.
     pub url: String,
@@ -52,6 +52,29 @@ impl LokiConfig {
             batch_wait: Duration::from_secs(1),
         }
     }
+
+    /// Checks every setting (the one place they are checked: [`LokiSink::new`]
+    /// calls it, and so does the configuration loader at start-up). Each
+    /// message names its `LOWCODE_FAAS_*` variable.
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(AdapterError::Config(format!(
+                "LOWCODE_FAAS_LOG_LOKI_URL must be an http(s) URL, got {:?}",
+                self.url
+            )));
+        }
+        if self.timeout.is_zero() {
+            return Err(AdapterError::Config(
+                "LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS must be above 0".into(),
+            ));
+        }
+        if self.queue_capacity == 0 || self.batch_size == 0 || self.batch_wait.is_zero() {
+            return Err(AdapterError::Config(
+                "the Loki queue, batch size and batch wait must be above 0".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Counters of the Loki sink.
@@ -75,6 +98,7 @@ pub struct LokiSink {
 impl LokiSink {
     /// Starts the background sender.
     pub fn new(config: LokiConfig) -> Result<Self, AdapterError> {
+        config.validate()?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -82,12 +106,6 @@ impl LokiSink {
             .build()
             .map_err(|e| AdapterError::Config(format!("LOWCODE_FAAS_LOG_LOKI_URL: {e}")))?;
         let url = format!("{}/loki/api/v1/push", config.url.trim_end_matches('/'));
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(AdapterError::Config(format!(
-                "LOWCODE_FAAS_LOG_LOKI_URL must be an http(s) URL, got {:?}",
-                config.url
-            )));
-        }
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stats = Arc::new(LokiStats::default());
         tokio::spawn(send_loop(rx, client, url, config, Arc::clone(&stats)));
@@ -145,7 +163,7 @@ async fn send_loop(
             }
             Err(e) => {
                 stats.failed.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(error = %e, entries = n, "loki push failed");
+                tracing::warn!(error = %faas_ports::report::Report(&e), entries = n, "loki push failed");
             }
         }
         batch.clear();

@@ -1,6 +1,6 @@
 //! An in-memory [`SourceStore`] with full version history: for tests of code
 //! that uses the engine, for examples, and for one-off runs such as
-//! `faas_server::handler_kit::run_handler`. It keeps the trait's rules like
+//! `faas_handler_kit::run_handler`. It keeps the trait's rules like
 //! every other backend (it runs the same contract suite), but nothing
 //! survives the process.
 
@@ -248,15 +248,19 @@ impl SourceStore for MemorySourceStore {
     async fn health(&self) -> Result<(), PortError> {
         Ok(())
     }
+
+    fn history(&self) -> faas_ports::VersionHistory {
+        faas_ports::VersionHistory::Full
+    }
 }
 
-#[cfg(all(test, feature = "testkit"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{source_store_contract, ContractOptions};
+    use crate::testkit::source_store_contract;
 
     #[tokio::test]
     async fn passes_the_source_store_contract() {
-        source_store_contract(&MemorySourceStore::new(), ContractOptions::FULL_HISTORY).await;
+        source_store_contract(&MemorySourceStore::new()).await;
     }
 }

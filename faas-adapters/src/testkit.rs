@@ -5,37 +5,22 @@
 //!
 //! Each `check_*` function can also run alone on a fresh store: it starts
 //! from an empty store and leaves it empty again. Where backends legitimately
-//! differ (how many versions they keep), [`ContractOptions`] says which
-//! behaviour to expect.
+//! differ (how many versions they keep), the store's own
+//! [`SourceStore::history`] says which behaviour to expect.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
-use faas_ports::{CollectionPath, EnvMap, FunctionName, Language, NewVersion, PortError, SourceStore, Version};
-
-/// What a backend keeps, where the contract allows a choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContractOptions {
-    /// `true` when every saved version stays loadable (`db_s3`): old pins
-    /// load, unknown pins are `VersionNotFound`, `list_versions` lists all.
-    /// `false` when only the current version is kept (`files`): every other
-    /// pin is `VersionNotAvailable` and `list_versions` has one row.
-    pub keeps_history: bool,
-}
-
-impl ContractOptions {
-    /// A backend that keeps only the current version (`files`).
-    pub const CURRENT_ONLY: ContractOptions = ContractOptions { keeps_history: false };
-    /// A backend that keeps every version (`db_s3`).
-    pub const FULL_HISTORY: ContractOptions = ContractOptions { keeps_history: true };
-}
+use faas_ports::{
+    CollectionPath, EnvMap, FunctionName, Language, NewVersion, PortError, SourceStore, Version, VersionHistory,
+};
 
 /// Runs every check of the contract, in order, on a fresh empty store.
-pub async fn source_store_contract(store: &dyn SourceStore, options: ContractOptions) {
+pub async fn source_store_contract(store: &dyn SourceStore) {
     check_fresh_store(store).await;
     check_collections(store).await;
     check_collection_env(store).await;
-    check_function_versions(store, options).await;
+    check_function_versions(store).await;
     check_listings(store).await;
     check_delete_collection(store).await;
     check_concurrent_saves(store).await;
@@ -194,7 +179,8 @@ pub async fn check_collection_env(store: &dyn SourceStore) {
 }
 
 /// Saving, loading, pinning and deleting versions of a function.
-pub async fn check_function_versions(store: &dyn SourceStore, options: ContractOptions) {
+pub async fn check_function_versions(store: &dyn SourceStore) {
+    let keeps_history = store.history() == VersionHistory::Full;
     let root = CollectionPath::root();
     let hello = name("hello");
     let v1_env = env(&[("GREETING", "hi")]);
@@ -261,7 +247,7 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
 
     let old = store.get_function(&root, &hello, Some(version(1))).await;
     let unknown = store.get_function(&root, &hello, Some(version(99))).await;
-    if options.keeps_history {
+    if keeps_history {
         let old = old.unwrap();
         assert_eq!(
             (old.version, old.source_code.as_str(), old.env.clone()),
@@ -294,7 +280,7 @@ pub async fn check_function_versions(store: &dyn SourceStore, options: ContractO
         .iter()
         .map(|v| v.version.get())
         .collect();
-    let want: Vec<u64> = if options.keeps_history { vec![2, 1] } else { vec![2] };
+    let want: Vec<u64> = if keeps_history { vec![2, 1] } else { vec![2] };
     assert_eq!(versions, want, "list_versions lists the stored versions, newest first");
 
     // Versions are counted per (collection, name).

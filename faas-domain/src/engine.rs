@@ -140,7 +140,7 @@ pub struct Health {
 ///         collection_path: CollectionPath::root(),
 ///         name,
 ///         input: RunInput::parse(None)?,
-///         timeout_ms: Some(5_000),
+///         timeout: Some(std::time::Duration::from_secs(5)),
 ///         env: EnvMap::new(),
 ///         version: None,
 ///     })

@@ -5,6 +5,7 @@ use faas_ports::PortError;
 /// Why a use case refused or failed. Every variant has a stable machine
 /// [`code`](DomainError::code); the HTTP edge maps codes to status numbers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// A validation or port error (invalid name, not found, storage unavailable …).
     #[error(transparent)]
@@ -25,10 +26,13 @@ pub enum DomainError {
     #[error("timeout_ms {requested} is above the maximum of {max} ms")]
     InvalidTimeout {
         /// Requested milliseconds.
-        requested: i64,
+        requested: u64,
         /// Maximum milliseconds.
         max: u64,
     },
+    /// A log query names none of run id, function and deployment id.
+    #[error("give at least one of run_id, function, deployment_id")]
+    InvalidLogQuery,
     /// Every run slot is busy and the wait queue is full.
     #[error("too many runs: {in_flight} running and {queued} queued")]
     TooManyRequests {
@@ -49,6 +53,7 @@ impl DomainError {
             DomainError::SourceConflict => "SOURCE_CONFLICT",
             DomainError::InvalidInput => "INVALID_INPUT",
             DomainError::InvalidTimeout { .. } => "INVALID_TIMEOUT",
+            DomainError::InvalidLogQuery => "INVALID_QUERY",
             DomainError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
         }
     }

@@ -52,6 +52,53 @@ pub struct CreateFunction {
     pub env: EnvMap,
 }
 
+impl CreateFunction {
+    /// A JavaScript function `name` in the root collection with no env of
+    /// its own; refine with the `in_collection` / `with_*` methods.
+    ///
+    /// ```
+    /// # use faas_domain::{CreateFunction, SourceSpec};
+    /// # use faas_ports::{CollectionPath, EnvMap, FunctionName};
+    /// let create = CreateFunction::new(
+    ///     FunctionName::parse("hello")?,
+    ///     SourceSpec::Code("export async function handler() { return { ok: true }; }".into()),
+    /// )
+    /// .in_collection(CollectionPath::parse("team")?);
+    /// assert_eq!(create.collection_path.as_str(), "team");
+    /// # Ok::<(), faas_ports::PortError>(())
+    /// ```
+    pub fn new(name: FunctionName, source: SourceSpec) -> Self {
+        Self {
+            collection_path: CollectionPath::root(),
+            name,
+            language: Language::default(),
+            source,
+            env: EnvMap::new(),
+        }
+    }
+
+    /// The function goes into `collection_path` (which must exist).
+    #[must_use]
+    pub fn in_collection(mut self, collection_path: CollectionPath) -> Self {
+        self.collection_path = collection_path;
+        self
+    }
+
+    /// The function's own env.
+    #[must_use]
+    pub fn with_env(mut self, env: EnvMap) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The function's language (`javascript` is the only one today).
+    #[must_use]
+    pub fn with_language(mut self, language: Language) -> Self {
+        self.language = language;
+        self
+    }
+}
+
 /// `PUT /functions/{name}`: `None` fields keep the current value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateFunction {

@@ -32,7 +32,19 @@ impl RunInput {
     }
 }
 
-/// One invoke, validated at the boundary.
+/// One invoke, validated at the boundary. Build it with
+/// [`InvokeRequest::new`] and the `with_*` methods, or as a struct.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use faas_domain::InvokeRequest;
+/// # use faas_ports::{CollectionPath, FunctionName};
+/// let request = InvokeRequest::new(FunctionName::parse("hello")?)
+///     .in_collection(CollectionPath::parse("team/api")?)
+///     .with_timeout(Duration::from_secs(5));
+/// assert_eq!(request.timeout, Some(Duration::from_secs(5)));
+/// # Ok::<(), faas_ports::PortError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeRequest {
     /// The function's collection.
@@ -41,29 +53,76 @@ pub struct InvokeRequest {
     pub name: FunctionName,
     /// The input object.
     pub input: RunInput,
-    /// Requested timeout in ms (`None` or ≤ 0: the default).
-    pub timeout_ms: Option<i64>,
+    /// Requested timeout (`None`: the engine's default). The wire's
+    /// `timeout_ms ≤ 0` meaning "the default" is translated at the HTTP edge.
+    pub timeout: Option<Duration>,
     /// Request env, the highest layer.
     pub env: EnvMap,
     /// Pinned version, or the current one.
     pub version: Option<Version>,
 }
 
+impl InvokeRequest {
+    /// An invoke of the root collection's `name` with an empty input, the
+    /// default timeout, no request env and the current version.
+    pub fn new(name: FunctionName) -> Self {
+        Self {
+            collection_path: CollectionPath::root(),
+            name,
+            input: RunInput::default(),
+            timeout: None,
+            env: EnvMap::new(),
+            version: None,
+        }
+    }
+
+    /// The function lives in `collection_path`.
+    #[must_use]
+    pub fn in_collection(mut self, collection_path: CollectionPath) -> Self {
+        self.collection_path = collection_path;
+        self
+    }
+
+    /// The run's input object.
+    #[must_use]
+    pub fn with_input(mut self, input: RunInput) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// The run's timeout (at most the engine's maximum).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The request env, the highest env layer.
+    #[must_use]
+    pub fn with_env(mut self, env: EnvMap) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Runs this version instead of the current one.
+    #[must_use]
+    pub fn with_version(mut self, version: Version) -> Self {
+        self.version = Some(version);
+        self
+    }
+}
+
 impl Limits {
-    /// The effective timeout: absent or ≤ 0 → the default; above the maximum → `INVALID_TIMEOUT`.
-    pub fn resolve_timeout(&self, requested_ms: Option<i64>) -> Result<Duration, DomainError> {
-        match requested_ms {
+    /// The effective timeout: absent → the default; above the maximum →
+    /// `INVALID_TIMEOUT`.
+    pub fn resolve_timeout(&self, requested: Option<Duration>) -> Result<Duration, DomainError> {
+        match requested {
             None => Ok(self.default_timeout),
-            Some(ms) if ms <= 0 => Ok(self.default_timeout),
-            Some(ms) => {
-                let max = u64::try_from(self.max_timeout.as_millis()).unwrap_or(u64::MAX);
-                let ms_u = ms.unsigned_abs();
-                if ms_u > max {
-                    Err(DomainError::InvalidTimeout { requested: ms, max })
-                } else {
-                    Ok(Duration::from_millis(ms_u))
-                }
-            }
+            Some(timeout) if timeout > self.max_timeout => Err(DomainError::InvalidTimeout {
+                requested: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                max: u64::try_from(self.max_timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+            Some(timeout) => Ok(timeout),
         }
     }
 }
@@ -88,7 +147,7 @@ impl Engine {
     )]
     pub async fn invoke(&self, req: InvokeRequest) -> Result<RunResult, DomainError> {
         let started = Instant::now();
-        let timeout = self.limits.resolve_timeout(req.timeout_ms)?;
+        let timeout = self.limits.resolve_timeout(req.timeout)?;
         let deployment = self.get_function(&req.collection_path, &req.name, req.version).await?;
         let mut layers = Vec::new();
         for path in req.collection_path.lineage() {
@@ -187,7 +246,7 @@ impl Engine {
             return;
         }
         if let Err(e) = sink.emit(&entries).await {
-            tracing::warn!(error = %e, "function log sink refused entries");
+            tracing::warn!(error = %faas_ports::report::Report(&e), "function log sink refused entries");
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! What lowcode-faas decides, over the `faas-ports` traits:
 //!
-//! - collection env inheritance and env precedence ([`env`](mod@env)): root → … →
+//! - collection env inheritance and env precedence (`env`): root → … →
 //!   leaf collection → function → request, last wins, then the platform
 //!   variables;
 //! - deployments and version pinning, the create/update/pull/delete/list/
@@ -10,7 +10,9 @@
 //! - the invoke use case ([`Engine::invoke`]) and the judgement of what a run
 //!   returned into a [`faas_ports::RunResult`] ([`run_result`]);
 //! - capacity limits: at most N runs at once, a bounded queue, refusal beyond
-//!   it ([`capacity`]).
+//!   it (`capacity`);
+//! - the ready-made queries for log backends, escaped per language
+//!   ([`log_queries`]).
 //!
 //! The entry point is [`Engine`], built with [`Engine::builder`] from
 //! `Arc<dyn SourceStore>` and `Arc<dyn ContainerRuntime>` (plus an optional
@@ -23,14 +25,15 @@
 //! know nothing about HTTP status numbers.
 #![warn(missing_docs)]
 
-pub mod capacity;
+mod capacity;
 mod collections;
 mod engine;
-pub mod env;
+mod env;
 mod error;
 mod functions;
 mod invoke;
-pub mod logs;
+pub mod log_queries;
+mod logs;
 pub mod run_result;
 
 pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits, StartCounts};

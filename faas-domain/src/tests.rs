@@ -67,7 +67,7 @@ fn invoke_request(env_json: serde_json::Value) -> InvokeRequest {
         collection_path: path("a/b"),
         name: name("f"),
         input: RunInput::parse(Some(json!({"x": 1}))).unwrap(),
-        timeout_ms: Some(5_000),
+        timeout: Some(Duration::from_secs(5)),
         env: env(env_json),
         version: None,
     }
@@ -208,12 +208,11 @@ fn timeouts_resolve_against_the_limits() {
         max_timeout: Duration::from_millis(1000),
         ..Limits::default()
     };
-    assert_eq!(limits.resolve_timeout(None).unwrap(), Duration::from_millis(100));
-    assert_eq!(limits.resolve_timeout(Some(0)).unwrap(), Duration::from_millis(100));
-    assert_eq!(limits.resolve_timeout(Some(-5)).unwrap(), Duration::from_millis(100));
-    assert_eq!(limits.resolve_timeout(Some(1000)).unwrap(), Duration::from_millis(1000));
+    let ms = Duration::from_millis;
+    assert_eq!(limits.resolve_timeout(None).unwrap(), ms(100));
+    assert_eq!(limits.resolve_timeout(Some(ms(1000))).unwrap(), ms(1000));
     assert_eq!(
-        limits.resolve_timeout(Some(1001)).unwrap_err().code(),
+        limits.resolve_timeout(Some(ms(1001))).unwrap_err().code(),
         "INVALID_TIMEOUT"
     );
 }

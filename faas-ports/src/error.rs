@@ -36,6 +36,7 @@ impl fmt::Display for Component {
 /// Backend errors (`std::io::Error`, SQL, S3 …) are kept boxed as `source`,
 /// never as a type in a signature.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PortError {
     /// A function name broke the rules of [`crate::FunctionName`].
     #[error("invalid function name: {0}")]

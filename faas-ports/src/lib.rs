@@ -10,7 +10,8 @@
 //! - **port traits** ([`SourceStore`], [`ContainerRuntime`], [`LogSink`],
 //!   [`SourceFetcher`]), `#[async_trait]`, used as `Arc<dyn Port>`;
 //! - one error enum, [`PortError`], sorted by meaning, each variant with a
-//!   stable machine code.
+//!   stable machine code, and [`report`], the one walk over an error's
+//!   cause chain.
 //!
 //! Invariants: this crate does no I/O and knows nothing about HTTP, SQL,
 //! Docker, S3 or files. No adapter type appears in a signature here. With
@@ -22,12 +23,14 @@ mod error;
 mod model;
 mod names;
 mod ports;
+pub mod report;
 
 pub use env::{EnvMap, MAX_ENV_ENTRIES, MAX_ENV_KEY_LEN, MAX_ENV_VALUE_LEN, RESERVED_ENV_PREFIX};
 pub use error::{BoxError, Component, PortError};
 pub use model::{
     deployment_id, function_id, serialize_timestamp, CollectionInfo, Deployment, ErrorCode, Function, FunctionListItem,
-    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, StartKind, VersionItem,
+    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, StartKind, VersionHistory,
+    VersionItem,
 };
 pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,

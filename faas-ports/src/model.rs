@@ -73,6 +73,33 @@ pub struct NewVersion {
     pub env: EnvMap,
 }
 
+impl NewVersion {
+    /// The deployment this version became once a store gave it its number
+    /// and timestamp.
+    pub fn to_deployment(&self, version: Version, created_at: DateTime<Utc>) -> Deployment {
+        Deployment {
+            collection_path: self.collection_path.clone(),
+            name: self.name.clone(),
+            language: self.language,
+            source_code: self.source_code.clone(),
+            env: self.env.clone(),
+            version,
+            created_at,
+        }
+    }
+}
+
+/// Which versions a store keeps (see [`crate::SourceStore::history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VersionHistory {
+    /// Only the current version: pinning any other is `VersionNotAvailable`
+    /// and `list_versions` has one row (`files`).
+    CurrentOnly,
+    /// Every saved version stays loadable as it was saved and never changes;
+    /// a version never saved is `VersionNotFound` (`db_s3`, `memory`).
+    Full,
+}
+
 /// One row of a function listing, as the store returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSummary {

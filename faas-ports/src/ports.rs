@@ -83,6 +83,10 @@ pub trait SourceStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Answers when the backend is reachable and usable.
     async fn health(&self) -> Result<(), PortError>;
+
+    /// Which versions this store keeps: the store says it, so nothing
+    /// outside it (the function cache, the composition root) has to guess.
+    fn history(&self) -> crate::VersionHistory;
 }
 
 /// The current version of a function and its change token (see

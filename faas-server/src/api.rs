@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use faas_adapters::logs::LogBuffer;
-use faas_domain::{CreateFunction, Engine, InvokeRequest, RunInput, SourceSpec, UpdateFunction};
+use faas_domain::{CreateFunction, Engine, InvokeRequest, SourceSpec, UpdateFunction};
 use faas_ports::{
     CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, RunRequest,
     SourceUrl, Version,
@@ -15,9 +15,11 @@ use serde_json::{json, Value};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use crate::http::{self, Incoming, RouteInfo, Service};
-use crate::logs_api;
-use crate::metrics::Metrics;
+use faas_http::http::{self, Incoming, RouteInfo, Service};
+use faas_http::logs_api;
+use faas_http::metrics::Metrics;
+use faas_http::replies::{engine_readiness, healthz, metrics_reply, readiness, run_in_process, validate_run};
+
 use crate::proxy::{WorkerClient, WORKER_GRACE};
 use crate::router::{self, Route};
 use crate::{ApiError, Settings};
@@ -82,10 +84,13 @@ struct InvokeBody {
 
 #[async_trait::async_trait]
 impl Service for Dispatcher {
-    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo, ApiError> {
+    type Route = Route;
+
+    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo<Route>, ApiError> {
         let route = router::route(method, path)?;
         Ok(RouteInfo {
             public: route.is_public(),
+            label: route.label(),
             route,
         })
     }
@@ -102,7 +107,7 @@ impl Service for Dispatcher {
         &self.metrics
     }
 
-    async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
+    async fn handle(&self, routed: RouteInfo<Route>, mut req: Incoming) -> Result<Response, ApiError> {
         let method = req.method.clone();
         match routed.route {
             Route::Healthz => Ok(healthz()),
@@ -175,7 +180,6 @@ impl Service for Dispatcher {
                 None if routed.route == Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
                 None => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
             },
-            Route::Run => Err(ApiError::not_found()),
         }
     }
 }
@@ -300,7 +304,7 @@ impl Dispatcher {
     /// Forwards a validated run to the worker with the effective timeout,
     /// waiting at most that timeout plus [`WORKER_GRACE`]. No storage read.
     async fn forward(&self, worker: &WorkerClient, request: InvokeRequest) -> Result<Response, ApiError> {
-        let timeout = self.engine.limits().resolve_timeout(request.timeout_ms)?;
+        let timeout = self.engine.limits().resolve_timeout(request.timeout)?;
         let run = RunRequest {
             collection_path: request.collection_path.as_option().map(str::to_owned),
             function_name: request.name.to_string(),
@@ -317,107 +321,6 @@ impl Dispatcher {
     }
 }
 
-/// Validates a run request (a public invoke or a worker `/v1/run`) into the
-/// domain's invoke request. The same checks on both paths, so a proxied run
-/// fails exactly like an in-process one.
-pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
-    let name = FunctionName::parse(&run.function_name)?;
-    let collection_path = CollectionPath::parse(run.collection_path.as_deref().unwrap_or(""))?;
-    let version = match run.version {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(Version::from_json(&v)?),
-    };
-    Ok(InvokeRequest {
-        collection_path,
-        name,
-        input: RunInput::parse(run.input)?,
-        timeout_ms: run.timeout_ms,
-        env: EnvMap::from_json(&run.env.unwrap_or(Value::Null))?,
-        version,
-    })
-}
-
-/// Runs in this process and counts the run.
-pub async fn run_in_process(engine: &Engine, metrics: &Metrics, request: InvokeRequest) -> Result<Response, ApiError> {
-    let result = engine.invoke(request).await?;
-    metrics.observe_run(&result);
-    Ok(http::json(StatusCode::OK, &result))
-}
-
-/// `/readyz` of a process that runs functions: storage and runtime must
-/// answer; the body also reports the execution mode and the runtime's pool.
-pub async fn engine_readiness(engine: &Engine) -> Response {
-    let health = engine.health().await;
-    let status = engine.runtime_status();
-    let mut runtime = serde_json::Map::new();
-    runtime.insert("execution_mode".into(), json!(status.execution_mode));
-    if let Some(pool) = status.pool {
-        runtime.insert(
-            "pool".into(),
-            json!({
-                "prewarm_target": pool.prewarm_target,
-                "prewarm_idle": pool.prewarm_idle,
-                "launching": pool.launching,
-                "warm_idle": pool.warm_idle,
-                "warm_keys": pool.warm_keys,
-                "hits": pool.hits,
-                "misses": pool.misses,
-                "evictions": pool.evictions,
-                "launch_failures": pool.launch_failures,
-                "last_error": pool.last_error,
-            }),
-        );
-    }
-    readiness_with(
-        &[
-            ("storage", health.storage.map_err(|e| e.to_string())),
-            ("runtime", health.runtime.map_err(|e| e.to_string())),
-        ],
-        Some(("runtime_status", Value::Object(runtime))),
-    )
-}
-
-/// `/healthz`: 200 `{"status":"ok"}` while the process serves.
-pub fn healthz() -> Response {
-    http::json(StatusCode::OK, &json!({"status": "ok"}))
-}
-
-/// `/readyz`: 200 `{"status":"ready"}`, or 503 naming each failing component.
-pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
-    readiness_with(checks, None)
-}
-
-/// [`readiness`] with one more field in the body, whatever the verdict.
-fn readiness_with(checks: &[(&str, Result<(), String>)], extra: Option<(&str, Value)>) -> Response {
-    let failing: serde_json::Map<String, Value> = checks
-        .iter()
-        .filter_map(|(name, result)| {
-            result
-                .as_ref()
-                .err()
-                .map(|e| ((*name).to_owned(), Value::String(e.clone())))
-        })
-        .collect();
-    let (status, mut body) = if failing.is_empty() {
-        (StatusCode::OK, json!({"status": "ready"}))
-    } else {
-        let names: Vec<&str> = failing.keys().map(String::as_str).collect();
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({
-                "status": "not_ready",
-                "error": format!("not ready: {}", names.join(", ")),
-                "code": "NOT_READY",
-                "components": failing,
-            }),
-        )
-    };
-    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
-        map.insert(key.to_owned(), value);
-    }
-    http::json(status, &body)
-}
-
 /// A collection path from the URL (`""` = root).
 fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
     Ok(CollectionPath::parse(raw)?)
@@ -428,14 +331,4 @@ fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
 fn collection_of(url: Option<&str>, body: Option<&str>, req: &Incoming) -> Result<CollectionPath, ApiError> {
     let raw = url.or(body).or_else(|| req.query("collection_path")).unwrap_or("");
     Ok(CollectionPath::parse(raw)?)
-}
-
-/// The Prometheus text reply.
-pub fn metrics_reply(text: String) -> Response {
-    let mut res = Response::new(text.into());
-    res.headers_mut().insert(
-        warp::http::header::CONTENT_TYPE,
-        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    res
 }

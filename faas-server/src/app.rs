@@ -2,276 +2,22 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use faas_adapters::cache::CachedSourceStore;
-use faas_adapters::db_s3::DbS3SourceStore;
-use faas_adapters::docker::{DockerConfig, DockerRuntime};
 use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
-use faas_adapters::fs::FsSourceStore;
-use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
-use faas_adapters::loki::{LokiConfig, LokiSink, LokiStats};
-use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
+use faas_adapters::logs::LogBuffer;
 use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::Engine;
-use faas_ports::{ContainerRuntime, LogSink, SourceStore};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use faas_http::config::Secret;
+pub use faas_http::engine::{
+    adapter_error, build_engine, build_log_sink, build_runtime, build_store, new_metrics, Built, Cleanup, LogSinks,
+};
+pub use faas_http::serve::{serve_filter, spawn_filter, ConnectionLimits, RunningServer};
+use faas_ports::{ContainerRuntime, SourceFetcher};
 
 use crate::api::Dispatcher;
-use crate::config::{LogSinkKind, RuntimeKind, StorageSettings};
-use crate::metrics::Metrics;
 use crate::proxy::WorkerClient;
 use crate::{ServerError, Settings};
-
-fn adapter_error(context: &str) -> impl FnOnce(faas_adapters::AdapterError) -> ServerError + '_ {
-    move |e| ServerError::Adapter {
-        context: context.to_owned(),
-        source: Box::new(e),
-    }
-}
-
-/// Builds the storage adapter of the settings and checks it answers.
-pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, ServerError> {
-    let store: Arc<dyn SourceStore> = match &settings.storage {
-        StorageSettings::Files { data_dir } => {
-            tracing::info!(data_dir = %data_dir.display(), "using files storage");
-            Arc::new(
-                FsSourceStore::new(data_dir.clone())
-                    .map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?
-                    .with_timeout(settings.storage_timeout),
-            )
-        }
-        StorageSettings::DbS3(db) => {
-            tracing::info!(bucket = %db.s3_bucket, prefix = %db.s3_prefix, "using db_s3 storage (PostgreSQL + S3)");
-            Arc::new(
-                DbS3SourceStore::connect(db.clone())
-                    .await
-                    .map_err(adapter_error("LOWCODE_FAAS_STORAGE=db_s3"))?,
-            )
-        }
-    };
-    store.health().await.map_err(|e| ServerError::Adapter {
-        context: "storage health check failed".into(),
-        source: Box::new(e),
-    })?;
-    let keeps_history = matches!(settings.storage, StorageSettings::DbS3(_));
-    match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
-        Some(size) if keeps_history => Ok(Arc::new(CachedSourceStore::new(store, size).with_history())),
-        Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),
-        None => Ok(store),
-    }
-}
-
-/// What a process does once it has bound its address and before it exits:
-/// remove the containers it owns, start and stop the runtime's pool.
-#[derive(Debug, Clone, Default)]
-pub struct Cleanup {
-    docker: Option<Arc<DockerRuntime>>,
-    process: Option<Arc<ProcessRuntime>>,
-}
-
-/// Bound on removing this process's containers at start-up and shutdown.
-const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl Cleanup {
-    /// At `start-up` (once the listen address is bound, so a second process
-    /// started by mistake with the same id fails to bind before it touches
-    /// anything): removes every container labelled with this process's
-    /// instance id, then starts filling the runtime's pool. At `shutdown`:
-    /// removes the pool's runners, then every owned container.
-    pub async fn run(&self, when: &'static str) {
-        let starting = when == "start-up";
-        if let Some(docker) = &self.docker {
-            if !starting {
-                docker.shutdown().await;
-            }
-            remove_owned(docker, when).await;
-            if starting {
-                docker.start_pool();
-            }
-        }
-        if let Some(process) = &self.process {
-            if starting {
-                process.start_pool();
-            } else {
-                process.shutdown().await;
-            }
-        }
-    }
-}
-
-async fn remove_owned(docker: &DockerRuntime, when: &'static str) {
-    match tokio::time::timeout(CLEANUP_TIMEOUT, docker.remove_owned_containers()).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(removed = n, when, "removed this instance's containers"),
-        Ok(Err(e)) => tracing::warn!(error = %e, when, "could not remove this instance's containers"),
-        Err(_) => tracing::warn!(when, "removing this instance's containers timed out"),
-    }
-}
-
-/// The runtime of the settings and the clean-up it needs. An unusable
-/// runtime is not fatal: runs answer `RUNTIME_UNAVAILABLE` and `/readyz`
-/// reports it. For Docker: the image is pulled in the background when
-/// `LOWCODE_FAAS_PREWARM_NODE_IMAGE` is true, and [`Cleanup`] removes the
-/// leftovers of an earlier life of this instance (even after `kill -9`) once
-/// the process has bound its address, and its own containers at shutdown.
-pub async fn build_runtime(
-    settings: &Settings,
-    listen: SocketAddr,
-) -> Result<(Arc<dyn ContainerRuntime>, Cleanup), ServerError> {
-    let (runtime, cleanup): (Arc<dyn ContainerRuntime>, Cleanup) = match settings.runtime.kind {
-        RuntimeKind::Process => {
-            let process = Arc::new(
-                ProcessRuntime::new(ProcessRuntimeConfig {
-                    node_bin: settings.runtime.node_bin.clone(),
-                    memory_mb: settings.runtime.container_memory_mb,
-                    execution: settings.runtime.execution.clone(),
-                })
-                .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
-            );
-            (
-                process.clone(),
-                Cleanup {
-                    docker: None,
-                    process: Some(process),
-                },
-            )
-        }
-        RuntimeKind::Docker => {
-            let rt = &settings.runtime;
-            let docker = Arc::new(
-                DockerRuntime::new(DockerConfig {
-                    image: rt.node_docker_image.clone(),
-                    memory_mb: rt.container_memory_mb,
-                    cpus: rt.container_cpus,
-                    network: rt.container_network.clone(),
-                    user: rt.container_user.clone(),
-                    instance_id: settings.instance_id(listen),
-                    prewarm_image: rt.prewarm_node_image,
-                    execution: rt.execution.clone(),
-                })
-                .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=docker"))?,
-            );
-            if rt.prewarm_node_image {
-                let prewarm = Arc::clone(&docker);
-                tokio::spawn(async move { prewarm.prewarm().await });
-            }
-            (
-                docker.clone(),
-                Cleanup {
-                    docker: Some(docker),
-                    process: None,
-                },
-            )
-        }
-    };
-    if let Err(e) = runtime.health().await {
-        tracing::warn!(error = %e, "container runtime is not ready");
-    }
-    Ok((runtime, cleanup))
-}
-
-/// Builds the engine with every adapter of the settings. `runtime` replaces
-/// the configured runtime (proxy mode runs nothing in the dispatcher).
-pub async fn build_engine(
-    settings: &Settings,
-    listen: SocketAddr,
-    runtime: Option<Arc<dyn ContainerRuntime>>,
-) -> Result<Built, ServerError> {
-    let store = build_store(settings).await?;
-    let (runtime, cleanup) = match runtime {
-        Some(r) => (r, Cleanup::default()),
-        None => build_runtime(settings, listen).await?,
-    };
-    let fetcher = HttpSourceFetcher::new(FetchConfig {
-        allow_private: settings.source_fetch_allow_private,
-        ..FetchConfig::default()
-    })
-    .map_err(adapter_error("source fetcher"))?;
-    let mut builder = Engine::builder(store, runtime)
-        .fetcher(Arc::new(fetcher))
-        .limits(settings.limits.clone());
-    let mut metrics = new_metrics()?;
-    let log_buffer = match build_log_sink(settings)? {
-        Some(logs) => {
-            builder = builder.log_sink(logs.sink);
-            if let Some(stats) = logs.loki {
-                metrics = metrics.with_loki(stats);
-            }
-            Some(logs.buffer)
-        }
-        None => None,
-    };
-    Ok(Built {
-        engine: Arc::new(builder.build()),
-        log_buffer,
-        cleanup,
-        metrics,
-    })
-}
-
-/// An engine and the function-log buffer it fills (when capture is on).
-#[derive(Debug)]
-pub struct Built {
-    /// The engine.
-    pub engine: Arc<Engine>,
-    /// The buffer behind `GET /function-logs`; `None` when capture is off.
-    pub log_buffer: Option<Arc<LogBuffer>>,
-    /// What to do before the process exits.
-    pub cleanup: Cleanup,
-    /// The process's metrics (with the Loki sink's counters when it is used).
-    pub metrics: Metrics,
-}
-
-/// The function-log sink of a process and what the rest of it needs to see.
-#[derive(Debug)]
-pub struct LogSinks {
-    /// The sink the engine writes to (buffer + the configured sink).
-    pub sink: Arc<dyn LogSink>,
-    /// The buffer behind `GET /function-logs`.
-    pub buffer: Arc<LogBuffer>,
-    /// Counters of the Loki sink, when it is the configured one.
-    pub loki: Option<Arc<LokiStats>>,
-}
-
-/// The function-log sink of the settings (every entry also goes to the
-/// in-memory buffer), or `None` when capture is off.
-pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerError> {
-    let logs = &settings.logs;
-    if !logs.enabled {
-        return Ok(None);
-    }
-    let buffer = Arc::new(LogBuffer::new(logs.buffer));
-    let mut sinks: Vec<Arc<dyn LogSink>> = vec![buffer.clone()];
-    let mut loki = None;
-    match logs.sink {
-        LogSinkKind::Stdout => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::Prefixed))),
-        LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
-        LogSinkKind::Memory => {}
-        LogSinkKind::Loki => {
-            let url = logs
-                .loki_url
-                .clone()
-                .ok_or_else(|| ServerError::Config("LOWCODE_FAAS_LOG_LOKI_URL is required for the loki sink".into()))?;
-            let config = LokiConfig {
-                tenant: logs.loki_tenant.clone(),
-                timeout: logs.loki_timeout,
-                ..LokiConfig::new(url)
-            };
-            let sink = LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?;
-            loki = Some(sink.stats());
-            sinks.push(Arc::new(sink));
-        }
-    }
-    tracing::info!(sink = ?logs.sink, buffer = logs.buffer, "function-log capture on");
-    Ok(Some(LogSinks {
-        sink: Arc::new(FanoutSink::new(sinks)),
-        buffer,
-        loki,
-    }))
-}
 
 /// Builds the dispatcher service (engine, settings, metrics).
 pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, ServerError> {
@@ -292,7 +38,13 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
             "this dispatcher forwards runs to its worker (LOWCODE_FAAS_WORKER_URL)",
         )) as Arc<dyn ContainerRuntime>
     });
-    let built = build_engine(&settings, settings.listen, runtime).await?;
+    let fetcher = HttpSourceFetcher::new(FetchConfig {
+        allow_private: settings.source_fetch_allow_private,
+        ..FetchConfig::default()
+    })
+    .map_err(adapter_error("source fetcher"))?;
+    let fetcher: Arc<dyn SourceFetcher> = Arc::new(fetcher);
+    let built = build_engine(&settings, settings.listen, runtime, Some(fetcher)).await?;
     Ok(Arc::new(Dispatcher {
         engine: built.engine,
         log_buffer: built.log_buffer,
@@ -303,37 +55,10 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
     }))
 }
 
-/// A fresh metrics registry.
-pub fn new_metrics() -> Result<Metrics, ServerError> {
-    Metrics::new().map_err(|e| ServerError::Adapter {
-        context: "metrics registry".into(),
-        source: Box::new(e),
-    })
-}
-
 /// The dispatcher's warp filter: mount it in your own warp app (last, it
 /// matches every path) or serve it with [`serve`].
 pub fn routes(dispatcher: Arc<Dispatcher>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    crate::http::filter(dispatcher)
-}
-
-/// A dispatcher serving in the background (tests, embedding).
-#[derive(Debug)]
-pub struct RunningServer {
-    /// The bound address (useful with port 0).
-    pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, and waits.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
+    faas_http::http::filter(dispatcher)
 }
 
 /// Binds `settings.listen` and serves the dispatcher until `shutdown`
@@ -344,49 +69,9 @@ pub async fn serve(
 ) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
+    let limits = dispatcher.settings.connection_limits;
     let cleanup = dispatcher.cleanup.clone();
-    serve_filter(routes(dispatcher), addr, grace, cleanup, shutdown).await
-}
-
-/// Binds `addr`, runs the start-up clean-up, and returns the bound address
-/// and the future that serves `filter` until `shutdown` resolves, lets
-/// in-flight requests finish for at most `grace` (then aborts them), and runs
-/// the shutdown clean-up.
-pub async fn serve_filter(
-    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
-    addr: SocketAddr,
-    grace: std::time::Duration,
-    cleanup: Cleanup,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl Future<Output = ()>), ServerError> {
-    let (shutdown_started_tx, shutdown_started_rx) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = shutdown_started_tx.send(());
-    };
-    let (bound, server) = warp::serve(filter)
-        .try_bind_with_graceful_shutdown(addr, signal)
-        .map_err(|e| ServerError::Bind {
-            addr,
-            message: e.to_string(),
-        })?;
-    cleanup.run("start-up").await;
-    let run = async move {
-        let mut server = tokio::spawn(server);
-        tokio::select! {
-            _ = &mut server => {}
-            _ = async {
-                let _ = shutdown_started_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; aborting in-flight requests");
-                server.abort();
-                let _ = server.await;
-            }
-        }
-        cleanup.run("shutdown").await;
-    };
-    Ok((bound, run))
+    serve_filter(routes(dispatcher), addr, grace, limits, cleanup, shutdown).await
 }
 
 /// Starts the dispatcher in the background; stop it with [`RunningServer::shutdown`].
@@ -394,26 +79,92 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let dispatcher = build_dispatcher(settings).await?;
     let addr = dispatcher.settings.listen;
     let grace = dispatcher.settings.shutdown_grace;
+    let limits = dispatcher.settings.connection_limits;
     let cleanup = dispatcher.cleanup.clone();
-    spawn_filter(routes(dispatcher), addr, grace, cleanup).await
+    spawn_filter(routes(dispatcher), addr, grace, limits, cleanup).await
 }
 
-/// Serves a filter in the background; stop it with [`RunningServer::shutdown`].
-pub async fn spawn_filter(
-    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
-    addr: SocketAddr,
-    grace: std::time::Duration,
-    cleanup: Cleanup,
-) -> Result<RunningServer, ServerError> {
-    let (tx, rx) = oneshot::channel::<()>();
-    let (addr, run) = serve_filter(filter, addr, grace, cleanup, async move {
-        let _ = rx.await;
-    })
-    .await?;
-    let task = tokio::spawn(run);
-    Ok(RunningServer {
-        addr,
-        shutdown: Some(tx),
-        task,
-    })
+/// A dispatcher for mounting the API in your own warp app, from typed values
+/// (no `LOWCODE_FAAS_*` strings): your engine, plus the few settings the HTTP
+/// edge itself needs; everything else keeps its default.
+///
+/// ```no_run
+/// # async fn demo(engine: std::sync::Arc<faas_domain::Engine>) -> Result<(), faas_server::ServerError> {
+/// use warp::Filter;
+/// let dispatcher = faas_server::app::DispatcherBuilder::new(engine)
+///     .api_token("change-me")
+///     .max_body_bytes(1024 * 1024)
+///     .build()?;
+/// let api = warp::path("faas").and(faas_server::app::routes(dispatcher));
+/// # let _ = api; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DispatcherBuilder {
+    engine: Arc<Engine>,
+    api_token: Option<Secret>,
+    max_body_bytes: Option<u64>,
+    log_buffer: Option<Arc<LogBuffer>>,
+    grafana_explore_url_template: Option<String>,
+}
+
+impl DispatcherBuilder {
+    /// A dispatcher over `engine` (no API token, default body limit, no
+    /// function-log search).
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            api_token: None,
+            max_body_bytes: None,
+            log_buffer: None,
+            grafana_explore_url_template: None,
+        }
+    }
+
+    /// Every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`.
+    #[must_use]
+    pub fn api_token(mut self, token: impl Into<String>) -> Self {
+        self.api_token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// The largest request body (413 beyond).
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// `GET /function-logs` searches this buffer (give the engine a sink that fills it).
+    #[must_use]
+    pub fn log_buffer(mut self, buffer: Arc<LogBuffer>) -> Self {
+        self.log_buffer = Some(buffer);
+        self
+    }
+
+    /// Adds `grafana_explore_url` to the log query hints.
+    #[must_use]
+    pub fn grafana_explore_url_template(mut self, template: impl Into<String>) -> Self {
+        self.grafana_explore_url_template = Some(template.into());
+        self
+    }
+
+    /// The dispatcher, ready for [`routes`].
+    pub fn build(self) -> Result<Arc<Dispatcher>, ServerError> {
+        // The defaults of every other setting, from code (no environment is read).
+        let mut settings = Settings::from_vars(std::iter::empty())?;
+        settings.api_token = self.api_token;
+        if let Some(bytes) = self.max_body_bytes {
+            settings.max_body_bytes = bytes;
+        }
+        settings.logs.enabled = self.log_buffer.is_some();
+        settings.logs.grafana_explore_url_template = self.grafana_explore_url_template;
+        Ok(Arc::new(Dispatcher {
+            engine: self.engine,
+            settings: Arc::new(settings),
+            metrics: new_metrics()?,
+            proxy: None,
+            log_buffer: self.log_buffer,
+            cleanup: Cleanup::default(),
+        }))
+    }
 }

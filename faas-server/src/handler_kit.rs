@@ -1,105 +1,11 @@
-//! Test a handler without Docker or a server: [`run_handler`] runs one
-//! JavaScript module once on the local `node` (the process runtime) with an
-//! in-memory store, through the same engine as the servers, and returns the
-//! exact [`RunResult`] an invoke would. The `faas-server run-handler` command
-//! is the same thing from a shell.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), faas_domain::DomainError> {
-//! let source = "export async function handler(input) { return { ok: true, data: input.n * 2 }; }";
-//! let result = faas_server::handler_kit::run_handler(source, serde_json::json!({"n": 21})).await?;
-//! assert_eq!(result.output["data"], 42);
-//! # Ok(()) }
-//! ```
+//! `faas-server run-handler`: the command-line wrapper over
+//! [`faas_handler_kit`] (argument parsing only).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use faas_adapters::memory::MemorySourceStore;
-use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
-use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
-use faas_domain::{CreateFunction, DomainError, Engine, InvokeRequest, RunInput, SourceSpec};
-use faas_ports::{CollectionPath, Component, EnvMap, FunctionName, Language, PortError, RunResult};
-
-/// Options of one handler run; [`HandlerRun::default`] is an empty input,
-/// no env, the default timeout and `node` from `PATH`.
-#[derive(Debug, Clone)]
-pub struct HandlerRun {
-    /// The input object.
-    pub input: serde_json::Value,
-    /// The run's env (validated like a request env).
-    pub env: BTreeMap<String, String>,
-    /// Timeout in ms (`None`: 120 s).
-    pub timeout_ms: Option<i64>,
-    /// The `node` binary.
-    pub node_bin: PathBuf,
-    /// The name the function runs under (`handler`).
-    pub name: String,
-}
-
-impl Default for HandlerRun {
-    fn default() -> Self {
-        Self {
-            input: serde_json::Value::Object(serde_json::Map::new()),
-            env: BTreeMap::new(),
-            timeout_ms: None,
-            node_bin: PathBuf::from("node"),
-            name: "handler".to_owned(),
-        }
-    }
-}
-
-/// Runs `source` once with `input` and returns its RunResult.
-pub async fn run_handler(source: &str, input: serde_json::Value) -> Result<RunResult, DomainError> {
-    run_handler_with(
-        source,
-        HandlerRun {
-            input,
-            ..HandlerRun::default()
-        },
-    )
-    .await
-}
-
-/// Runs `source` once with the given options.
-pub async fn run_handler_with(source: &str, run: HandlerRun) -> Result<RunResult, DomainError> {
-    // One run: a pool would only start processes nobody uses.
-    let runtime = ProcessRuntime::new(ProcessRuntimeConfig {
-        node_bin: run.node_bin,
-        execution: ExecutionConfig {
-            mode: ExecutionMode::Cold,
-            ..ExecutionConfig::default()
-        },
-        ..ProcessRuntimeConfig::default()
-    })
-    .map_err(|e| PortError::Unavailable {
-        component: Component::Runtime,
-        message: e.to_string(),
-        source: None,
-    })?;
-    let engine = Engine::builder(Arc::new(MemorySourceStore::new()), Arc::new(runtime)).build();
-    let name = FunctionName::parse(&run.name)?;
-    engine
-        .create_function(CreateFunction {
-            collection_path: CollectionPath::root(),
-            name: name.clone(),
-            language: Language::Javascript,
-            source: SourceSpec::Code(source.to_owned()),
-            env: EnvMap::new(),
-        })
-        .await?;
-    engine
-        .invoke(InvokeRequest {
-            collection_path: CollectionPath::root(),
-            name,
-            input: RunInput::parse(Some(run.input))?,
-            timeout_ms: run.timeout_ms,
-            env: EnvMap::parse(run.env)?,
-            version: None,
-        })
-        .await
-}
+pub use faas_handler_kit::{run_handler, run_handler_with, HandlerRun};
 
 /// `faas-server run-handler <file.mjs> [--input JSON] [--env KEY=VALUE]... [--timeout-ms N] [--node BIN]`:
 /// parses the arguments after `run-handler`.
@@ -121,7 +27,8 @@ pub fn parse_args(args: &[String]) -> Result<(PathBuf, HandlerRun), String> {
             }
             "--timeout-ms" => {
                 let raw = value("--timeout-ms")?;
-                run.timeout_ms = Some(raw.parse().map_err(|_| "--timeout-ms takes an integer")?);
+                let ms: u64 = raw.parse().map_err(|_| "--timeout-ms takes a non-negative integer")?;
+                run.timeout = Some(Duration::from_millis(ms));
             }
             "--node" => run.node_bin = PathBuf::from(value("--node")?),
             "--name" => run.name = value("--name")?,
@@ -135,6 +42,52 @@ pub fn parse_args(args: &[String]) -> Result<(PathBuf, HandlerRun), String> {
 
 /// Usage text of `run-handler`.
 pub const USAGE: &str = "usage: faas-server run-handler <handler.mjs> [--input JSON] [--env KEY=VALUE]... [--timeout-ms N] [--node BIN] [--name NAME]";
+
+/// `faas-server run-handler`: runs one handler file once on the local `node`
+/// and prints its RunResult JSON on stdout (exit 0 on success, 1 on a failed
+/// run, 2 on bad arguments). Service logs stay off.
+pub async fn command(args: &[String]) -> ExitCode {
+    let (path, run) = match parse_args(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("faas-server run-handler: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("faas-server run-handler: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    match run_handler_with(&source, run).await {
+        Ok(result) => {
+            let failed = result.error_code.is_some();
+            match serde_json::to_string_pretty(&result) {
+                Ok(json) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{json}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("faas-server run-handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("faas-server run-handler: {} ({})", e, e.code());
+            ExitCode::from(2)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -159,26 +112,11 @@ mod tests {
         assert_eq!(path, PathBuf::from("h.mjs"));
         assert_eq!(run.input, serde_json::json!({"a": 1}));
         assert_eq!(run.env["K"], "v=w");
-        assert_eq!(run.timeout_ms, Some(500));
+        assert_eq!(run.timeout, Some(Duration::from_millis(500)));
         assert!(parse_args(&args(&[])).is_err());
         assert!(parse_args(&args(&["h.mjs", "--input"])).is_err());
         assert!(parse_args(&args(&["h.mjs", "--input", "{"])).is_err());
         assert!(parse_args(&args(&["h.mjs", "--bogus"])).is_err());
-    }
-
-    #[tokio::test]
-    async fn runs_a_handler_once() {
-        let source = "export async function handler(input, ctx) { console.log('hi'); return { ok: true, data: { twice: input.n * 2, name: ctx.functionName } }; }";
-        let result = run_handler(source, serde_json::json!({"n": 21})).await.unwrap();
-        assert_eq!(
-            result.output,
-            serde_json::json!({"ok": true, "data": {"twice": 42, "name": "handler"}})
-        );
-        let failed = run_handler("export const nothing = 1;", serde_json::json!({}))
-            .await
-            .unwrap();
-        assert_eq!(failed.error_code, Some(faas_ports::ErrorCode::NoHandler));
-        let bad = run_handler("x", serde_json::json!([1])).await.unwrap_err();
-        assert_eq!(bad.code(), "INVALID_INPUT");
+        assert!(parse_args(&args(&["h.mjs", "--timeout-ms", "-1"])).is_err());
     }
 }

@@ -175,7 +175,7 @@ fn map_error(e: reqwest::Error) -> ApiError {
             "the worker did not answer in time",
         );
     }
-    tracing::warn!(error = %e, "worker request failed");
+    tracing::warn!(error = %faas_ports::report::Report(&e), "worker request failed");
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "WORKER_UNAVAILABLE",

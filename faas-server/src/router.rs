@@ -4,6 +4,7 @@
 //! surface as 405 and the nested `/collections/{cp}/functions/{name}` forms
 //! (with any depth of `{cp}`) follow SPEC §4 exactly.
 
+use faas_http::router::{check_method, RouteSpec};
 use warp::http::Method;
 
 use crate::ApiError;
@@ -34,17 +35,14 @@ pub enum Route {
     Invoke(Option<String>, String),
     /// `POST …/functions/{name}/pull`
     Pull(Option<String>, String),
-    /// `GET /function-logs/query` (worker: `/v1/function-logs/query`)
+    /// `GET /function-logs/query`
     LogsQuery,
-    /// `GET /function-logs` (worker: `/v1/function-logs`)
+    /// `GET /function-logs`
     Logs,
-    /// Worker: `POST /v1/run`
-    Run,
 }
 
-impl Route {
-    /// Methods this route answers.
-    pub fn allowed(&self) -> &'static [Method] {
+impl RouteSpec for Route {
+    fn allowed(&self) -> &'static [Method] {
         match self {
             Route::Healthz | Route::Readyz | Route::Metrics | Route::Versions(..) | Route::LogsQuery | Route::Logs => {
                 &[Method::GET]
@@ -53,10 +51,12 @@ impl Route {
             Route::CollectionEnv(_) => &[Method::PUT],
             Route::Collection(_) => &[Method::DELETE],
             Route::Function(..) => &[Method::GET, Method::PUT, Method::DELETE],
-            Route::Invoke(..) | Route::Pull(..) | Route::Run => &[Method::POST],
+            Route::Invoke(..) | Route::Pull(..) => &[Method::POST],
         }
     }
+}
 
+impl Route {
     /// A low-cardinality label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -73,7 +73,6 @@ impl Route {
             Route::Pull(..) => "/functions/{name}/pull",
             Route::LogsQuery => "/function-logs/query",
             Route::Logs => "/function-logs",
-            Route::Run => "/v1/run",
         }
     }
 
@@ -124,47 +123,9 @@ fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// Matches a worker path (SPEC §8) to a route.
-pub fn match_worker_path(path: &str) -> Option<Route> {
-    match path.strip_suffix('/').unwrap_or(path) {
-        "/healthz" => Some(Route::Healthz),
-        "/readyz" => Some(Route::Readyz),
-        "/metrics" => Some(Route::Metrics),
-        "/v1/run" => Some(Route::Run),
-        "/v1/function-logs" => Some(Route::Logs),
-        "/v1/function-logs/query" => Some(Route::LogsQuery),
-        _ => None,
-    }
-}
-
 /// Matches method and path of the dispatcher: the route, or 404 / 405 (with `Allow`).
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     check_method(method, match_path(path))
-}
-
-/// Matches method and path of the worker.
-pub fn route_worker(method: &Method, path: &str) -> Result<Route, ApiError> {
-    check_method(method, match_worker_path(path))
-}
-
-fn check_method(method: &Method, route: Option<Route>) -> Result<Route, ApiError> {
-    let route = route.ok_or_else(ApiError::not_found)?;
-    if route.allowed().contains(method) {
-        return Ok(route);
-    }
-    let allow = route
-        .allowed()
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut err = ApiError::new(
-        warp::http::StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        format!("method {method} is not allowed here (allowed: {allow})"),
-    );
-    err.allow = Some(allow);
-    Err(err)
 }
 
 #[cfg(test)]

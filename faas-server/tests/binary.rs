@@ -70,6 +70,11 @@ fn invalid_settings_exit_non_zero_naming_the_variable() {
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(key), "stderr should name {key}: {stderr}");
+        assert_eq!(
+            stderr.matches("configuration error").count(),
+            1,
+            "a configuration error is printed once: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "stdout stays free for function logs");
     }
     let out = server()
@@ -86,6 +91,20 @@ fn invalid_settings_exit_non_zero_naming_the_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOWCODE_FAAS_LOG_LOKI_URL"));
+}
+
+#[test]
+fn an_unknown_variable_is_reported_with_the_nearest_known_name() {
+    // Invalid on purpose, so the binary stops right after reading settings.
+    let out = server()
+        .env("RUST_LOG", "warn")
+        .env("LOWCODE_FAAS_RUNTIMES", "process")
+        .env("LOWCODE_FAAS_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOWCODE_FAAS_RUNTIMES"), "{stderr}");
+    assert!(stderr.contains("did_you_mean=LOWCODE_FAAS_RUNTIME"), "{stderr}");
 }
 
 #[test]

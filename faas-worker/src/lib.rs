@@ -5,27 +5,83 @@
 //! dispatcher's in-process path, so a run behaves identically either way.
 //! Also serves `/healthz`, `/readyz`, `/metrics` and the function-log routes
 //! under `/v1/`. A composition root only: validation is
-//! [`faas_server::api::validate_run`], errors map through
-//! [`faas_server::ApiError`].
+//! [`faas_http::replies::validate_run`], errors map through
+//! [`faas_http::ApiError`]. It depends on `faas-http`, never on the
+//! dispatcher crate, and builds no source fetcher.
 //!
 //! Invariants: the worker reads the same storage as the dispatcher and never
 //! writes it; with `LOWCODE_FAAS_WORKER_TOKEN` set, every route but the health
 //! checks needs that bearer token.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
 use faas_adapters::logs::LogBuffer;
 use faas_domain::Engine;
+use faas_http::engine::{build_engine, Cleanup};
+use faas_http::http::{self, Incoming, RouteInfo, Service};
+use faas_http::logs_api;
+use faas_http::metrics::Metrics;
+use faas_http::replies::{engine_readiness, healthz, metrics_reply, run_in_process, validate_run};
+use faas_http::router::{check_method, RouteSpec};
+use faas_http::serve::{spawn_filter, RunningServer};
+use faas_http::{ApiError, ServerError, Settings};
 use faas_ports::RunRequest;
-use faas_server::api::{engine_readiness, healthz, metrics_reply, run_in_process, validate_run};
-use faas_server::app::{self, RunningServer};
-use faas_server::http::{self, Incoming, RouteInfo, Service};
-use faas_server::logs_api;
-use faas_server::metrics::Metrics;
-use faas_server::router::{self, Route};
-use faas_server::{ApiError, ServerError, Settings};
 use warp::http::Method;
 use warp::reply::Response;
+
+/// Every endpoint of the worker (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `POST /v1/run`
+    Run,
+    /// `GET /v1/function-logs`
+    Logs,
+    /// `GET /v1/function-logs/query`
+    LogsQuery,
+}
+
+impl RouteSpec for Route {
+    fn allowed(&self) -> &'static [Method] {
+        match self {
+            Route::Run => &[Method::POST],
+            _ => &[Method::GET],
+        }
+    }
+}
+
+impl Route {
+    /// Matches a worker path to a route.
+    pub fn match_path(path: &str) -> Option<Route> {
+        match path.strip_suffix('/').unwrap_or(path) {
+            "/healthz" => Some(Route::Healthz),
+            "/readyz" => Some(Route::Readyz),
+            "/metrics" => Some(Route::Metrics),
+            "/v1/run" => Some(Route::Run),
+            "/v1/function-logs" => Some(Route::Logs),
+            "/v1/function-logs/query" => Some(Route::LogsQuery),
+            _ => None,
+        }
+    }
+
+    /// A low-cardinality label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Run => "/v1/run",
+            Route::Logs => "/v1/function-logs",
+            Route::LogsQuery => "/v1/function-logs/query",
+        }
+    }
+}
 
 /// The worker service: the engine plus the settings its HTTP edge needs.
 #[derive(Debug)]
@@ -39,15 +95,18 @@ pub struct Worker {
     /// The function-log buffer (`None` when capture is off).
     pub log_buffer: Option<Arc<LogBuffer>>,
     /// Removes this process's containers before it exits.
-    pub cleanup: app::Cleanup,
+    pub cleanup: Cleanup,
 }
 
 #[async_trait::async_trait]
 impl Service for Worker {
-    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo, ApiError> {
-        let route = router::route_worker(method, path)?;
+    type Route = Route;
+
+    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo<Route>, ApiError> {
+        let route = check_method(method, Route::match_path(path))?;
         Ok(RouteInfo {
-            public: route.is_public(),
+            public: matches!(route, Route::Healthz | Route::Readyz),
+            label: route.label(),
             route,
         })
     }
@@ -64,7 +123,7 @@ impl Service for Worker {
         &self.metrics
     }
 
-    async fn handle(&self, routed: RouteInfo, mut req: Incoming) -> Result<Response, ApiError> {
+    async fn handle(&self, routed: RouteInfo<Route>, mut req: Incoming) -> Result<Response, ApiError> {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(engine_readiness(&self.engine).await),
@@ -79,14 +138,13 @@ impl Service for Worker {
             }
             Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
             Route::LogsQuery => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
-            _ => Err(ApiError::not_found()),
         }
     }
 }
 
 /// Builds the worker: engine with the configured storage and runtime.
 pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError> {
-    let built = app::build_engine(&settings, settings.worker_listen, None).await?;
+    let built = build_engine(&settings, settings.worker_listen, None, None).await?;
     Ok(Arc::new(Worker {
         engine: built.engine,
         log_buffer: built.log_buffer,
@@ -106,6 +164,7 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let worker = build_worker(settings).await?;
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
+    let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
-    app::spawn_filter(routes(worker), addr, grace, cleanup).await
+    spawn_filter(routes(worker), addr, grace, limits, cleanup).await
 }

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use faas_server::{app, init_tracing, shutdown_signal, Settings};
+use faas_http::serve::serve_filter;
+use faas_http::{init_tracing, shutdown_signal, Settings};
+use faas_ports::report::Report;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -10,23 +12,31 @@ async fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             return ExitCode::from(2);
         }
     };
     let worker = match faas_worker::build_worker(settings).await {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!(error = %e, "start-up failed");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
     let addr = worker.settings.worker_listen;
     let grace = worker.settings.shutdown_grace;
+    let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
-    match app::serve_filter(faas_worker::routes(worker), addr, grace, cleanup, shutdown_signal()).await {
+    match serve_filter(
+        faas_worker::routes(worker),
+        addr,
+        grace,
+        limits,
+        cleanup,
+        shutdown_signal(),
+    )
+    .await
+    {
         Ok((addr, run)) => {
             tracing::info!(%addr, "worker listening");
             run.await;
@@ -34,8 +44,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot serve");
-            eprintln!("faas-worker: {e}");
+            eprintln!("faas-worker: {}", Report(&e));
             ExitCode::FAILURE
         }
     }

@@ -57,6 +57,7 @@ pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
         app::routes(dispatcher),
         settings.listen,
         settings.shutdown_grace,
+        settings.connection_limits,
         app::Cleanup::default(),
     )
     .await

@@ -1,6 +1,7 @@
 //! Helpers of the black-box suite: [`spawn_app`] starts the real dispatcher
 //! (the same code the `faas-server` binary runs) on `127.0.0.1:0` over a
 //! fresh temp data directory, and [`TestApp`] talks to it over HTTP.
+#![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench_support;
@@ -99,7 +100,7 @@ pub async fn storage_vars() -> Vec<(String, String)> {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to LOWCODE_FAAS_TEST_POSTGRES_DSN: {e}"));
     admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await
         .unwrap();
     admin.close().await.ok();

@@ -266,23 +266,37 @@ impl ContainerRuntime for DockerRuntime {
     }
 }
 
+impl DockerConfig {
+    /// Checks every setting (also what [`DockerRuntime::new`] does); each
+    /// message names its `LOWCODE_FAAS_*` variable.
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        validate(self).map(|_| ())
+    }
+}
+
 /// Checks the settings; returns the numeric uid and gid.
 fn validate(config: &DockerConfig) -> Result<(u64, u64), AdapterError> {
     let bad = |m: String| Err(AdapterError::Config(m));
     if config.image.trim().is_empty() {
-        return bad("image must not be empty".into());
+        return bad("LOWCODE_FAAS_NODE_DOCKER_IMAGE must not be empty".into());
     }
     if config.memory_mb < MIN_MEMORY_MB {
-        return bad(format!("memory_mb must be at least {MIN_MEMORY_MB} (Docker's minimum)"));
+        return bad(format!(
+            "LOWCODE_FAAS_CONTAINER_MEMORY_MB must be at least {MIN_MEMORY_MB} (Docker's minimum), got {}",
+            config.memory_mb
+        ));
     }
     if !(config.cpus.is_finite() && config.cpus >= 0.01 && config.cpus <= 1024.0) {
-        return bad(format!("cpus must be between 0.01 and 1024, got {}", config.cpus));
+        return bad(format!(
+            "LOWCODE_FAAS_CONTAINER_CPUS must be between 0.01 and 1024, got {}",
+            config.cpus
+        ));
     }
     if config.network.trim().is_empty() {
-        return bad("network must not be empty (bridge, none, or a network name)".into());
+        return bad("LOWCODE_FAAS_CONTAINER_NETWORK must not be empty (bridge, none, or a network name)".into());
     }
     if config.instance_id.trim().is_empty() {
-        return bad("instance_id must not be empty".into());
+        return bad("LOWCODE_FAAS_INSTANCE_ID must not be empty".into());
     }
     config.execution.validate()?;
     let (uid, gid) = match config.user.split_once(':') {
@@ -290,8 +304,11 @@ fn validate(config: &DockerConfig) -> Result<(u64, u64), AdapterError> {
         None => (config.user.as_str(), config.user.as_str()),
     };
     match (uid.parse::<u64>(), gid.parse::<u64>()) {
-        (Ok(0), _) => bad("user must not be root (uid 0)".into()),
+        (Ok(0), _) => bad("LOWCODE_FAAS_CONTAINER_USER must not be root (uid 0)".into()),
         (Ok(uid), Ok(gid)) if uid <= u64::from(u32::MAX) && gid <= u64::from(u32::MAX) => Ok((uid, gid)),
-        _ => bad(format!("user must be a numeric uid[:gid], got '{}'", config.user)),
+        _ => bad(format!(
+            "LOWCODE_FAAS_CONTAINER_USER must be a numeric, non-root uid[:gid], got '{}'",
+            config.user
+        )),
     }
 }

@@ -118,22 +118,32 @@ impl Default for ExecutionConfig {
 }
 
 impl ExecutionConfig {
-    /// Checks the ranges; the message names the setting.
+    /// Checks the ranges; each message names its `LOWCODE_FAAS_*` variable.
     pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |m: String| Err(AdapterError::Config(m));
         if self.prewarm_pool_size > MAX_POOL_RUNNERS {
-            return bad(format!("prewarm_pool_size must be at most {MAX_POOL_RUNNERS}"));
+            return bad(format!(
+                "LOWCODE_FAAS_PREWARM_POOL_SIZE must be at most {MAX_POOL_RUNNERS}, got {}",
+                self.prewarm_pool_size
+            ));
         }
         if !(100..=MAX_WARM_IDLE_TTL_MS).contains(&self.warm_idle_ttl_ms) {
             return bad(format!(
-                "warm_idle_ttl_ms must be between 100 and {MAX_WARM_IDLE_TTL_MS}"
+                "LOWCODE_FAAS_WARM_IDLE_TTL_MS must be between 100 and {MAX_WARM_IDLE_TTL_MS}, got {}",
+                self.warm_idle_ttl_ms
             ));
         }
         if !(1..=MAX_POOL_RUNNERS).contains(&self.warm_max_containers) {
-            return bad(format!("warm_max_containers must be between 1 and {MAX_POOL_RUNNERS}"));
+            return bad(format!(
+                "LOWCODE_FAAS_WARM_MAX_CONTAINERS must be between 1 and {MAX_POOL_RUNNERS}, got {}",
+                self.warm_max_containers
+            ));
         }
         if self.warm_max_per_key == 0 || self.warm_max_per_key > self.warm_max_containers {
-            return bad("warm_max_per_key must be between 1 and warm_max_containers".into());
+            return bad(format!(
+                "LOWCODE_FAAS_WARM_MAX_PER_KEY must be between 1 and LOWCODE_FAAS_WARM_MAX_CONTAINERS ({}), got {}",
+                self.warm_max_containers, self.warm_max_per_key
+            ));
         }
         Ok(())
     }

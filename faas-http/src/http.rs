@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the dispatcher and the worker: request ids,
 //! bearer auth, bounded bodies, JSON replies, the per-request span and
-//! request metrics. Route handling itself lives in [`crate::api`].
+//! request metrics. Route handling itself lives in each binary's [`Service`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -180,10 +180,12 @@ pub fn error_reply(err: &ApiError) -> Response {
 /// What a service (dispatcher or worker API) plugs into [`filter`].
 #[async_trait::async_trait]
 pub trait Service: Send + Sync + 'static {
+    /// The service's own route enum.
+    type Route: Send + 'static;
     /// Matches method and path; `label` is for metrics; `public` skips auth.
-    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo, ApiError>;
+    fn route(&self, method: &Method, path: &str) -> Result<RouteInfo<Self::Route>, ApiError>;
     /// Handles a routed request.
-    async fn handle(&self, route: RouteInfo, req: Incoming) -> Result<Response, ApiError>;
+    async fn handle(&self, route: RouteInfo<Self::Route>, req: Incoming) -> Result<Response, ApiError>;
     /// The bearer token this service requires, if any.
     fn token(&self) -> Option<&str>;
     /// Largest body accepted.
@@ -194,9 +196,11 @@ pub trait Service: Send + Sync + 'static {
 
 /// A matched route as the plumbing sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteInfo {
+pub struct RouteInfo<R> {
     /// The service's own route value.
-    pub route: crate::router::Route,
+    pub route: R,
+    /// A low-cardinality label for metrics and logs.
+    pub label: &'static str,
     /// Skip auth (health endpoints).
     pub public: bool,
 }
@@ -264,7 +268,7 @@ async fn serve_one<S: Service>(
             Ok(r) => r,
             Err(e) => return ("unmatched", error_reply(&e)),
         };
-        let label = routed.route.label();
+        let label = routed.label;
         tracing::Span::current().record("route", label);
         if !routed.public {
             if let Some(token) = service.token() {

@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use faas_adapters::db_s3::DbS3Config;
-use faas_adapters::runner::{ExecutionConfig, ExecutionMode, MAX_POOL_RUNNERS, MAX_WARM_IDLE_TTL_MS};
+use faas_adapters::docker::DockerConfig;
+use faas_adapters::loki::LokiConfig;
+use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
+use faas_adapters::AdapterError;
 use faas_domain::Limits;
 
 use crate::ServerError;
@@ -73,6 +76,55 @@ pub const KEYS: &[&str] = &[
     "logs_grafana_explore_url_template",
     "source_fetch_allow_private",
 ];
+
+/// Variables of ours that are not setting keys, read elsewhere:
+/// `LOWCODE_FAAS_CONFIG` names the file, `LOWCODE_FAAS_LOG_FORMAT` is read
+/// by the tracing set-up.
+pub const OTHER_VARIABLES: &[&str] = &["LOWCODE_FAAS_CONFIG", "LOWCODE_FAAS_LOG_FORMAT"];
+
+/// Prefix of the test suites' own variables (`LOWCODE_FAAS_TEST_POSTGRES_DSN` …),
+/// which are never settings.
+const TEST_PREFIX: &str = "LOWCODE_FAAS_TEST_";
+
+/// An environment variable with our prefix that no setting reads: most
+/// likely a typo, reported at start-up with the nearest known name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    /// The variable as set.
+    pub name: String,
+    /// The known variable it is closest to, when one is close.
+    pub did_you_mean: Option<String>,
+}
+
+/// Every `LOWCODE_FAAS_*` variable among `names` that nothing reads, sorted,
+/// each with the nearest known name when it is within a few edits.
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<UnknownVariable> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|k| env_name(k))
+        .chain(OTHER_VARIABLES.iter().map(|v| (*v).to_owned()))
+        .collect();
+    let mut out: Vec<UnknownVariable> = names
+        .into_iter()
+        .filter(|n| n.starts_with(ENV_PREFIX) && !n.starts_with(TEST_PREFIX))
+        .filter(|n| !known.iter().any(|k| k == n))
+        .map(|name| {
+            let suffix = &name[ENV_PREFIX.len()..];
+            let did_you_mean = known
+                .iter()
+                .map(|k| (strsim::damerau_levenshtein(suffix, &k[ENV_PREFIX.len()..]), k))
+                .filter(|(distance, _)| *distance <= (suffix.len() / 3).max(2))
+                .min_by_key(|(distance, _)| *distance)
+                .map(|(_, k)| k.clone());
+            UnknownVariable {
+                name: name.to_owned(),
+                did_you_mean,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
 
 /// Which storage backend holds functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +210,22 @@ pub struct RuntimeSettings {
     pub execution: ExecutionConfig,
 }
 
+impl RuntimeSettings {
+    /// The Docker runtime's settings, owned by `instance_id`.
+    pub fn docker_config(&self, instance_id: String) -> DockerConfig {
+        DockerConfig {
+            image: self.node_docker_image.clone(),
+            memory_mb: self.container_memory_mb,
+            cpus: self.container_cpus,
+            network: self.container_network.clone(),
+            user: self.container_user.clone(),
+            instance_id,
+            prewarm_image: self.prewarm_node_image,
+            execution: self.execution.clone(),
+        }
+    }
+}
+
 /// Settings of function-log capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
@@ -167,12 +235,10 @@ pub struct LogSettings {
     pub sink: LogSinkKind,
     /// `LOWCODE_FAAS_FUNCTION_LOGS_BUFFER`.
     pub buffer: usize,
-    /// `LOWCODE_FAAS_LOG_LOKI_URL`.
-    pub loki_url: Option<String>,
-    /// `LOWCODE_FAAS_LOG_LOKI_TENANT`.
-    pub loki_tenant: Option<String>,
-    /// `LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS`.
-    pub loki_timeout: Duration,
+    /// The `loki` sink's settings (`LOWCODE_FAAS_LOG_LOKI_URL`, `_TENANT`,
+    /// `_TIMEOUT_MS`), validated by the adapter's own config type; `None`
+    /// when no URL is set.
+    pub loki: Option<LokiConfig>,
     /// `LOWCODE_FAAS_LOGS_GRAFANA_EXPLORE_URL_TEMPLATE`.
     pub grafana_explore_url_template: Option<String>,
 }
@@ -210,6 +276,9 @@ pub struct Settings {
     pub logs: LogSettings,
     /// `LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE`.
     pub source_fetch_allow_private: bool,
+    /// Bounds of every HTTP connection (not configurable by variables; tests
+    /// and embedders set them here).
+    pub connection_limits: crate::serve::ConnectionLimits,
 }
 
 impl Settings {
@@ -223,6 +292,16 @@ impl Settings {
     /// the optional TOML file.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ServerError> {
         let vars: HashMap<String, String> = vars.into_iter().collect();
+        for unknown in unknown_variables(vars.keys().map(String::as_str)) {
+            match &unknown.did_you_mean {
+                Some(known) => tracing::warn!(
+                    variable = %unknown.name,
+                    did_you_mean = %known,
+                    "Unknown LOWCODE_FAAS_ variable; it is ignored."
+                ),
+                None => tracing::warn!(variable = %unknown.name, "Unknown LOWCODE_FAAS_ variable; it is ignored."),
+            }
+        }
         let mut builder = config::Config::builder();
         if let Some(path) = vars.get("LOWCODE_FAAS_CONFIG").filter(|p| !p.trim().is_empty()) {
             builder = builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
@@ -339,7 +418,7 @@ impl Raw {
         usize::try_from(n).map_err(|_| invalid(key, &n.to_string(), "too large"))
     }
 
-    /// The execution-mode settings, each checked and named on error.
+    /// The execution-mode settings, checked by the adapters' own rules.
     fn execution(&self) -> Result<ExecutionConfig, ServerError> {
         let defaults = ExecutionConfig::default();
         let mode = match self.string("execution_mode") {
@@ -354,38 +433,7 @@ impl Raw {
             warm_max_containers: self.usize_or("warm_max_containers", defaults.warm_max_containers)?,
             warm_max_per_key: self.usize_or("warm_max_per_key", defaults.warm_max_per_key)?,
         };
-        if config.prewarm_pool_size > MAX_POOL_RUNNERS {
-            let raw = config.prewarm_pool_size.to_string();
-            return Err(invalid(
-                "prewarm_pool_size",
-                &raw,
-                &format!("must be at most {MAX_POOL_RUNNERS}"),
-            ));
-        }
-        if !(100..=MAX_WARM_IDLE_TTL_MS).contains(&config.warm_idle_ttl_ms) {
-            let raw = config.warm_idle_ttl_ms.to_string();
-            return Err(invalid(
-                "warm_idle_ttl_ms",
-                &raw,
-                &format!("expected 100 to {MAX_WARM_IDLE_TTL_MS}"),
-            ));
-        }
-        if !(1..=MAX_POOL_RUNNERS).contains(&config.warm_max_containers) {
-            let raw = config.warm_max_containers.to_string();
-            return Err(invalid(
-                "warm_max_containers",
-                &raw,
-                &format!("expected 1 to {MAX_POOL_RUNNERS}"),
-            ));
-        }
-        if config.warm_max_per_key == 0 || config.warm_max_per_key > config.warm_max_containers {
-            let raw = config.warm_max_per_key.to_string();
-            return Err(invalid(
-                "warm_max_per_key",
-                &raw,
-                "expected 1 to LOWCODE_FAAS_WARM_MAX_CONTAINERS",
-            ));
-        }
+        config.validate().map_err(adapter_config)?;
         Ok(config)
     }
 
@@ -414,8 +462,10 @@ impl Raw {
             "db_s3" => StorageSettings::DbS3(self.db_s3()?),
             other => return Err(invalid("storage", other, "expected files or db_s3")),
         };
-        let default_timeout = self.ms_or("invoke_default_timeout_ms", 120_000)?;
-        let max_timeout = self.ms_or("invoke_max_timeout_ms", 900_000)?;
+        // Defaults live in one place: the domain's `Limits::default()`.
+        let defaults = Limits::default();
+        let default_timeout = self.ms_or("invoke_default_timeout_ms", ms(defaults.default_timeout))?;
+        let max_timeout = self.ms_or("invoke_max_timeout_ms", ms(defaults.max_timeout))?;
         if default_timeout > max_timeout {
             return Err(invalid(
                 "invoke_default_timeout_ms",
@@ -424,14 +474,16 @@ impl Raw {
             ));
         }
         let limits = Limits {
-            max_source_bytes: self.positive_u64_or("max_source_bytes", 1024 * 1024)?,
-            max_output_bytes: self.positive_u64_or("max_output_bytes", 6 * 1024 * 1024)?,
-            max_log_bytes: self.positive_u64_or("function_log_max_bytes", 1024 * 1024)?,
+            max_source_bytes: self.positive_u64_or("max_source_bytes", defaults.max_source_bytes)?,
+            max_output_bytes: self.positive_u64_or("max_output_bytes", defaults.max_output_bytes)?,
+            max_log_bytes: self.positive_u64_or("function_log_max_bytes", defaults.max_log_bytes)?,
             default_timeout,
             max_timeout,
-            max_concurrent_runs: usize::try_from(self.positive_u64_or("max_concurrent_runs", 32)?)
-                .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
-            max_queued_runs: self.usize_or("max_queued_runs", 256)?,
+            max_concurrent_runs: usize::try_from(
+                self.positive_u64_or("max_concurrent_runs", defaults.max_concurrent_runs as u64)?,
+            )
+            .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
+            max_queued_runs: self.usize_or("max_queued_runs", defaults.max_queued_runs)?,
         };
         let runtime = RuntimeSettings {
             kind: match self.string_or("runtime", "docker").to_lowercase().as_str() {
@@ -442,39 +494,23 @@ impl Raw {
             node_bin: PathBuf::from(self.string_or("node_bin", "node")),
             node_docker_image: self.string_or("node_docker_image", "node:22-alpine"),
             prewarm_node_image: self.bool_or("prewarm_node_image", true)?,
-            container_memory_mb: {
-                let mb = self.positive_u64_or("container_memory_mb", 256)?;
-                if mb < 6 {
-                    return Err(invalid(
-                        "container_memory_mb",
-                        &mb.to_string(),
-                        "Docker needs at least 6 MiB",
-                    ));
-                }
-                mb
-            },
+            container_memory_mb: self.positive_u64_or("container_memory_mb", 256)?,
             container_cpus: {
                 let raw = self.string_or("container_cpus", "1");
-                match raw.parse::<f64>() {
-                    Ok(v) if (0.01..=1024.0).contains(&v) => v,
-                    _ => return Err(invalid("container_cpus", &raw, "expected a number from 0.01 to 1024")),
-                }
+                raw.parse::<f64>()
+                    .map_err(|_| invalid("container_cpus", &raw, "expected a number from 0.01 to 1024"))?
             },
             container_network: self.string_or("container_network", "bridge"),
-            container_user: {
-                let raw = self.string_or("container_user", "1000:1000");
-                if !valid_user(&raw) {
-                    return Err(invalid(
-                        "container_user",
-                        &raw,
-                        "expected a numeric, non-root uid[:gid]",
-                    ));
-                }
-                raw
-            },
+            container_user: self.string_or("container_user", "1000:1000"),
             instance_id: self.string("instance_id"),
             execution: self.execution()?,
         };
+        // The container settings are the Docker runtime's to judge (the
+        // instance id is only known once the address is, so a stand-in here).
+        runtime
+            .docker_config("settings-check".into())
+            .validate()
+            .map_err(adapter_config)?;
         let logs = LogSettings {
             enabled: self.bool_or("function_logs", false)?,
             sink: match self.string_or("function_logs_sink", "stdout").to_lowercase().as_str() {
@@ -491,12 +527,22 @@ impl Raw {
                 }
             },
             buffer: self.usize_or("function_logs_buffer", 10_000)?,
-            loki_url: self.string("log_loki_url"),
-            loki_tenant: self.string("log_loki_tenant"),
-            loki_timeout: self.ms_or("log_loki_timeout_ms", 8_000)?,
+            loki: match self.string("log_loki_url") {
+                None => None,
+                Some(url) => {
+                    let defaults = LokiConfig::new(url);
+                    let config = LokiConfig {
+                        tenant: self.string("log_loki_tenant"),
+                        timeout: self.ms_or("log_loki_timeout_ms", ms(defaults.timeout))?,
+                        ..defaults
+                    };
+                    config.validate().map_err(adapter_config)?;
+                    Some(config)
+                }
+            },
             grafana_explore_url_template: self.string("logs_grafana_explore_url_template"),
         };
-        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki_url.is_none() {
+        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki.is_none() {
             return Err(ServerError::Config(
                 "LOWCODE_FAAS_LOG_LOKI_URL is required when LOWCODE_FAAS_FUNCTION_LOGS_SINK=loki".into(),
             ));
@@ -510,54 +556,58 @@ impl Raw {
             shutdown_grace: self.ms_or("shutdown_grace_ms", 30_000)?,
             max_body_bytes: self.positive_u64_or("max_body_bytes", 6 * 1024 * 1024)?,
             storage,
-            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
+            storage_timeout: self.ms_or("storage_timeout_ms", ms(faas_adapters::fs::DEFAULT_TIMEOUT))?,
             function_cache: self.bool_or("function_cache", true)?,
             function_cache_size: self.usize_or("function_cache_size", 1024)?,
             limits,
             runtime,
             logs,
             source_fetch_allow_private: self.bool_or("source_fetch_allow_private", false)?,
+            connection_limits: crate::serve::ConnectionLimits::default(),
         })
     }
 
+    /// The `db_s3` settings, checked by the adapter's own
+    /// [`DbS3Config::validate`] (its messages name the variables).
     fn db_s3(&self) -> Result<DbS3Config, ServerError> {
-        let required = |key: &str| {
-            self.string(key).ok_or_else(|| {
-                ServerError::Config(format!("{} is required when LOWCODE_FAAS_STORAGE=db_s3", env_name(key)))
-            })
-        };
+        let defaults = DbS3Config::new(
+            self.string("postgres_dsn").unwrap_or_default(),
+            self.string("s3_bucket").unwrap_or_default(),
+        );
         let credentials = match (self.string("s3_access_key"), self.string("s3_secret_key")) {
-            (Some(a), Some(s)) => Some((a, s)),
             (None, None) => None,
-            _ => {
-                return Err(ServerError::Config(
-                    "LOWCODE_FAAS_S3_ACCESS_KEY and LOWCODE_FAAS_S3_SECRET_KEY must be set together".into(),
-                ))
-            }
+            (key, secret) => Some((key.unwrap_or_default(), secret.unwrap_or_default())),
         };
-        Ok(DbS3Config {
-            postgres_dsn: required("postgres_dsn")?,
+        let config = DbS3Config {
             s3_endpoint: self.string("s3_endpoint"),
-            s3_region: self.string_or("s3_region", "us-east-1"),
-            s3_bucket: required("s3_bucket")?,
+            s3_region: self.string_or("s3_region", &defaults.s3_region),
             s3_credentials: credentials,
-            s3_use_path_style: self.bool_or("s3_use_path_style", true)?,
-            s3_prefix: self.string_or("s3_prefix", ""),
-            storage_timeout: self.ms_or("storage_timeout_ms", 10_000)?,
-        })
+            s3_use_path_style: self.bool_or("s3_use_path_style", defaults.s3_use_path_style)?,
+            s3_prefix: self.string_or("s3_prefix", &defaults.s3_prefix),
+            storage_timeout: self.ms_or("storage_timeout_ms", ms(defaults.storage_timeout))?,
+            ..defaults
+        };
+        config.validate().map_err(adapter_config)?;
+        Ok(config)
+    }
+}
+
+/// Milliseconds of a duration (for defaults given as durations).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An adapter config type's verdict, as a configuration error (its message
+/// already names the variable).
+fn adapter_config(err: AdapterError) -> ServerError {
+    match err {
+        AdapterError::Config(message) => ServerError::Config(message),
+        other => ServerError::Config(faas_ports::report::report(&other)),
     }
 }
 
 fn invalid(key: &str, value: &str, why: &str) -> ServerError {
     ServerError::Config(format!("{}={value:?}: {why}", env_name(key)))
-}
-
-/// `uid` or `uid:gid`, numeric, and not root.
-fn valid_user(raw: &str) -> bool {
-    let mut parts = raw.splitn(2, ':');
-    let uid = parts.next().and_then(|u| u.parse::<u32>().ok());
-    let gid_ok = parts.next().is_none_or(|g| g.parse::<u32>().is_ok());
-    matches!(uid, Some(u) if u != 0) && gid_ok
 }
 
 /// `1/true/yes/on` and `0/false/no/off`, any case.
@@ -582,130 +632,4 @@ pub fn parse_listen(raw: &str) -> Option<SocketAddr> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn defaults() {
-        let s = Settings::from_vars(vars(&[])).unwrap();
-        assert_eq!(s.listen, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(s.worker_listen.port(), 9090);
-        assert_eq!(
-            s.storage,
-            StorageSettings::Files {
-                data_dir: "data".into()
-            }
-        );
-        assert_eq!(s.runtime.kind, RuntimeKind::Docker);
-        assert_eq!(s.runtime.node_docker_image, "node:22-alpine");
-        assert_eq!(s.limits, Limits::default());
-        assert_eq!(s.max_body_bytes, 6 * 1024 * 1024);
-        assert!(!s.logs.enabled);
-        assert!(s.instance_id(s.listen).ends_with("-8080"));
-        assert!(s.instance_id(s.worker_listen).ends_with("-9090"));
-    }
-
-    #[test]
-    fn env_overrides_and_bools() {
-        let s = Settings::from_vars(vars(&[
-            ("LOWCODE_FAAS_LISTEN", "127.0.0.1:0"),
-            ("LOWCODE_FAAS_RUNTIME", "process"),
-            ("LOWCODE_FAAS_FUNCTION_LOGS", "YES"),
-            ("LOWCODE_FAAS_MAX_QUEUED_RUNS", "0"),
-            ("LOWCODE_FAAS_API_TOKEN", "s3cret"),
-        ]))
-        .unwrap();
-        assert_eq!(s.listen.port(), 0);
-        assert_eq!(s.runtime.kind, RuntimeKind::Process);
-        assert!(s.logs.enabled);
-        assert_eq!(s.limits.max_queued_runs, 0);
-        assert!(!format!("{s:?}").contains("s3cret"), "secrets never in Debug");
-    }
-
-    fn check_error(pairs: &[(&str, &str)], names: &str) {
-        let err = Settings::from_vars(vars(pairs)).unwrap_err().to_string();
-        assert!(err.contains(names), "error {err:?} should name {names}");
-    }
-
-    #[test]
-    fn bad_values_name_their_variable() {
-        check_error(&[("LOWCODE_FAAS_FUNCTION_LOGS", "maybe")], "LOWCODE_FAAS_FUNCTION_LOGS");
-        check_error(&[("LOWCODE_FAAS_LISTEN", "nope")], "LOWCODE_FAAS_LISTEN");
-        check_error(&[("LOWCODE_FAAS_STORAGE", "mongo")], "LOWCODE_FAAS_STORAGE");
-        check_error(&[("LOWCODE_FAAS_RUNTIME", "wasm")], "LOWCODE_FAAS_RUNTIME");
-        check_error(
-            &[("LOWCODE_FAAS_MAX_CONCURRENT_RUNS", "0")],
-            "LOWCODE_FAAS_MAX_CONCURRENT_RUNS",
-        );
-        check_error(&[("LOWCODE_FAAS_MAX_BODY_BYTES", "-1")], "LOWCODE_FAAS_MAX_BODY_BYTES");
-        check_error(&[("LOWCODE_FAAS_STORAGE", "db_s3")], "LOWCODE_FAAS_POSTGRES_DSN");
-        check_error(
-            &[
-                ("LOWCODE_FAAS_STORAGE", "db_s3"),
-                ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
-            ],
-            "LOWCODE_FAAS_S3_BUCKET",
-        );
-        check_error(
-            &[
-                ("LOWCODE_FAAS_STORAGE", "db_s3"),
-                ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
-                ("LOWCODE_FAAS_S3_BUCKET", "b"),
-                ("LOWCODE_FAAS_S3_ACCESS_KEY", "a"),
-            ],
-            "LOWCODE_FAAS_S3_SECRET_KEY",
-        );
-        check_error(
-            &[("LOWCODE_FAAS_CONFIG", "/nonexistent/faas.toml")],
-            "LOWCODE_FAAS_CONFIG",
-        );
-    }
-
-    #[test]
-    fn toml_file_is_below_env() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("faas.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:7000\"\nmax_concurrent_runs = 4\nfunction_logs = true\n",
-        )
-        .unwrap();
-        let path = file.to_string_lossy().to_string();
-        let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
-        assert_eq!(s.listen.port(), 7000);
-        assert_eq!(s.limits.max_concurrent_runs, 4);
-        assert!(s.logs.enabled);
-        let s = Settings::from_vars(vars(&[
-            ("LOWCODE_FAAS_CONFIG", &path),
-            ("LOWCODE_FAAS_LISTEN", "127.0.0.1:7001"),
-        ]))
-        .unwrap();
-        assert_eq!(s.listen.port(), 7001, "env wins over the file");
-    }
-
-    #[test]
-    fn toml_type_errors_and_unknown_keys_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("faas.toml");
-        let path = file.to_string_lossy().to_string();
-        std::fs::write(&file, "max_concurrent_runs = [4]\n").unwrap();
-        check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "LOWCODE_FAAS_MAX_CONCURRENT_RUNS");
-        std::fs::write(&file, "max_concurent_runs = 4\n").unwrap();
-        check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "max_concurent_runs");
-        std::fs::write(&file, "container_user = \"1000:1000\"\ncontainer_cpus = 0.5\n").unwrap();
-        let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
-        assert_eq!(s.runtime.container_cpus, 0.5);
-    }
-
-    #[test]
-    fn listen_forms() {
-        assert_eq!(parse_listen(":80"), Some("0.0.0.0:80".parse().unwrap()));
-        assert_eq!(parse_listen("[::1]:80"), Some("[::1]:80".parse().unwrap()));
-        assert_eq!(parse_listen("localhost:1"), Some("127.0.0.1:1".parse().unwrap()));
-        assert_eq!(parse_listen("x"), None);
-    }
-}
+mod tests;

@@ -98,6 +98,7 @@ async fn main() {
         faas_worker::routes(worker),
         settings.worker_listen,
         settings.shutdown_grace,
+        settings.connection_limits,
         app::Cleanup::default(),
     )
     .await
@@ -116,6 +117,7 @@ async fn main() {
         app::routes(dispatcher),
         settings.listen,
         settings.shutdown_grace,
+        settings.connection_limits,
         app::Cleanup::default(),
     )
     .await

@@ -1,17 +1,19 @@
 //! The server's error enum and the one mapping from errors to HTTP replies.
 
 use faas_domain::DomainError;
+use faas_ports::report::Report;
 use faas_ports::PortError;
 use warp::http::StatusCode;
 
 /// Failures of the composition root: configuration, adapters, binding.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// A setting is invalid or missing; the message names the variable.
     #[error("configuration error: {0}")]
     Config(String),
-    /// An adapter could not be built.
-    #[error("{context}: {source}")]
+    /// An adapter could not be built (print with [`Report`] for the causes).
+    #[error("{context}")]
     Adapter {
         /// What was being built.
         context: String,
@@ -73,7 +75,7 @@ impl From<DomainError> for ApiError {
         let status = status_of(&err);
         let code = err.code();
         let message = if status.is_server_error() {
-            tracing::error!(error = %err, source = ?std::error::Error::source(&err), code, "request failed");
+            tracing::error!(error = %Report(&err), code, "request failed");
             server_error_message(&err)
         } else {
             err.to_string()
@@ -101,7 +103,10 @@ fn server_error_message(err: &DomainError) -> String {
     }
 }
 
-/// The one exhaustive mapping from a domain error to its HTTP status.
+/// The one mapping from a domain error to its HTTP status. Every variant
+/// known today has its row; the error enums are `#[non_exhaustive]` (so
+/// adding a variant is not a breaking change for embedders), and a variant
+/// added later answers 500 until it gets a row here.
 pub fn status_of(err: &DomainError) -> StatusCode {
     match err {
         DomainError::Port(port) => match port {
@@ -120,13 +125,16 @@ pub fn status_of(err: &DomainError) -> StatusCode {
             PortError::SourceFetchFailed(_) => StatusCode::BAD_GATEWAY,
             PortError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             PortError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
         DomainError::UnsupportedLanguage(_)
         | DomainError::SourceRequired
         | DomainError::SourceConflict
         | DomainError::InvalidInput
-        | DomainError::InvalidTimeout { .. } => StatusCode::BAD_REQUEST,
+        | DomainError::InvalidTimeout { .. }
+        | DomainError::InvalidLogQuery => StatusCode::BAD_REQUEST,
         DomainError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -180,6 +188,7 @@ mod tests {
             "STORAGE_UNAVAILABLE",
         );
         check(DomainError::SourceRequired, 400, "SOURCE_REQUIRED");
+        check(DomainError::InvalidLogQuery, 400, "INVALID_QUERY");
         check(
             DomainError::UnsupportedLanguage("py".into()),
             400,

@@ -1,0 +1,148 @@
+//! Reading and writing single files: atomic writes (stage a synced temp
+//! file, then rename over the target at the commit point), tolerant
+//! reads of env and meta files, directory syncs.
+
+use std::fs::{self, File, Metadata};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use faas_ports::{EnvMap, PortError, Version};
+
+use super::layout::Meta;
+use super::locks::Call;
+use super::Inner;
+
+/// Permissions of a written file (unix only), as the Go implementation used.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Visibility {
+    /// Sources and meta: 0644.
+    Public,
+    /// Env files, which may hold secrets: 0600.
+    Private,
+}
+
+impl Inner {
+    /// Metadata of a regular file; `None` when it is missing or not a file.
+    pub(super) fn file_metadata(&self, path: &Path) -> Result<Option<Metadata>, PortError> {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta)),
+            Ok(_) => Ok(None),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(self.map_error("reading", path, e)),
+        }
+    }
+
+    /// The version in a meta file; `None` when the file is missing. A
+    /// version below 1 (never written by us) reads as 1, as in Go.
+    pub(super) fn read_meta(&self, path: &Path) -> Result<Option<Version>, PortError> {
+        let Some(bytes) = self.read_optional(path)? else {
+            return Ok(None);
+        };
+        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
+        Ok(Some(Version::new(meta.version).unwrap_or(Version::FIRST)))
+    }
+
+    /// An env file; missing is empty. Entries that break today's rules are
+    /// dropped with a warning naming their keys (older data checked less).
+    pub(super) fn read_env(&self, path: &Path) -> Result<EnvMap, PortError> {
+        let Some(bytes) = self.read_optional(path)? else {
+            return Ok(EnvMap::new());
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
+        let (env, dropped) = EnvMap::from_stored_json(value).map_err(|other| PortError::Internal {
+            message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
+            source: None,
+        })?;
+        if !dropped.is_empty() {
+            tracing::warn!(
+                file = %self.rel(path),
+                dropped_keys = ?dropped,
+                "Ignoring env entries that break the env rules."
+            );
+        }
+        Ok(env)
+    }
+
+    pub(super) fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>, PortError> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(self.map_error("reading", path, e)),
+        }
+    }
+
+    pub(super) fn write_env(&self, call: &Call, path: &Path, env: &EnvMap) -> Result<(), PortError> {
+        let staged = self.stage(path, &env_json(env)?, Visibility::Private)?;
+        call.commit_point()?;
+        self.commit(staged, path)?;
+        if let Some(dir) = path.parent() {
+            self.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to a synced temp file next to `target`.
+    pub(super) fn stage(
+        &self,
+        target: &Path,
+        bytes: &[u8],
+        visibility: Visibility,
+    ) -> Result<tempfile::NamedTempFile, PortError> {
+        let dir = target.parent().unwrap_or(&self.data_dir);
+        let prefix = format!(
+            ".{}.",
+            target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        );
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = match visibility {
+                Visibility::Public => 0o644,
+                Visibility::Private => 0o600,
+            };
+            builder.permissions(fs::Permissions::from_mode(mode));
+        }
+        #[cfg(not(unix))]
+        let _ = visibility;
+        let mut file = builder
+            .tempfile_in(dir)
+            .map_err(|e| self.map_error("creating a temp file for", target, e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| self.map_error("writing", target, e))?;
+        Ok(file)
+    }
+
+    /// Renames a staged file over `target`.
+    pub(super) fn commit(&self, staged: tempfile::NamedTempFile, target: &Path) -> Result<(), PortError> {
+        staged
+            .persist(target)
+            .map(drop)
+            .map_err(|e| self.map_error("replacing", target, e.error))
+    }
+
+    pub(super) fn remove_if_exists(&self, path: &Path) -> Result<(), PortError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(()),
+            Err(e) => Err(self.map_error("removing", path, e)),
+        }
+    }
+
+    /// Makes renames in `dir` durable (unix; elsewhere a no-op).
+    pub(super) fn sync_dir(&self, dir: &Path) -> Result<(), PortError> {
+        #[cfg(unix)]
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.map_error("syncing", dir, e))?;
+        #[cfg(not(unix))]
+        let _ = dir;
+        Ok(())
+    }
+}
+
+pub(super) fn env_json(env: &EnvMap) -> Result<Vec<u8>, PortError> {
+    serde_json::to_vec(env.as_map()).map_err(|e| PortError::internal("serialising env", e))
+}

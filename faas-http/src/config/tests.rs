@@ -1,0 +1,169 @@
+//! Tests of the settings loader: defaults, layers, and errors naming their variable.
+
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn defaults() {
+    let s = Settings::from_vars(vars(&[])).unwrap();
+    assert_eq!(s.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(s.worker_listen.port(), 9090);
+    assert_eq!(
+        s.storage,
+        StorageSettings::Files {
+            data_dir: "data".into()
+        }
+    );
+    assert_eq!(s.runtime.kind, RuntimeKind::Docker);
+    assert_eq!(s.runtime.node_docker_image, "node:22-alpine");
+    assert_eq!(s.limits, Limits::default());
+    assert_eq!(s.max_body_bytes, 6 * 1024 * 1024);
+    assert!(!s.logs.enabled);
+    assert!(s.instance_id(s.listen).ends_with("-8080"));
+    assert!(s.instance_id(s.worker_listen).ends_with("-9090"));
+}
+
+#[test]
+fn env_overrides_and_bools() {
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_LISTEN", "127.0.0.1:0"),
+        ("LOWCODE_FAAS_RUNTIME", "process"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "YES"),
+        ("LOWCODE_FAAS_MAX_QUEUED_RUNS", "0"),
+        ("LOWCODE_FAAS_API_TOKEN", "s3cret"),
+    ]))
+    .unwrap();
+    assert_eq!(s.listen.port(), 0);
+    assert_eq!(s.runtime.kind, RuntimeKind::Process);
+    assert!(s.logs.enabled);
+    assert_eq!(s.limits.max_queued_runs, 0);
+    assert!(!format!("{s:?}").contains("s3cret"), "secrets never in Debug");
+}
+
+fn check_error(pairs: &[(&str, &str)], names: &str) {
+    let err = Settings::from_vars(vars(pairs)).unwrap_err().to_string();
+    assert!(err.contains(names), "error {err:?} should name {names}");
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    check_error(&[("LOWCODE_FAAS_FUNCTION_LOGS", "maybe")], "LOWCODE_FAAS_FUNCTION_LOGS");
+    check_error(&[("LOWCODE_FAAS_LISTEN", "nope")], "LOWCODE_FAAS_LISTEN");
+    check_error(&[("LOWCODE_FAAS_STORAGE", "mongo")], "LOWCODE_FAAS_STORAGE");
+    check_error(&[("LOWCODE_FAAS_RUNTIME", "wasm")], "LOWCODE_FAAS_RUNTIME");
+    check_error(
+        &[("LOWCODE_FAAS_MAX_CONCURRENT_RUNS", "0")],
+        "LOWCODE_FAAS_MAX_CONCURRENT_RUNS",
+    );
+    check_error(&[("LOWCODE_FAAS_MAX_BODY_BYTES", "-1")], "LOWCODE_FAAS_MAX_BODY_BYTES");
+    check_error(&[("LOWCODE_FAAS_STORAGE", "db_s3")], "LOWCODE_FAAS_POSTGRES_DSN");
+    check_error(
+        &[
+            ("LOWCODE_FAAS_STORAGE", "db_s3"),
+            ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
+        ],
+        "LOWCODE_FAAS_S3_BUCKET",
+    );
+    check_error(
+        &[
+            ("LOWCODE_FAAS_STORAGE", "db_s3"),
+            ("LOWCODE_FAAS_POSTGRES_DSN", "postgres://x"),
+            ("LOWCODE_FAAS_S3_BUCKET", "b"),
+            ("LOWCODE_FAAS_S3_ACCESS_KEY", "a"),
+        ],
+        "LOWCODE_FAAS_S3_SECRET_KEY",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_CONFIG", "/nonexistent/faas.toml")],
+        "LOWCODE_FAAS_CONFIG",
+    );
+    // Checked by the adapters' own config types, reported at load time.
+    check_error(
+        &[
+            ("LOWCODE_FAAS_STORAGE", "db_s3"),
+            ("LOWCODE_FAAS_POSTGRES_DSN", "mysql://x"),
+            ("LOWCODE_FAAS_S3_BUCKET", "b"),
+        ],
+        "LOWCODE_FAAS_POSTGRES_DSN",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_LOG_LOKI_URL", "ftp://loki")],
+        "LOWCODE_FAAS_LOG_LOKI_URL",
+    );
+}
+
+#[test]
+fn toml_file_is_below_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("faas.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:7000\"\nmax_concurrent_runs = 4\nfunction_logs = true\n",
+    )
+    .unwrap();
+    let path = file.to_string_lossy().to_string();
+    let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
+    assert_eq!(s.listen.port(), 7000);
+    assert_eq!(s.limits.max_concurrent_runs, 4);
+    assert!(s.logs.enabled);
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_CONFIG", &path),
+        ("LOWCODE_FAAS_LISTEN", "127.0.0.1:7001"),
+    ]))
+    .unwrap();
+    assert_eq!(s.listen.port(), 7001, "env wins over the file");
+}
+
+#[test]
+fn toml_type_errors_and_unknown_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("faas.toml");
+    let path = file.to_string_lossy().to_string();
+    std::fs::write(&file, "max_concurrent_runs = [4]\n").unwrap();
+    check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "LOWCODE_FAAS_MAX_CONCURRENT_RUNS");
+    std::fs::write(&file, "max_concurent_runs = 4\n").unwrap();
+    check_error(&[("LOWCODE_FAAS_CONFIG", &path)], "max_concurent_runs");
+    std::fs::write(&file, "container_user = \"1000:1000\"\ncontainer_cpus = 0.5\n").unwrap();
+    let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_CONFIG", &path)])).unwrap();
+    assert_eq!(s.runtime.container_cpus, 0.5);
+}
+
+#[test]
+fn unknown_variables_are_named_with_the_nearest_known_one() {
+    let found = unknown_variables([
+        "LOWCODE_FAAS_RUNTIMES",
+        "LOWCODE_FAAS_RUNTIME",
+        "LOWCODE_FAAS_MAX_CONCURENT_RUNS",
+        "LOWCODE_FAAS_SOMETHING_ELSE_ENTIRELY",
+        "LOWCODE_FAAS_TEST_POSTGRES_DSN",
+        "LOWCODE_FAAS_CONFIG",
+        "LOWCODE_FAAS_WARM_MAX_PER_KEY",
+        "PATH",
+    ]);
+    let got: Vec<(&str, Option<&str>)> = found
+        .iter()
+        .map(|u| (u.name.as_str(), u.did_you_mean.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "LOWCODE_FAAS_MAX_CONCURENT_RUNS",
+                Some("LOWCODE_FAAS_MAX_CONCURRENT_RUNS")
+            ),
+            ("LOWCODE_FAAS_RUNTIMES", Some("LOWCODE_FAAS_RUNTIME")),
+            ("LOWCODE_FAAS_SOMETHING_ELSE_ENTIRELY", None),
+        ]
+    );
+}
+
+#[test]
+fn listen_forms() {
+    assert_eq!(parse_listen(":80"), Some("0.0.0.0:80".parse().unwrap()));
+    assert_eq!(parse_listen("[::1]:80"), Some("[::1]:80".parse().unwrap()));
+    assert_eq!(parse_listen("localhost:1"), Some("127.0.0.1:1".parse().unwrap()));
+    assert_eq!(parse_listen("x"), None);
+}

@@ -1,0 +1,264 @@
+//! Building the engine from settings: storage (with its health check and
+//! the function cache), runtime (with its clean-up), function-log sinks and
+//! metrics. Both servers call [`build_engine`]; the dispatcher hands in its
+//! source fetcher and, in proxy mode, a runtime that runs nothing.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use faas_adapters::cache::CachedSourceStore;
+use faas_adapters::db_s3::DbS3SourceStore;
+use faas_adapters::docker::DockerRuntime;
+use faas_adapters::fs::FsSourceStore;
+use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
+use faas_adapters::loki::{LokiSink, LokiStats};
+use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
+use faas_domain::Engine;
+use faas_ports::{ContainerRuntime, LogSink, SourceFetcher, SourceStore};
+
+use crate::config::{LogSinkKind, RuntimeKind, StorageSettings};
+use crate::metrics::Metrics;
+use crate::{ServerError, Settings};
+
+/// Wraps an adapter's start-up error with what was being built.
+pub fn adapter_error(context: &str) -> impl FnOnce(faas_adapters::AdapterError) -> ServerError + '_ {
+    move |e| ServerError::Adapter {
+        context: context.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// Builds the storage adapter of the settings and checks it answers.
+pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, ServerError> {
+    let store: Arc<dyn SourceStore> = match &settings.storage {
+        StorageSettings::Files { data_dir } => {
+            tracing::info!(data_dir = %data_dir.display(), "using files storage");
+            Arc::new(
+                FsSourceStore::new(data_dir.clone())
+                    .map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?
+                    .with_timeout(settings.storage_timeout),
+            )
+        }
+        StorageSettings::DbS3(db) => {
+            tracing::info!(bucket = %db.s3_bucket, prefix = %db.s3_prefix, "using db_s3 storage (PostgreSQL + S3)");
+            Arc::new(
+                DbS3SourceStore::connect(db.clone())
+                    .await
+                    .map_err(adapter_error("LOWCODE_FAAS_STORAGE=db_s3"))?,
+            )
+        }
+    };
+    store.health().await.map_err(|e| ServerError::Adapter {
+        context: "storage health check failed".into(),
+        source: Box::new(e),
+    })?;
+    // The cache takes the store's own word on which versions it keeps.
+    match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
+        Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),
+        None => Ok(store),
+    }
+}
+
+/// What a process must do before it exits: remove the containers it owns.
+#[derive(Debug, Clone, Default)]
+pub struct Cleanup {
+    docker: Option<Arc<DockerRuntime>>,
+    process: Option<Arc<ProcessRuntime>>,
+}
+
+/// Bound on removing this process's containers at start-up and shutdown.
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Cleanup {
+    /// At `start-up` (once the listen address is bound, so a second process
+    /// started by mistake with the same id fails to bind before it touches
+    /// anything): removes every container labelled with this process's
+    /// instance id, then starts filling the runtime's pool. At `shutdown`:
+    /// removes the pool's runners, then every owned container.
+    pub async fn run(&self, when: &'static str) {
+        let starting = when == "start-up";
+        if let Some(docker) = &self.docker {
+            if !starting {
+                docker.shutdown().await;
+            }
+            remove_owned(docker, when).await;
+            if starting {
+                docker.start_pool();
+            }
+        }
+        if let Some(process) = &self.process {
+            if starting {
+                process.start_pool();
+            } else {
+                process.shutdown().await;
+            }
+        }
+    }
+}
+
+async fn remove_owned(docker: &DockerRuntime, when: &'static str) {
+    match tokio::time::timeout(CLEANUP_TIMEOUT, docker.remove_owned_containers()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, when, "removed this instance's containers"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %faas_ports::report::Report(&e), when, "could not remove this instance's containers")
+        }
+        Err(_) => tracing::warn!(when, "removing this instance's containers timed out"),
+    }
+}
+
+/// The runtime of the settings and the clean-up it needs. An unusable
+/// runtime is not fatal: runs answer `RUNTIME_UNAVAILABLE` and `/readyz`
+/// reports it. For Docker: the image is pulled in the background when
+/// `LOWCODE_FAAS_PREWARM_NODE_IMAGE` is true, and [`Cleanup`] removes the
+/// leftovers of an earlier life of this instance (even after `kill -9`) once
+/// the process has bound its address, and its own containers at shutdown.
+pub async fn build_runtime(
+    settings: &Settings,
+    listen: SocketAddr,
+) -> Result<(Arc<dyn ContainerRuntime>, Cleanup), ServerError> {
+    let (runtime, cleanup): (Arc<dyn ContainerRuntime>, Cleanup) = match settings.runtime.kind {
+        RuntimeKind::Process => {
+            let process = Arc::new(
+                ProcessRuntime::new(ProcessRuntimeConfig {
+                    node_bin: settings.runtime.node_bin.clone(),
+                    memory_mb: settings.runtime.container_memory_mb,
+                    execution: settings.runtime.execution.clone(),
+                })
+                .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=process"))?,
+            );
+            (
+                process.clone(),
+                Cleanup {
+                    docker: None,
+                    process: Some(process),
+                },
+            )
+        }
+        RuntimeKind::Docker => {
+            let rt = &settings.runtime;
+            let docker = Arc::new(
+                DockerRuntime::new(rt.docker_config(settings.instance_id(listen)))
+                    .map_err(adapter_error("LOWCODE_FAAS_RUNTIME=docker"))?,
+            );
+            if rt.prewarm_node_image {
+                let prewarm = Arc::clone(&docker);
+                tokio::spawn(async move { prewarm.prewarm().await });
+            }
+            (
+                docker.clone(),
+                Cleanup {
+                    docker: Some(docker),
+                    process: None,
+                },
+            )
+        }
+    };
+    if let Err(e) = runtime.health().await {
+        tracing::warn!(error = %faas_ports::report::Report(&e), "container runtime is not ready");
+    }
+    Ok((runtime, cleanup))
+}
+
+/// Builds the engine with every adapter of the settings. `runtime` replaces
+/// the configured runtime (proxy mode runs nothing in the dispatcher);
+/// `fetcher` is how `source_url` is fetched (`None`: the engine refuses
+/// sources by URL, as the worker never creates functions).
+pub async fn build_engine(
+    settings: &Settings,
+    listen: SocketAddr,
+    runtime: Option<Arc<dyn ContainerRuntime>>,
+    fetcher: Option<Arc<dyn SourceFetcher>>,
+) -> Result<Built, ServerError> {
+    let store = build_store(settings).await?;
+    let (runtime, cleanup) = match runtime {
+        Some(r) => (r, Cleanup::default()),
+        None => build_runtime(settings, listen).await?,
+    };
+    let mut builder = Engine::builder(store, runtime).limits(settings.limits.clone());
+    if let Some(fetcher) = fetcher {
+        builder = builder.fetcher(fetcher);
+    }
+    let mut metrics = new_metrics()?;
+    let log_buffer = match build_log_sink(settings)? {
+        Some(logs) => {
+            builder = builder.log_sink(logs.sink);
+            if let Some(stats) = logs.loki {
+                metrics = metrics.with_loki(stats);
+            }
+            Some(logs.buffer)
+        }
+        None => None,
+    };
+    Ok(Built {
+        engine: Arc::new(builder.build()),
+        log_buffer,
+        cleanup,
+        metrics,
+    })
+}
+
+/// An engine and the function-log buffer it fills (when capture is on).
+#[derive(Debug)]
+pub struct Built {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The buffer behind `GET /function-logs`; `None` when capture is off.
+    pub log_buffer: Option<Arc<LogBuffer>>,
+    /// What to do before the process exits.
+    pub cleanup: Cleanup,
+    /// The process's metrics (with the Loki sink's counters when it is used).
+    pub metrics: Metrics,
+}
+
+/// The function-log sink of a process and what the rest of it needs to see.
+#[derive(Debug)]
+pub struct LogSinks {
+    /// The sink the engine writes to (buffer + the configured sink).
+    pub sink: Arc<dyn LogSink>,
+    /// The buffer behind `GET /function-logs`.
+    pub buffer: Arc<LogBuffer>,
+    /// Counters of the Loki sink, when it is the configured one.
+    pub loki: Option<Arc<LokiStats>>,
+}
+
+/// The function-log sink of the settings (every entry also goes to the
+/// in-memory buffer), or `None` when capture is off.
+pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerError> {
+    let logs = &settings.logs;
+    if !logs.enabled {
+        return Ok(None);
+    }
+    let buffer = Arc::new(LogBuffer::new(logs.buffer));
+    let mut sinks: Vec<Arc<dyn LogSink>> = vec![buffer.clone()];
+    let mut loki = None;
+    match logs.sink {
+        LogSinkKind::Stdout => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::Prefixed))),
+        LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
+        LogSinkKind::Memory => {}
+        LogSinkKind::Loki => {
+            let config = logs
+                .loki
+                .clone()
+                .ok_or_else(|| ServerError::Config("LOWCODE_FAAS_LOG_LOKI_URL is required for the loki sink".into()))?;
+            let sink = LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?;
+            loki = Some(sink.stats());
+            sinks.push(Arc::new(sink));
+        }
+    }
+    tracing::info!(sink = ?logs.sink, buffer = logs.buffer, "function-log capture on");
+    Ok(Some(LogSinks {
+        sink: Arc::new(FanoutSink::new(sinks)),
+        buffer,
+        loki,
+    }))
+}
+
+/// A fresh metrics registry.
+pub fn new_metrics() -> Result<Metrics, ServerError> {
+    Metrics::new().map_err(|e| ServerError::Adapter {
+        context: "metrics registry".into(),
+        source: Box::new(e),
+    })
+}
