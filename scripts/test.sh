@@ -44,3 +44,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 echo "== systemd units (systemd-analyze verify)"
 bash scripts/verify-deploy.sh
+
+echo "== Kubernetes manifests (kustomize, kubernetes-validate, checkov)"
+bash scripts/verify-kubernetes.sh
