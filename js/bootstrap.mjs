@@ -16,7 +16,7 @@
 //
 // Serve (`node bootstrap.mjs --serve`): a long-lived runner. It says it is
 // ready, then reads jobs from stdin, one JSON object per line:
-//   {"nonce","source","input","env","max_output_bytes","max_log_bytes"}
+//   {"nonce","source","input","env","max_output_bytes","max_log_bytes","timeout_ms"}
 // and answers each with frames on stdout, one line each:
 //   \x1eLCF:<nonce>:<kind>:<payload>\n
 // kinds: ready (nonce "-", before any job), started (the job was taken),
@@ -27,7 +27,9 @@
 // never writes frames: console.* becomes log frames, process.stdout.write is
 // sent to stderr, and stray bytes on fd 1 are not frames (wrong or missing
 // prefix or nonce; a job's nonce is random and never in the environment).
-// Module state persists between jobs of one runner (warm mode).
+// Module state persists between jobs of one runner (warm mode). A runner
+// outliving a job's timeout_ms by 2 s kills itself (a watchdog thread), and
+// one idle for --max-idle-ms (default 15 min) exits: neither needs its server.
 //
 // A process that ends without a verdict (process.exit in the handler, a fatal
 // V8 error, a kill) is judged by the runtime, not here.
@@ -41,6 +43,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 // Keep our own references to everything used after user code has run, so a
 // handler that reassigns globals (JSON.stringify, process.exit, fs methods)
@@ -59,6 +62,17 @@ const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
 
 const SERVE = process.argv.includes('--serve');
+// Serving: a runner idle this long (no job) ends itself, so one whose
+// server is gone (a kill -9) does not wait forever.
+const MAX_IDLE_MS = (() => {
+  const arg = process.argv.find((a) => a.startsWith('--max-idle-ms='));
+  const n = arg === undefined ? NaN : Number(arg.slice('--max-idle-ms='.length));
+  return Number.isSafeInteger(n) && n > 0 ? n : 15 * 60 * 1000;
+})();
+// Serving: past a job's deadline plus this, the runner kills itself, even
+// when its server is gone and the handler spins (the watchdog thread below
+// runs whatever the main thread does). A live server kills it first.
+const DEADLINE_GRACE_MS = 2000;
 
 const DIR = path.dirname(fileURLToPath(import.meta.url));
 const FUNCTION_FILE = path.join(DIR, 'function.mjs');
@@ -490,7 +504,16 @@ function internalError(err) {
 // job sees exactly this plus its own env.
 const BASE_ENV = { ...process.env };
 
+// Names that change how node or the dynamic loader start: the platform
+// refuses them in every env layer; never applied here either.
+function runtimeName(key) {
+  return key === 'PATH' || key === 'NODE_OPTIONS' || key === 'NODE_PATH' || key.startsWith('LD_');
+}
+
 function applyEnv(env) {
+  for (const key of objectKeys(env)) {
+    if (runtimeName(key)) delete env[key];
+  }
   for (const key of objectKeys(process.env)) {
     if (!(key in BASE_ENV) || key in env) delete process.env[key];
   }
@@ -517,6 +540,58 @@ function loadModuleFor(source) {
   return promise;
 }
 
+// The watchdog: a thread of its own that SIGKILLs this process when a job
+// outlives its deadline. Unref'd: it never keeps the runner alive.
+let watchdog = null;
+
+function startWatchdog() {
+  try {
+    watchdog = new Worker(
+      "const { parentPort } = require('node:worker_threads');" +
+        'let timer = null;' +
+        "parentPort.on('message', (m) => {" +
+        '  if (timer !== null) { clearTimeout(timer); timer = null; }' +
+        "  if (m !== null && typeof m === 'object' && Number.isSafeInteger(m.killAfterMs)) {" +
+        "    timer = setTimeout(() => process.kill(process.pid, 'SIGKILL'), m.killAfterMs);" +
+        '  }' +
+        '});',
+      // execArgv: [] so the thread reads this as CommonJS even when the
+      // bootstrap itself runs as `node --input-type=module -e`.
+      { eval: true, execArgv: [] },
+    );
+    watchdog.unref();
+    watchdog.on('error', () => {
+      watchdog = null;
+    });
+  } catch (err) {
+    stderrWrite(`lowcode-faas bootstrap: no watchdog thread: ${describe(err)}\n`);
+    watchdog = null;
+  }
+}
+
+function armWatchdog(timeoutMs) {
+  if (watchdog !== null && Number.isSafeInteger(timeoutMs) && timeoutMs > 0) {
+    watchdog.postMessage({ killAfterMs: timeoutMs + DEADLINE_GRACE_MS });
+  }
+}
+
+function disarmWatchdog() {
+  if (watchdog !== null) watchdog.postMessage({});
+}
+
+let idleTimer = null;
+
+function armIdleExit() {
+  if (idleTimer !== null) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => exit(0), MAX_IDLE_MS);
+  idleTimer.unref();
+}
+
+function disarmIdleExit() {
+  if (idleTimer !== null) clearTimeout(idleTimer);
+  idleTimer = null;
+}
+
 function serveJob(line) {
   let spec;
   try {
@@ -530,8 +605,14 @@ function serveJob(line) {
     job = {
       nonce: String(spec.nonce),
       maxOutputBytes: Number.isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
-      done: resolve,
+      done: () => {
+        disarmWatchdog();
+        armIdleExit();
+        resolve();
+      },
     };
+    disarmIdleExit();
+    armWatchdog(spec.timeout_ms);
     applyEnv(spec.env && typeof spec.env === 'object' ? spec.env : {});
     log = newLogState();
     writeFrame(job.nonce, 'started', '{}');
@@ -581,6 +662,8 @@ function serve() {
   stdin.on('end', () => {
     queue.then(() => exit(0));
   });
+  startWatchdog();
+  armIdleExit();
   writeFrame('-', 'ready', stringify({ pid: process.pid }));
 }
 

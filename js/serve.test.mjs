@@ -26,10 +26,10 @@ const PLATFORM_ENV = {
 
 /** A started runner: send jobs, await their frames. */
 class Runner {
-  constructor() {
+  constructor(args = []) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowcode-faas-serve-test-'));
     fs.copyFileSync(BOOTSTRAP, path.join(this.dir, 'bootstrap.mjs'));
-    this.proc = spawn(process.execPath, [path.join(this.dir, 'bootstrap.mjs'), '--serve'], {
+    this.proc = spawn(process.execPath, [path.join(this.dir, 'bootstrap.mjs'), '--serve', ...args], {
       cwd: os.tmpdir(),
       env: { BASE_VAR: 'base' },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -85,7 +85,7 @@ class Runner {
   }
 
   /** Sends one job; resolves with its frames once it ends (or the runner does). */
-  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, nonce } = {}) {
+  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, nonce, timeoutMs = 60000 } = {}) {
     const id = nonce ?? randomBytes(16).toString('hex');
     const job = {
       nonce: id,
@@ -94,6 +94,7 @@ class Runner {
       env: { ...PLATFORM_ENV, ...env },
       max_output_bytes: maxOutputBytes,
       max_log_bytes: 1048576,
+      timeout_ms: timeoutMs,
     };
     this.proc.stdin.write(JSON.stringify(job) + '\n');
     const isEnd = (f) => f.nonce === id && ['result', 'result-final', 'too-large'].includes(f.kind);
@@ -248,4 +249,34 @@ test('serve: closing stdin ends an idle runner with status 0', async () => {
   const r = new Runner();
   await r.until((f) => f.some((x) => x.kind === 'ready'));
   assert.equal(await r.close(), 0);
+});
+
+test('serve: a job past its deadline kills its own runner (no server needed)', async () => {
+  const r = new Runner();
+  try {
+    await r.until((f) => f.some((x) => x.kind === 'ready'));
+    const res = await r.run('export async function handler() { while (true) {} }', { timeoutMs: 300 });
+    assert.equal(res.end, undefined);
+    const code = await Promise.race([
+      new Promise((resolve) => r.proc.on('exit', (c, signal) => resolve(signal))),
+      r.exited.then(() => r.proc.signalCode),
+      new Promise((resolve) => setTimeout(() => resolve('still running'), 15000)),
+    ]);
+    assert.equal(code, 'SIGKILL');
+  } finally {
+    await r.close();
+  }
+});
+
+test('serve: a runner idle past --max-idle-ms exits by itself', async () => {
+  const r = new Runner(['--max-idle-ms=300']);
+  try {
+    await r.until((f) => f.some((x) => x.kind === 'ready'));
+    const done = await r.run('export async function handler() { return { ok: true }; }');
+    assert.equal(done.end, 'result');
+    const code = await Promise.race([r.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15000))]);
+    assert.equal(code, 0);
+  } finally {
+    await r.close();
+  }
 });

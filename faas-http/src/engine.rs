@@ -67,6 +67,10 @@ pub struct Cleanup {
     process: Option<Arc<ProcessRuntime>>,
 }
 
+/// How long a stopped container of another instance stays before a start-up
+/// removes it (its own server may still be reading how it ended).
+const STALE_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Bound on removing this process's containers at start-up and shutdown.
 const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -84,6 +88,12 @@ impl Cleanup {
             }
             remove_owned(docker, when).await;
             if starting {
+                match docker.remove_stale_containers(STALE_AGE).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %faas_ports::report::Report(&e), "could not look for stale containers")
+                    }
+                }
                 docker.start_pool();
             }
         }

@@ -15,11 +15,19 @@ pub const MAX_ENV_VALUE_LEN: usize = 4096;
 pub const MAX_ENV_ENTRIES: usize = 256;
 /// Prefix reserved for variables the platform sets.
 pub const RESERVED_ENV_PREFIX: &str = "LOWCODE_FAAS_";
+/// Variables that change how the runtime itself starts or loads code
+/// (injected code before any handler, a broken `PATH`): refused in every env
+/// layer.
+pub const RUNTIME_ENV_NAMES: [&str; 3] = ["PATH", "NODE_OPTIONS", "NODE_PATH"];
+/// Prefixes of such variables (the dynamic loader's `LD_PRELOAD`, `LD_LIBRARY_PATH` …).
+pub const RUNTIME_ENV_PREFIXES: [&str; 1] = ["LD_"];
 
 /// An environment map of a collection, a function or a request.
 ///
 /// Invariants: at most 256 entries; keys match `^[A-Za-z_][A-Za-z0-9_]*$`,
-/// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`;
+/// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`,
+/// and are none of [`RUNTIME_ENV_NAMES`] nor start with one of
+/// [`RUNTIME_ENV_PREFIXES`];
 /// values are at most 4096 bytes with no NUL, CR or LF.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
@@ -171,6 +179,12 @@ fn check_key(key: &str) -> Result<(), PortError> {
             truncate_for_message(key)
         )));
     }
+    if RUNTIME_ENV_NAMES.contains(&key) || RUNTIME_ENV_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return Err(PortError::InvalidEnv(format!(
+            "key '{}' changes how the runtime starts and is not allowed",
+            truncate_for_message(key)
+        )));
+    }
     Ok(())
 }
 
@@ -207,6 +221,15 @@ mod tests {
         check(json!({"A-B": "x"}), false);
         check(json!({"": "x"}), false);
         check(json!({"PORT": "1"}), false);
+        for key in ["PATH", "NODE_OPTIONS", "NODE_PATH", "LD_PRELOAD", "LD_LIBRARY_PATH"] {
+            let err = EnvMap::from_json(&json!({ key: "x" })).unwrap_err();
+            assert_eq!(err.code(), "INVALID_ENV");
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        check(
+            json!({"MY_PATH": "1", "NODE_ENV": "production", "OLD_PRELOAD": "1"}),
+            true,
+        );
         check(json!({"LOWCODE_FAAS_X": "1"}), false);
         check(json!({"A": 1}), false);
         check(json!({"A": "a\nb"}), false);

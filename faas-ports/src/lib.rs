@@ -25,7 +25,10 @@ mod names;
 mod ports;
 pub mod report;
 
-pub use env::{EnvMap, MAX_ENV_ENTRIES, MAX_ENV_KEY_LEN, MAX_ENV_VALUE_LEN, RESERVED_ENV_PREFIX};
+pub use env::{
+    EnvMap, MAX_ENV_ENTRIES, MAX_ENV_KEY_LEN, MAX_ENV_VALUE_LEN, RESERVED_ENV_PREFIX, RUNTIME_ENV_NAMES,
+    RUNTIME_ENV_PREFIXES,
+};
 pub use error::{BoxError, Component, PortError};
 pub use model::{
     deployment_id, function_id, serialize_timestamp, CollectionInfo, Deployment, ErrorCode, Function, FunctionListItem,

@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bollard::container::LogOutput;
@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use super::daemon::{
     kill_container, map_error, missing_image_advice, pull_image, remove_logged, Fault, FaultKind, CONTROL_TIMEOUT,
 };
-use super::{DockerConfig, OWNER_LABEL, RUNNER_LABEL, RUN_ID_LABEL};
+use super::{DockerConfig, DEADLINE_LABEL, OWNER_LABEL, RUNNER_LABEL, RUN_ID_LABEL};
 use crate::bootstrap::BOOTSTRAP_MJS;
 use crate::runner::{judge_idle, Chunk, Exit, Launcher, Liveness, Purpose, Runner, EXIT_TIMEOUT};
 
@@ -46,6 +46,9 @@ pub(super) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Cap of the container's own json-file log (what the bootstrap writes to
 /// stderr), so a chatty function cannot fill the daemon's disk.
 const CONTAINER_LOG_MAX_SIZE: &str = "1m";
+/// How long after its run's deadline a cold container may be reaped by any
+/// instance (its own server kills it at the deadline).
+const DEADLINE_LABEL_GRACE: Duration = Duration::from_secs(60);
 /// Size of the workspace tmpfs (it counts against the container's memory).
 const WORKSPACE_TMPFS_MB: u64 = 64;
 
@@ -96,13 +99,17 @@ pub(super) struct DockerLauncher {
 impl DockerLauncher {
     /// The container definition of a runner: image, command, labels and the
     /// hardened host config. No env: each job brings its own.
-    pub(super) fn container_body(&self, name: &str, run_id: Option<&RunId>) -> ContainerCreateBody {
+    pub(super) fn container_body(&self, name: &str, run: Option<(&RunId, Duration)>) -> ContainerCreateBody {
         let mut labels = HashMap::from([
             (OWNER_LABEL.to_string(), self.config.instance_id.clone()),
             (RUNNER_LABEL.to_string(), name.to_string()),
         ]);
-        if let Some(run_id) = run_id {
+        if let Some((run_id, timeout)) = run {
             labels.insert(RUN_ID_LABEL.to_string(), run_id.to_string());
+            // When a reaper may remove it even if its owner still runs.
+            let deadline = SystemTime::now() + timeout + DEADLINE_LABEL_GRACE;
+            let secs = deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            labels.insert(DEADLINE_LABEL.to_string(), secs.to_string());
         }
         let memory = i64::try_from(self.config.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
         let host_config = HostConfig {
@@ -114,6 +121,10 @@ impl DockerLauncher {
             security_opt: Some(vec!["no-new-privileges".into()]),
             network_mode: Some(self.config.network.clone()),
             privileged: Some(false),
+            // A tiny init (docker-init) as PID 1: node gets the signals a
+            // process outside PID 1 gets (its own watchdog's SIGKILL), and
+            // zombies are reaped.
+            init: Some(true),
             tmpfs: Some(HashMap::from([(
                 WORKSPACE.to_string(),
                 format!(
@@ -139,6 +150,7 @@ impl DockerLauncher {
                 BOOTSTRAP_MJS.into(),
                 "--".into(),
                 "--serve".into(),
+                format!("--max-idle-ms={}", self.config.execution.runner_max_idle().as_millis()),
             ]),
             working_dir: Some(WORKSPACE.into()),
             user: Some(self.config.user.clone()),
@@ -206,11 +218,11 @@ impl DockerLauncher {
         purpose: Purpose<'_>,
         deadline: Instant,
     ) -> Result<(), RunFailure> {
-        let run_id = match purpose {
-            Purpose::Run(job) => Some(&job.run_id),
+        let run = match purpose {
+            Purpose::Run(job) => Some((&job.run_id, job.timeout)),
             Purpose::Pool => None,
         };
-        let body = self.container_body(&guard.name, run_id);
+        let body = self.container_body(&guard.name, run);
         match guard.create(body.clone()).await {
             Ok(_) => Ok(()),
             Err(fault) if fault.kind == FaultKind::NotFound => {

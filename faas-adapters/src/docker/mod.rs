@@ -56,6 +56,8 @@ pub const OWNER_LABEL: &str = "lowcode-faas.owner";
 pub const RUN_ID_LABEL: &str = "lowcode-faas.run_id";
 /// Label naming the runner (the container's own name).
 pub const RUNNER_LABEL: &str = "lowcode-faas.runner";
+/// Label of a cold container: when (Unix seconds) any instance may remove it.
+pub const DEADLINE_LABEL: &str = "lowcode-faas.deadline";
 
 /// Docker refuses memory limits below 6 MiB.
 const MIN_MEMORY_MB: u64 = 6;
@@ -244,6 +246,91 @@ impl DockerRuntime {
             None => Ok(removed),
             Some(fault) => Err(fault.into_port_error("cannot remove every owned container")),
         }
+    }
+}
+
+impl DockerRuntime {
+    /// Removes the leftovers of *other* instances that are surely dead:
+    /// containers of ours (an owner label) that stopped at least `min_age`
+    /// ago (runners end themselves once their server is gone: past a job's
+    /// deadline, or idle too long), and running cold containers past their
+    /// deadline label. Live servers' containers are left alone: they run,
+    /// and none of them outlives its deadline. Returns how many went.
+    pub async fn remove_stale_containers(&self, min_age: Duration) -> Result<usize, PortError> {
+        self.remove_stale_matching(min_age, OWNER_LABEL).await
+    }
+
+    /// [`Self::remove_stale_containers`] among the containers matching
+    /// `label` (a Docker label filter: `key` or `key=value`).
+    async fn remove_stale_matching(&self, min_age: Duration, label: &str) -> Result<usize, PortError> {
+        let docker = self
+            .launcher
+            .client
+            .get()
+            .map_err(|f| f.into_port_error("cannot reach the Docker daemon"))?;
+        let instance = &self.config().instance_id;
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let listed = tokio::time::timeout(CONTROL_TIMEOUT, docker.list_containers(Some(options)))
+            .await
+            .map_err(|_| Fault::silent(CONTROL_TIMEOUT))
+            .and_then(|r| r.map_err(map_error))
+            .map_err(|f| f.into_port_error("cannot list containers"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut removed = 0;
+        for summary in listed {
+            let labels = summary.labels.clone().unwrap_or_default();
+            if labels.get(OWNER_LABEL) == Some(instance) {
+                continue;
+            }
+            let Some(id) = summary.id.clone() else { continue };
+            let state = summary.state.as_ref().map(ToString::to_string).unwrap_or_default();
+            let stale = if state == "running" {
+                labels
+                    .get(DEADLINE_LABEL)
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .is_some_and(|deadline| deadline < now)
+            } else if state == "exited" || state == "dead" {
+                match tokio::time::timeout(
+                    CONTROL_TIMEOUT,
+                    docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>),
+                )
+                .await
+                {
+                    Ok(Ok(inspected)) => {
+                        let finished = inspected
+                            .state
+                            .and_then(|s| s.finished_at)
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                            .and_then(|t| u64::try_from(t.timestamp()).ok())
+                            .filter(|t| *t > 0);
+                        finished.is_some_and(|t| t.saturating_add(min_age.as_secs()) <= now)
+                    }
+                    _ => false,
+                }
+            } else {
+                // Created and not started yet, restarting, paused: some
+                // server is in the middle of something with it.
+                false
+            };
+            if !stale {
+                continue;
+            }
+            match remove_container(&docker, &id).await {
+                Ok(()) => removed += 1,
+                Err(fault) if fault.is_gone() => {}
+                Err(fault) => tracing::warn!(container = %id, error = %fault, "Cannot remove a stale container."),
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "Removed stale containers of other instances.");
+        }
+        Ok(removed)
     }
 }
 

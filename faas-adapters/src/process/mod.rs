@@ -91,6 +91,7 @@ impl ProcessRuntime {
         let launcher = Arc::new(ProcessLauncher {
             node_bin,
             memory_mb: config.memory_mb,
+            max_idle: config.execution.runner_max_idle(),
         });
         let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, config.execution);
         Ok(Self { launcher, pool })

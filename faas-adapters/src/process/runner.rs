@@ -30,6 +30,8 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(super) struct ProcessLauncher {
     pub(super) node_bin: PathBuf,
     pub(super) memory_mb: u64,
+    /// `--max-idle-ms` of every runner.
+    pub(super) max_idle: Duration,
 }
 
 #[async_trait]
@@ -54,6 +56,7 @@ impl Launcher for ProcessLauncher {
             .arg(format!("--max-old-space-size={}", self.memory_mb))
             .arg(BOOTSTRAP_FILE)
             .arg("--serve")
+            .arg(format!("--max-idle-ms={}", self.max_idle.as_millis()))
             .current_dir(dir.path())
             .env_clear()
             .stdin(Stdio::piped())

@@ -118,6 +118,14 @@ impl Default for ExecutionConfig {
 }
 
 impl ExecutionConfig {
+    /// How long a runner waits for a job before it ends itself
+    /// (`--max-idle-ms`): longer than any idle time the pool gives it (the
+    /// warm TTL, 15 minutes in the prewarm pool) plus a minute, so only a
+    /// runner whose server is gone gets there.
+    pub fn runner_max_idle(&self) -> Duration {
+        Duration::from_millis(self.warm_idle_ttl_ms.max(15 * 60 * 1000).saturating_add(60_000))
+    }
+
     /// Checks the ranges; each message names its `LOWCODE_FAAS_*` variable.
     pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |m: String| Err(AdapterError::Config(m));

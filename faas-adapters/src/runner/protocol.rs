@@ -66,6 +66,9 @@ struct JobLine<'a> {
     env: &'a BTreeMap<String, String>,
     max_output_bytes: u64,
     max_log_bytes: u64,
+    /// The run's timeout: a runner still on the job 2 s past it kills
+    /// itself, so an orphan (its server gone) never runs on.
+    timeout_ms: u64,
 }
 
 /// The job as one stdin line (JSON plus `\n`). `env` is the run's complete
@@ -79,6 +82,7 @@ pub(crate) fn job_line(job: &RunJob, env: &BTreeMap<String, String>, nonce: &str
         env,
         max_output_bytes: job.max_output_bytes,
         max_log_bytes: job.max_log_bytes,
+        timeout_ms: u64::try_from(job.timeout.as_millis()).unwrap_or(u64::MAX),
     };
     let mut bytes = serde_json::to_vec(&line)?;
     bytes.push(b'\n');
@@ -284,6 +288,7 @@ mod tests {
         assert_eq!(value["env"]["K"], "v\n2");
         assert!(value["input"].as_str().unwrap().ends_with('\u{fffd}'));
         assert_eq!(value["max_output_bytes"], job.max_output_bytes);
+        assert_eq!(value["timeout_ms"], 60_000);
     }
 
     #[test]

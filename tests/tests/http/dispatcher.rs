@@ -204,6 +204,24 @@ async fn collections_lifecycle() {
     assert_eq!((r.status, r.code()), (404, "COLLECTION_NOT_FOUND"));
     let r = app.put("/collections/team/env", json!({"env": {"A": 1}})).await;
     assert_eq!((r.status, r.code()), (400, "INVALID_ENV"));
+    // Names that change how the runtime starts, in the collection and function layers.
+    let r = app
+        .put("/collections/team/env", json!({"env": {"NODE_OPTIONS": "-r x"}}))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_ENV"));
+    assert!(r.body["error"].as_str().unwrap().contains("NODE_OPTIONS"), "{}", r.text);
+    let r = app
+        .post(
+            "/functions",
+            json!({"name": "envy", "source_code": HELLO, "env": {"LD_LIBRARY_PATH": "/x"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_ENV"));
+    assert!(
+        r.body["error"].as_str().unwrap().contains("LD_LIBRARY_PATH"),
+        "{}",
+        r.text
+    );
 
     app.create_function("team/api", "f", HELLO, json!({})).await;
     let r = app.delete("/collections/team/api").await;
@@ -446,6 +464,14 @@ async fn invoke_results_inputs_and_errors() {
             (json!({"version": 2}), 400, "VERSION_NOT_AVAILABLE")
         },
         (json!({"env": {"PORT": "1"}}), 400, "INVALID_ENV"),
+        // Names that change how the runtime starts, in the request layer.
+        (
+            json!({"env": {"NODE_OPTIONS": "--import=data:text/javascript,process.exit(7)"}}),
+            400,
+            "INVALID_ENV",
+        ),
+        (json!({"env": {"LD_PRELOAD": "/tmp/x.so"}}), 400, "INVALID_ENV"),
+        (json!({"env": {"PATH": "/nonexistent"}}), 400, "INVALID_ENV"),
         (json!({"timeout_ms": "soon"}), 400, "INVALID_JSON"),
     ];
     for (body, status, code) in cases {

@@ -78,11 +78,14 @@ async fn invokes_run_in_containers_with_the_merged_env() {
     app.create_function("", "hello", HELLO, json!({})).await;
     let res = invoke(&app, "/functions/hello/invoke", json!({"input": {"name": "Docker"}})).await;
     assert_eq!(res["output"]["data"]["message"], "Hello, Docker!");
+    // A graceful stop removes the pool's containers.
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_timed_out_run_leaves_no_container() {
-    let app = docker_app("timeout", &[]).await;
+    // Cold: the run's container carries its run id.
+    let app = docker_app("timeout", &[("LOWCODE_FAAS_EXECUTION_MODE", "cold")]).await;
     app.create_function(
         "",
         "spin",
@@ -94,10 +97,18 @@ async fn a_timed_out_run_leaves_no_container() {
     assert_eq!(res["error_code"], "TIMEOUT", "{res}");
     assert!(res["error_message"].as_str().unwrap().contains("1500 ms"));
     let run_id = res["run_id"].as_str().unwrap();
-    assert!(
-        containers_of(&format!("lowcode-faas.run_id={run_id}")).is_empty(),
-        "the run's container was removed"
-    );
+    // Killed at the deadline, then removed off the request path: poll (bounded).
+    let label = format!("lowcode-faas.run_id={run_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !containers_of(&label).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's container was not removed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A graceful stop removes the pool's containers.
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -127,6 +138,8 @@ async fn handler_failures_have_the_same_codes_as_with_the_process_runtime() {
         let res = invoke(&app, &format!("/functions/{name}/invoke"), json!({})).await;
         assert_eq!(res["error_code"], code, "{name}: {res}");
     }
+    // A graceful stop removes the pool's containers.
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -144,4 +157,6 @@ async fn a_missing_image_is_image_unavailable_and_not_ready() {
     app.create_function("", "hello", HELLO, json!({})).await;
     let res = invoke(&app, "/functions/hello/invoke", json!({"timeout_ms": 20000})).await;
     assert_eq!(res["error_code"], "IMAGE_UNAVAILABLE", "{res}");
+    // A graceful stop removes the pool's containers.
+    app.stop().await;
 }
