@@ -26,7 +26,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use faas_ports::{Component, ErrorCode, PortError, RunFailure, RunId};
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -35,7 +35,7 @@ use super::daemon::{
 };
 use super::{DockerConfig, DEADLINE_LABEL, OWNER_LABEL, RUNNER_LABEL, RUN_ID_LABEL};
 use crate::bootstrap::BOOTSTRAP_MJS;
-use crate::runner::{judge_idle, Chunk, Exit, Launcher, Liveness, Purpose, Runner, EXIT_TIMEOUT};
+use crate::runner::{Chunk, Exit, Launcher, Purpose, Runner, EXIT_TIMEOUT};
 
 /// The workspace directory inside the container.
 pub(super) const WORKSPACE: &str = "/workspace";
@@ -408,24 +408,12 @@ impl Runner for DockerRunner {
         }
     }
 
-    fn check_idle(&mut self) -> Liveness {
-        if self.ended {
-            return Liveness::Gone;
-        }
-        let mut stash: Vec<Chunk> = self.stash.drain(..).collect();
-        let mut liveness = Liveness::Alive;
-        while let Some(item) = self.output.next().now_or_never() {
-            let Some(polled) = chunk_of(item) else { continue };
-            if polled.is_none() {
-                self.ended = true;
-            }
-            if judge_idle(Some(polled), &mut stash) == Liveness::Gone {
-                liveness = Liveness::Gone;
-                break;
-            }
-        }
-        self.stash = stash.into();
-        liveness
+    fn stash(&mut self) -> &mut VecDeque<Chunk> {
+        &mut self.stash
+    }
+
+    fn has_ended(&mut self) -> bool {
+        self.ended
     }
 
     async fn exit(&mut self) -> Exit {

@@ -37,11 +37,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
-use faas_ports::{ContainerRuntime, PortError, RunFailure, RunJob, RunOutput, RuntimeStatus};
+use faas_ports::PortError;
 use serde::Deserialize;
 
 use crate::runner::pool::Pool;
@@ -218,16 +218,7 @@ impl DockerRuntime {
             .get()
             .map_err(|f| f.into_port_error("cannot reach the Docker daemon"))?;
         let instance = &self.config().instance_id;
-        let filters = HashMap::from([("label".to_string(), vec![format!("{OWNER_LABEL}={instance}")])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let listed = tokio::time::timeout(CONTROL_TIMEOUT, docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| Fault::silent(CONTROL_TIMEOUT))
-            .and_then(|r| r.map_err(map_error))
-            .map_err(|f| f.into_port_error("cannot list owned containers"))?;
+        let listed = list_labelled(&docker, &format!("{OWNER_LABEL}={instance}")).await?;
         let mut removed = 0;
         let mut failed = Vec::new();
         for id in listed.into_iter().filter_map(|c| c.id) {
@@ -269,16 +260,7 @@ impl DockerRuntime {
             .get()
             .map_err(|f| f.into_port_error("cannot reach the Docker daemon"))?;
         let instance = &self.config().instance_id;
-        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let listed = tokio::time::timeout(CONTROL_TIMEOUT, docker.list_containers(Some(options)))
-            .await
-            .map_err(|_| Fault::silent(CONTROL_TIMEOUT))
-            .and_then(|r| r.map_err(map_error))
-            .map_err(|f| f.into_port_error("cannot list containers"))?;
+        let listed = list_labelled(&docker, label).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -334,23 +316,20 @@ impl DockerRuntime {
     }
 }
 
-#[async_trait]
-impl ContainerRuntime for DockerRuntime {
-    #[tracing::instrument(
-        skip_all,
-        fields(run_id = %job.run_id, function = %job.function_id, deployment = %job.deployment_id)
-    )]
-    async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
-        self.pool.run(job).await
-    }
+crate::runner::pooled_container_runtime!(DockerRuntime);
 
-    async fn health(&self) -> Result<(), PortError> {
-        self.launcher.health().await
-    }
-
-    fn status(&self) -> RuntimeStatus {
-        self.pool.status()
-    }
+/// Every container (running or not) matching a label filter (`key` or `key=value`).
+async fn list_labelled(docker: &Docker, label: &str) -> Result<Vec<ContainerSummary>, PortError> {
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    tokio::time::timeout(CONTROL_TIMEOUT, docker.list_containers(Some(options)))
+        .await
+        .map_err(|_| Fault::silent(CONTROL_TIMEOUT))
+        .and_then(|r| r.map_err(map_error))
+        .map_err(|f| f.into_port_error("cannot list containers"))
 }
 
 impl DockerConfig {

@@ -28,8 +28,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use faas_ports::{Component, ContainerRuntime, PortError, RunFailure, RunJob, RunOutput, RuntimeStatus};
+use faas_ports::{Component, PortError};
 use serde::Deserialize;
 use tokio::process::Command;
 
@@ -109,21 +108,7 @@ impl ProcessRuntime {
     }
 }
 
-#[async_trait]
-impl ContainerRuntime for ProcessRuntime {
-    #[tracing::instrument(skip_all, fields(run_id = %job.run_id, function = %job.function_id, deployment = %job.deployment_id))]
-    async fn run(&self, job: RunJob) -> Result<RunOutput, RunFailure> {
-        self.pool.run(job).await
-    }
-
-    async fn health(&self) -> Result<(), PortError> {
-        self.launcher.health().await
-    }
-
-    fn status(&self) -> RuntimeStatus {
-        self.pool.status()
-    }
-}
+crate::runner::pooled_container_runtime!(ProcessRuntime);
 
 /// `node --version` answers.
 async fn node_health(node_bin: &Path) -> Result<(), PortError> {

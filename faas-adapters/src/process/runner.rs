@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faas_ports::{ErrorCode, PortError, RunFailure};
-use futures_util::FutureExt;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -18,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{node_health, sanitize};
 use crate::bootstrap::{BOOTSTRAP_FILE, BOOTSTRAP_MJS};
-use crate::runner::{judge_idle, Chunk, Exit, Launcher, Liveness, Purpose, Runner, EXIT_TIMEOUT};
+use crate::runner::{Chunk, Exit, Launcher, Purpose, Runner, EXIT_TIMEOUT};
 
 /// Bound on reaping a killed process and on draining its pipes after it exited.
 const AFTER_EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -205,20 +204,12 @@ impl Runner for ProcessRunner {
         }
     }
 
-    fn check_idle(&mut self) -> Liveness {
-        if self.ended || self.status.is_some() || !matches!(self.child.try_wait(), Ok(None)) {
-            return Liveness::Gone;
-        }
-        let mut stash: Vec<Chunk> = self.stash.drain(..).collect();
-        let mut liveness = Liveness::Alive;
-        while let Some(polled) = self.recv().now_or_never() {
-            if judge_idle(Some(polled), &mut stash) == Liveness::Gone {
-                liveness = Liveness::Gone;
-                break;
-            }
-        }
-        self.stash = stash.into();
-        liveness
+    fn stash(&mut self) -> &mut VecDeque<Chunk> {
+        &mut self.stash
+    }
+
+    fn has_ended(&mut self) -> bool {
+        self.ended || self.status.is_some() || !matches!(self.child.try_wait(), Ok(None))
     }
 
     async fn exit(&mut self) -> Exit {

@@ -3,7 +3,7 @@
 //! one job's exchange with a runner, the failure messages both runtimes
 //! give, and the pool of prewarmed and warm runners ([`pool`]).
 //!
-//! A runtime provides a [`Launcher`] (how to start a generic runner, with no
+//! A runtime provides a `Launcher` (how to start a generic runner, with no
 //! user code, and what a started one is); everything after that is here, so
 //! both runtimes behave the same in every execution mode.
 //!
@@ -12,8 +12,8 @@
 //!   nonce, so neither user output nor a late write of an earlier job is
 //!   ever taken for the current job's result;
 //! - every read is bounded: frame lines by the job's output and log limits
-//!   plus [`protocol::FRAME_SLACK`], collected logs by `max_log_bytes` plus
-//!   [`LOG_READ_SLACK`], stderr by its last [`STDERR_TAIL_BYTES`];
+//!   plus `protocol::FRAME_SLACK`, collected logs by `max_log_bytes` plus
+//!   `LOG_READ_SLACK`, stderr by its last `STDERR_TAIL_BYTES`;
 //! - every wait is bounded by the run's deadline or a fixed grace period;
 //! - a runner that timed out, ran out of memory, ended, or broke the
 //!   protocol is destroyed, never reused.
@@ -21,7 +21,34 @@
 pub mod pool;
 pub(crate) mod protocol;
 
-use std::collections::BTreeMap;
+/// Implements `ContainerRuntime` for a runtime type with a `pool: Pool` (the
+/// runs) and a `launcher` (the health check): both runtimes are the same
+/// over their launcher.
+macro_rules! pooled_container_runtime {
+    ($runtime:ty) => {
+        #[async_trait::async_trait]
+        impl faas_ports::ContainerRuntime for $runtime {
+            #[tracing::instrument(
+                        skip_all,
+                        fields(run_id = %job.run_id, function = %job.function_id, deployment = %job.deployment_id)
+                    )]
+            async fn run(&self, job: faas_ports::RunJob) -> Result<faas_ports::RunOutput, faas_ports::RunFailure> {
+                self.pool.run(job).await
+            }
+
+            async fn health(&self) -> Result<(), faas_ports::PortError> {
+                $crate::runner::Launcher::health(&*self.launcher).await
+            }
+
+            fn status(&self) -> faas_ports::RuntimeStatus {
+                self.pool.status()
+            }
+        }
+    };
+}
+pub(crate) use pooled_container_runtime;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -46,7 +73,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on learning why a runner ended.
 pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stray bytes an idle runner may write before it is judged broken.
-const IDLE_STRAY_LIMIT: usize = 1024 * 1024;
+pub(crate) const IDLE_STRAY_LIMIT: usize = 1024 * 1024;
 
 /// How runs get their runner (`LOWCODE_FAAS_EXECUTION_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -166,6 +193,14 @@ pub(crate) enum Chunk {
     Stderr(Vec<u8>),
 }
 
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Stdout(bytes) | Chunk::Stderr(bytes) => bytes.len(),
+        }
+    }
+}
+
 /// Whether an idle runner can still take a job.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Liveness {
@@ -194,9 +229,22 @@ pub(crate) trait Runner: Send + fmt::Debug + 'static {
     async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()>;
     /// The next piece of output; `None` once the runner ended.
     async fn recv(&mut self) -> Option<Chunk>;
+    /// Output received but not handed out yet ([`Runner::recv`] returns it first).
+    fn stash(&mut self) -> &mut VecDeque<Chunk>;
+    /// True once the runner is known to have ended (without waiting).
+    fn has_ended(&mut self) -> bool;
     /// Without waiting: whether an idle runner is still usable. Output it
     /// wrote meanwhile is kept for the next [`Runner::recv`].
-    fn check_idle(&mut self) -> Liveness;
+    fn check_idle(&mut self) -> Liveness {
+        if self.has_ended() {
+            return Liveness::Gone;
+        }
+        // `recv` returns the stash first: take it out while polling.
+        let mut stash = std::mem::take(self.stash());
+        let liveness = drain_idle(&mut stash, || futures_util::FutureExt::now_or_never(self.recv()));
+        *self.stash() = stash;
+        liveness
+    }
     /// Why it ended, once [`Runner::recv`] said so (bounded).
     async fn exit(&mut self) -> Exit;
     /// Stops it now (SIGKILL), bounded.
@@ -510,27 +558,24 @@ impl LogCollector {
     }
 }
 
-/// Keeps output an idle runner wrote for the next `recv` and judges it:
-/// shared by the runners' `check_idle`.
-pub(crate) fn judge_idle(polled: Option<Option<Chunk>>, stash: &mut Vec<Chunk>) -> Liveness {
-    match polled {
-        None => Liveness::Alive,
-        Some(None) => Liveness::Gone,
-        Some(Some(chunk)) => {
-            stash.push(chunk);
-            let stashed: usize = stash
-                .iter()
-                .map(|c| match c {
-                    Chunk::Stdout(b) | Chunk::Stderr(b) => b.len(),
-                })
-                .sum();
-            if stashed > IDLE_STRAY_LIMIT {
-                Liveness::Gone
-            } else {
-                Liveness::Alive
-            }
+/// Judges an idle runner without waiting, for the runners' `check_idle`:
+/// `poll` is its `recv` polled once (`None`: nothing ready). What it wrote
+/// meanwhile is kept in `stash` (returned first by its next `recv`); an
+/// ended runner, or one that wrote more than [`IDLE_STRAY_LIMIT`] while
+/// idle, is gone.
+pub(crate) fn drain_idle(stash: &mut VecDeque<Chunk>, mut poll: impl FnMut() -> Option<Option<Chunk>>) -> Liveness {
+    let mut stashed: usize = stash.iter().map(Chunk::len).sum();
+    while let Some(polled) = poll() {
+        let Some(chunk) = polled else {
+            return Liveness::Gone;
+        };
+        stashed = stashed.saturating_add(chunk.len());
+        stash.push_back(chunk);
+        if stashed > IDLE_STRAY_LIMIT {
+            return Liveness::Gone;
         }
     }
+    Liveness::Alive
 }
 
 #[cfg(test)]

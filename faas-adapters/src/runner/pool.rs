@@ -1,6 +1,6 @@
 //! The pool of started runners behind both runtimes (see the parent module).
 //!
-//! - `cold`: every run starts its own runner ([`super::start_runner`]) and
+//! - `cold`: every run starts its own runner (`super::start_runner`) and
 //!   destroys it after.
 //! - `prewarm`: up to `prewarm_pool_size` generic runners (no user code,
 //!   node running and waiting for a job) are kept started by a background
@@ -12,7 +12,7 @@
 //!   idles past the TTL or is evicted (least recently used) to make room.
 //!
 //! Runners are destroyed off the request path (tracked, so
-//! [`Pool::shutdown`] waits for them). A pool runner found ended (daemon
+//! `Pool::shutdown` waits for them). A pool runner found ended (daemon
 //! restart, removed from outside) is discarded and replaced, never handed a
 //! job; one that ends before it takes its job is replaced too (nothing ran).
 //! Failed refills back off (1 s doubling to 30 s) and the reason is kept for
