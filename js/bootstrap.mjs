@@ -557,7 +557,8 @@ function startWatchdog() {
         '});',
       // execArgv: [] so the thread reads this as CommonJS even when the
       // bootstrap itself runs as `node --input-type=module -e`.
-      { eval: true, execArgv: [] },
+      // Small heap limits: the thread holds one timer.
+      { eval: true, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 } },
     );
     watchdog.unref();
     watchdog.on('error', () => {

@@ -159,7 +159,10 @@ impl DockerLauncher {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             open_stdin: Some(true),
-            stdin_once: Some(false),
+            // Our one attach is the only writer: when it goes (the runner
+            // dropped, its server gone), the daemon closes the container's
+            // stdin and an idle bootstrap ends at once.
+            stdin_once: Some(true),
             tty: Some(false),
             host_config: Some(host_config),
             ..ContainerCreateBody::default()
