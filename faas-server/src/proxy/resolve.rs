@@ -14,14 +14,20 @@ pub trait Resolve: Send + Sync + Debug + 'static {
     async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>>;
 }
 
-/// The system resolver (`getaddrinfo` through tokio).
+/// Bound on one lookup (a slow resolver must not stall the refresh).
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The system resolver (`getaddrinfo` through tokio), bounded in time.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemResolver;
 
 #[async_trait::async_trait]
 impl Resolve for SystemResolver {
     async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
-        Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect())
+        let addrs = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, 0)))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "DNS lookup timed out"))??;
+        Ok(addrs.map(|a| a.ip()).collect())
     }
 }
 
@@ -140,5 +146,11 @@ mod tests {
             assert_eq!(Target::of(base), want, "{base}");
         }
         assert_eq!(base_of("::1".parse().unwrap(), 1), "http://[::1]:1");
+    }
+
+    #[tokio::test]
+    async fn the_system_resolver_answers_for_an_address() {
+        let ips = SystemResolver.lookup("127.0.0.1").await.unwrap();
+        assert_eq!(ips, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
     }
 }
