@@ -221,6 +221,15 @@ async fn multi_worker_routing_failover_and_recovery() {
             r.text
         );
     }
+    for function in &victim_functions {
+        let (_, last) = results.iter().rev().find(|(f, _)| f == *function).unwrap();
+        assert_eq!(last.status, 200, "{function} after the kill: {}", last.text);
+        assert_ne!(
+            worker_of(last),
+            victim,
+            "{function} moved to the next worker during the load"
+        );
+    }
     eprintln!(
         "multi_worker: homes {home:?}; warm {warm} of {later}; {failed} of {} runs failed when {victim} died",
         results.len()
