@@ -181,7 +181,12 @@ impl WorkerPool {
             if let Err(e) = &verdict {
                 tracing::debug!(worker = %w.client.base(), error = %e, "worker probe failed");
             }
-            self.mark(w, verdict.is_ok());
+            let state = if verdict.is_ok() {
+                WorkerGauge::Healthy
+            } else {
+                WorkerGauge::Unhealthy
+            };
+            self.mark(w, state);
         });
         futures_util::future::join_all(probes).await;
     }
@@ -190,7 +195,8 @@ impl WorkerPool {
         self.workers.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn mark(&self, worker: &Worker, healthy: bool) {
+    fn mark(&self, worker: &Worker, state: WorkerGauge) {
+        let healthy = state == WorkerGauge::Healthy;
         let was = worker.healthy.swap(healthy, Ordering::SeqCst);
         let base = worker.client.base();
         if was != healthy {
@@ -200,12 +206,7 @@ impl WorkerPool {
                 tracing::warn!(worker = %base, "worker marked unhealthy; its keys go to the next workers");
             }
         }
-        let gauge = if healthy {
-            WorkerGauge::Healthy
-        } else {
-            WorkerGauge::Unhealthy
-        };
-        self.metrics.worker_health(base, gauge);
+        self.metrics.worker_health(base, state);
     }
 
     /// The workers to offer `key` to, best first: its rendezvous order with
@@ -272,21 +273,21 @@ impl WorkerPool {
                 Ok((response, result)) => {
                     if response.status().is_server_error() {
                         self.metrics.worker_failure(base);
-                        self.mark(&worker, false);
+                        self.mark(&worker, WorkerGauge::Unhealthy);
                     } else {
-                        self.mark(&worker, true);
+                        self.mark(&worker, WorkerGauge::Healthy);
                     }
                     return Ok((with_worker(response, base), result));
                 }
                 Err(SendError::NotSent(e)) => {
                     self.metrics.worker_failure(base);
-                    self.mark(&worker, false);
+                    self.mark(&worker, WorkerGauge::Unhealthy);
                     last = Some(Err(e));
                 }
                 Err(e) => {
                     if !e.is_timeout() {
                         self.metrics.worker_failure(base);
-                        self.mark(&worker, false);
+                        self.mark(&worker, WorkerGauge::Unhealthy);
                     }
                     return Err(e.into_api());
                 }

@@ -195,14 +195,14 @@ async fn unhealthy_workers_go_last_and_tries_are_bounded() {
     assert_eq!(order.len(), MAX_TRIES);
     let home = order[0].clone();
     let worker = p.snapshot().into_iter().find(|w| w.client.base() == home).unwrap();
-    p.mark(&worker, false);
+    p.mark(&worker, WorkerGauge::Unhealthy);
     let after = p.order_of(key);
     assert_eq!(after[..2], order[1..], "the next ones in hash order move up");
     assert!(
         !after.contains(&home),
         "a healthy third is preferred to the unhealthy home"
     );
-    p.mark(&worker, true);
+    p.mark(&worker, WorkerGauge::Healthy);
     assert_eq!(p.order_of(key), order, "a recovered worker gets its keys back");
 }
 
@@ -349,7 +349,7 @@ async fn names_are_resolved_again_and_keep_health() {
         .into_iter()
         .find(|w| w.client.base() == "http://10.0.0.2:9090")
         .unwrap();
-    p.mark(&w2, false);
+    p.mark(&w2, WorkerGauge::Unhealthy);
 
     table.set("workers.test", &["10.0.0.2", "10.0.0.3", "fd00::1"]);
     p.refresh().await;
