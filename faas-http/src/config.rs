@@ -30,6 +30,8 @@ pub const KEYS: &[&str] = &[
     "worker_listen",
     "worker_url",
     "worker_token",
+    "worker_dns_refresh_ms",
+    "worker_health_interval_ms",
     "api_token",
     "shutdown_grace_ms",
     "max_body_bytes",
@@ -250,8 +252,17 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `LOWCODE_FAAS_WORKER_LISTEN` (worker).
     pub worker_listen: SocketAddr,
-    /// `LOWCODE_FAAS_WORKER_URL`: proxy invokes to this worker.
-    pub worker_url: Option<String>,
+    /// `LOWCODE_FAAS_WORKER_URL`: proxy invokes to these workers (a
+    /// comma-separated list of base URLs, each `http(s)://host[:port]`
+    /// without path, query or fragment, trailing `/` removed); empty = run
+    /// invokes in this process.
+    pub worker_urls: Vec<String>,
+    /// `LOWCODE_FAAS_WORKER_DNS_REFRESH_MS`: how often names in
+    /// `LOWCODE_FAAS_WORKER_URL` are resolved again (default 10 s).
+    pub worker_dns_refresh: Duration,
+    /// `LOWCODE_FAAS_WORKER_HEALTH_INTERVAL_MS`: how often the dispatcher
+    /// polls each worker's `/readyz` (default 2 s).
+    pub worker_health_interval: Duration,
     /// `LOWCODE_FAAS_WORKER_TOKEN`.
     pub worker_token: Option<Secret>,
     /// `LOWCODE_FAAS_API_TOKEN`.
@@ -449,12 +460,10 @@ impl Raw {
     fn settings(&self) -> Result<Settings, ServerError> {
         let listen = self.addr_or("listen", ":8080")?;
         let worker_listen = self.addr_or("worker_listen", ":9090")?;
-        let worker_url = self.string("worker_url");
-        if let Some(url) = &worker_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid("worker_url", url, "expected an http:// or https:// URL"));
-            }
-        }
+        let worker_urls = match self.string("worker_url") {
+            None => Vec::new(),
+            Some(raw) => parse_worker_urls(&raw).map_err(|why| invalid("worker_url", &raw, &why))?,
+        };
         let storage = match self.string_or("storage", "files").to_lowercase().as_str() {
             "files" => StorageSettings::Files {
                 data_dir: PathBuf::from(self.string_or("data_dir", "data")),
@@ -550,7 +559,9 @@ impl Raw {
         Ok(Settings {
             listen,
             worker_listen,
-            worker_url,
+            worker_urls,
+            worker_dns_refresh: self.ms_or("worker_dns_refresh_ms", 10_000)?,
+            worker_health_interval: self.ms_or("worker_health_interval_ms", 2_000)?,
             worker_token: self.string("worker_token").map(Secret::new),
             api_token: self.string("api_token").map(Secret::new),
             shutdown_grace: self.ms_or("shutdown_grace_ms", 30_000)?,
@@ -608,6 +619,55 @@ fn adapter_config(err: AdapterError) -> ServerError {
 
 fn invalid(key: &str, value: &str, why: &str) -> ServerError {
     ServerError::Config(format!("{}={value:?}: {why}", env_name(key)))
+}
+
+/// `LOWCODE_FAAS_WORKER_URL`: a comma-separated list of base URLs
+/// (`http://10.0.0.7:9090,http://worker.ns.svc.cluster.local:9090`), each
+/// `http://` or `https://`, a host and an optional port, no user info, path,
+/// query or fragment (a trailing `/` is dropped). At least one; duplicates
+/// are removed. The reason is the `Err`.
+pub fn parse_worker_urls(raw: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let base = item.strip_suffix('/').unwrap_or(item);
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| format!("{item:?} is not an http:// or https:// URL"))?;
+        if rest.is_empty() {
+            return Err(format!("{item:?} has no host"));
+        }
+        if let Some(bad) = rest
+            .chars()
+            .find(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace())
+        {
+            return Err(format!(
+                "{item:?}: expected a base URL (scheme, host, optional port) without {bad:?}"
+            ));
+        }
+        let port = if let Some(v6) = rest.strip_prefix('[') {
+            let (_, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{item:?}: unclosed IPv6 address"))?;
+            after.strip_prefix(':')
+        } else {
+            rest.split_once(':').map(|(_, port)| port)
+        };
+        if rest.starts_with(':') {
+            return Err(format!("{item:?} has no host"));
+        }
+        if let Some(port) = port {
+            port.parse::<u16>()
+                .map_err(|_| format!("{item:?}: the port must be a number up to 65535"))?;
+        }
+        if !out.iter().any(|b| b == base) {
+            out.push(base.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err("expected at least one worker base URL".into());
+    }
+    Ok(out)
 }
 
 /// `1/true/yes/on` and `0/false/no/off`, any case.

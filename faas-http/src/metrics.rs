@@ -12,6 +12,15 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// The value of a worker's `worker_healthy` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerGauge {
+    /// 1: the dispatcher routes to it.
+    Healthy,
+    /// 0: marked unhealthy; tried only when no healthy worker is left.
+    Unhealthy,
+}
+
 /// The metrics of one process.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -26,6 +35,9 @@ pub struct Metrics {
     log_entries: IntCounterVec,
     pool_runners: IntGaugeVec,
     pool_events: IntCounterVec,
+    worker_requests: IntCounterVec,
+    worker_failures: IntCounterVec,
+    worker_healthy: IntGaugeVec,
     loki: Option<Arc<LokiStats>>,
     /// Serialises the mirroring of outside counters into the registry, so
     /// two scrapes at once never add the same increase twice.
@@ -79,6 +91,27 @@ impl Metrics {
             ),
             &["event"],
         )?;
+        let worker_requests = IntCounterVec::new(
+            Opts::new(
+                "worker_requests_total",
+                "Runs a proxy-mode dispatcher sent to each worker (every attempt, failovers included)",
+            ),
+            &["worker"],
+        )?;
+        let worker_failures = IntCounterVec::new(
+            Opts::new(
+                "worker_failures_total",
+                "Attempts that failed at the worker: no connection, a transport error after sending, or a 5xx reply",
+            ),
+            &["worker"],
+        )?;
+        let worker_healthy = IntGaugeVec::new(
+            Opts::new(
+                "worker_healthy",
+                "1 while the dispatcher routes to the worker, 0 while it is marked unhealthy",
+            ),
+            &["worker"],
+        )?;
         let in_flight = IntGauge::new("runs_in_flight", "Runs executing now")?;
         let queued = IntGauge::new("runs_queued", "Invokes waiting for a run slot")?;
         registry.register(Box::new(requests.clone()))?;
@@ -91,6 +124,9 @@ impl Metrics {
         registry.register(Box::new(log_entries.clone()))?;
         registry.register(Box::new(pool_runners.clone()))?;
         registry.register(Box::new(pool_events.clone()))?;
+        registry.register(Box::new(worker_requests.clone()))?;
+        registry.register(Box::new(worker_failures.clone()))?;
+        registry.register(Box::new(worker_healthy.clone()))?;
         for kind in ["cold", "prewarm", "warm"] {
             starts.with_label_values(&[kind]);
         }
@@ -106,6 +142,9 @@ impl Metrics {
             log_entries,
             pool_runners,
             pool_events,
+            worker_requests,
+            worker_failures,
+            worker_healthy,
             loki: None,
             mirror: Arc::new(Mutex::new(())),
         })
@@ -128,6 +167,33 @@ impl Metrics {
         self.request_seconds
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one attempt to run on `worker` (a base URL).
+    pub fn worker_request(&self, worker: &str) {
+        self.worker_requests.with_label_values(&[worker]).inc();
+    }
+
+    /// Counts one failed attempt on `worker`.
+    pub fn worker_failure(&self, worker: &str) {
+        self.worker_failures.with_label_values(&[worker]).inc();
+        self.worker_requests.with_label_values(&[worker]);
+    }
+
+    /// Sets the health gauge of `worker`: 1 while it gets its share, 0 while not.
+    pub fn worker_health(&self, worker: &str, routable: WorkerGauge) {
+        self.worker_failures.with_label_values(&[worker]);
+        self.worker_requests.with_label_values(&[worker]);
+        self.worker_healthy
+            .with_label_values(&[worker])
+            .set(i64::from(routable == WorkerGauge::Healthy));
+    }
+
+    /// Drops every series of a worker that left the list (DNS).
+    pub fn forget_worker(&self, worker: &str) {
+        let _ = self.worker_requests.remove_label_values(&[worker]);
+        let _ = self.worker_failures.remove_label_values(&[worker]);
+        let _ = self.worker_healthy.remove_label_values(&[worker]);
     }
 
     /// Counts one run by outcome.
@@ -235,6 +301,26 @@ mod tests {
         assert!(text.contains("lowcode_faas_pool_runners{state=\"prewarm_idle\"} 3"));
         assert!(text.contains("lowcode_faas_pool_events_total{event=\"hit\"} 7"));
         assert!(text.contains("lowcode_faas_pool_events_total{event=\"miss\"} 5"));
+    }
+
+    #[test]
+    fn renders_and_forgets_worker_series() {
+        let m = Metrics::new().unwrap();
+        let w = "http://10.0.0.1:9090";
+        m.worker_health(w, WorkerGauge::Healthy);
+        m.worker_request(w);
+        m.worker_request(w);
+        m.worker_failure(w);
+        m.worker_health(w, WorkerGauge::Unhealthy);
+        let text = m.render(None, None);
+        assert!(
+            text.contains("lowcode_faas_worker_requests_total{worker=\"http://10.0.0.1:9090\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("lowcode_faas_worker_failures_total{worker=\"http://10.0.0.1:9090\"} 1"));
+        assert!(text.contains("lowcode_faas_worker_healthy{worker=\"http://10.0.0.1:9090\"} 0"));
+        m.forget_worker(w);
+        assert!(!m.render(None, None).contains("10.0.0.1"));
     }
 
     #[test]

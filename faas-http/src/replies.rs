@@ -91,7 +91,7 @@ pub fn readiness(checks: &[(&str, Result<(), String>)]) -> Response {
 }
 
 /// [`readiness`] with one more field in the body, whatever the verdict.
-fn readiness_with(checks: &[(&str, Result<(), String>)], extra: Option<(&str, Value)>) -> Response {
+pub fn readiness_with(checks: &[(&str, Result<(), String>)], extra: Option<(&str, Value)>) -> Response {
     let failing: serde_json::Map<String, Value> = checks
         .iter()
         .filter_map(|(name, result)| {

@@ -28,6 +28,15 @@ impl RunningServer {
         }
         let _ = (&mut self.task).await;
     }
+
+    /// Stops at once, as a crash would: the listener and every connection
+    /// are dropped without answering in-flight requests, and no clean-up
+    /// runs. The address is free again when this returns (tests restart a
+    /// server on it).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 /// Bounds of every HTTP/1.1 connection a server accepts.

@@ -22,7 +22,7 @@ use faas_ports::{
 };
 use faas_server::api::Dispatcher;
 use faas_server::app;
-use faas_server::proxy::WorkerClient;
+use faas_server::proxy::{PoolConfig, SystemResolver, WorkerPool};
 use faas_server::Settings;
 use faas_worker::Worker;
 
@@ -105,11 +105,25 @@ async fn main() {
     .unwrap();
     let worker_url = format!("http://{}", worker_server.addr);
 
+    let metrics = app::new_metrics().unwrap();
+    let pool = WorkerPool::new(
+        PoolConfig {
+            urls: vec![worker_url.clone()],
+            token: None,
+            max_reply_bytes: 16 * 1024 * 1024,
+            dns_refresh: settings.worker_dns_refresh,
+            health_interval: settings.worker_health_interval,
+        },
+        Arc::new(SystemResolver),
+        metrics.clone(),
+    )
+    .unwrap();
+    pool.start().await;
     let dispatcher = Arc::new(Dispatcher {
         engine: Arc::new(Engine::builder(store, Arc::new(UnavailableRuntime::new("proxy mode"))).build()),
         settings: Arc::new(settings.clone()),
-        metrics: app::new_metrics().unwrap(),
-        proxy: Some(WorkerClient::new(&worker_url, None, 16 * 1024 * 1024).unwrap()),
+        metrics,
+        proxy: Some(pool),
         log_buffer: None,
         cleanup: app::Cleanup::default(),
     });

@@ -18,9 +18,9 @@ use warp::reply::Response;
 use faas_http::http::{self, Incoming, RouteInfo, Service};
 use faas_http::logs_api;
 use faas_http::metrics::Metrics;
-use faas_http::replies::{engine_readiness, healthz, metrics_reply, readiness, run_in_process, validate_run};
+use faas_http::replies::{engine_readiness, healthz, metrics_reply, readiness_with, run_in_process, validate_run};
 
-use crate::proxy::{WorkerClient, WORKER_GRACE};
+use crate::proxy::{route_key, WorkerPool, WORKER_GRACE};
 use crate::router::{self, Route};
 use crate::{ApiError, Settings};
 
@@ -33,8 +33,8 @@ pub struct Dispatcher {
     pub settings: Arc<Settings>,
     /// Process metrics.
     pub metrics: Metrics,
-    /// Proxy mode: the worker that runs invokes (SPEC §8).
-    pub proxy: Option<WorkerClient>,
+    /// Proxy mode: the workers that run invokes (SPEC §8).
+    pub proxy: Option<Arc<WorkerPool>>,
     /// The function-log buffer (`None` when capture is off).
     pub log_buffer: Option<Arc<LogBuffer>>,
     /// Removes this process's containers before it exits.
@@ -169,13 +169,13 @@ impl Service for Dispatcher {
                 Ok(http::json(StatusCode::OK, &Function::from(&d)))
             }
             Route::LogsQuery | Route::Logs => match &self.proxy {
-                Some(worker) => {
+                Some(workers) => {
                     let path = if routed.route == Route::Logs {
                         "/v1/function-logs"
                     } else {
                         "/v1/function-logs/query"
                     };
-                    worker.get(path, &req.raw_query(), WORKER_GRACE).await
+                    workers.get(path, &req.raw_query(), WORKER_GRACE).await
                 }
                 None if routed.route == Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
                 None => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
@@ -187,10 +187,20 @@ impl Service for Dispatcher {
 impl Dispatcher {
     async fn readyz(&self) -> Response {
         match &self.proxy {
-            // Proxy mode runs nothing here: storage and the worker must answer.
-            Some(worker) => {
+            // Proxy mode runs nothing here: storage must answer and at
+            // least one worker must be healthy (as the last probe saw it).
+            Some(workers) => {
                 let storage = self.engine.health().await.storage.map_err(|e| e.to_string());
-                readiness(&[("storage", storage), ("worker", worker.health().await)])
+                let health = workers.health();
+                let worker = if health.healthy > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("no healthy worker ({} of {})", health.healthy, health.total))
+                };
+                readiness_with(
+                    &[("storage", storage), ("worker", worker)],
+                    Some(("workers", health.to_json())),
+                )
             }
             None => engine_readiness(&self.engine).await,
         }
@@ -296,15 +306,17 @@ impl Dispatcher {
         };
         let request = validate_run(run)?;
         match &self.proxy {
-            Some(worker) => self.forward(worker, request).await,
+            Some(workers) => self.forward(workers, request).await,
             None => run_in_process(&self.engine, &self.metrics, request).await,
         }
     }
 
-    /// Forwards a validated run to the worker with the effective timeout,
-    /// waiting at most that timeout plus [`WORKER_GRACE`]. No storage read.
-    async fn forward(&self, worker: &WorkerClient, request: InvokeRequest) -> Result<Response, ApiError> {
+    /// Forwards a validated run to the worker chosen for its key with the
+    /// effective timeout, waiting at most that timeout plus [`WORKER_GRACE`].
+    /// No storage read.
+    async fn forward(&self, workers: &WorkerPool, request: InvokeRequest) -> Result<Response, ApiError> {
         let timeout = self.engine.limits().resolve_timeout(request.timeout)?;
+        let key = route_key(&request);
         let run = RunRequest {
             collection_path: request.collection_path.as_option().map(str::to_owned),
             function_name: request.name.to_string(),
@@ -313,7 +325,7 @@ impl Dispatcher {
             env: (!request.env.is_empty()).then(|| json!(request.env.as_map())),
             version: request.version.map(|v| Value::from(v.get())),
         };
-        let (response, result) = worker.run(&run, timeout + WORKER_GRACE).await?;
+        let (response, result) = workers.run(&key, &run, timeout + WORKER_GRACE).await?;
         if let Some(result) = result {
             self.metrics.observe_run(&result);
         }

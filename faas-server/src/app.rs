@@ -16,26 +16,24 @@ pub use faas_http::serve::{serve_filter, spawn_filter, ConnectionLimits, Running
 use faas_ports::{ContainerRuntime, SourceFetcher};
 
 use crate::api::Dispatcher;
-use crate::proxy::WorkerClient;
+use crate::proxy::{PoolConfig, Resolve, SystemResolver, WorkerPool};
 use crate::{ServerError, Settings};
 
 /// Builds the dispatcher service (engine, settings, metrics).
 pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, ServerError> {
-    let proxy = match &settings.worker_url {
-        Some(url) => {
-            tracing::info!(worker = %url, "proxy mode: invokes are forwarded to the worker");
-            let max_reply = settings
-                .limits
-                .max_output_bytes
-                .saturating_mul(2)
-                .saturating_add(1024 * 1024);
-            Some(WorkerClient::new(url, settings.worker_token.clone(), max_reply)?)
-        }
-        None => None,
-    };
-    let runtime: Option<Arc<dyn ContainerRuntime>> = proxy.as_ref().map(|_| {
+    build_dispatcher_with(settings, Arc::new(SystemResolver)).await
+}
+
+/// [`build_dispatcher`] with the resolver of the worker names in
+/// `LOWCODE_FAAS_WORKER_URL` (tests pass a fake).
+pub async fn build_dispatcher_with(
+    settings: Settings,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Arc<Dispatcher>, ServerError> {
+    let proxy_mode = !settings.worker_urls.is_empty();
+    let runtime: Option<Arc<dyn ContainerRuntime>> = proxy_mode.then(|| {
         Arc::new(UnavailableRuntime::new(
-            "this dispatcher forwards runs to its worker (LOWCODE_FAAS_WORKER_URL)",
+            "this dispatcher forwards runs to its workers (LOWCODE_FAAS_WORKER_URL)",
         )) as Arc<dyn ContainerRuntime>
     });
     let fetcher = HttpSourceFetcher::new(FetchConfig {
@@ -45,6 +43,25 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
     .map_err(adapter_error("source fetcher"))?;
     let fetcher: Arc<dyn SourceFetcher> = Arc::new(fetcher);
     let built = build_engine(&settings, settings.listen, runtime, Some(fetcher)).await?;
+    let proxy = if proxy_mode {
+        tracing::info!(workers = %settings.worker_urls.join(","), "proxy mode: invokes are forwarded to the workers");
+        let config = PoolConfig {
+            urls: settings.worker_urls.clone(),
+            token: settings.worker_token.clone(),
+            max_reply_bytes: settings
+                .limits
+                .max_output_bytes
+                .saturating_mul(2)
+                .saturating_add(1024 * 1024),
+            dns_refresh: settings.worker_dns_refresh,
+            health_interval: settings.worker_health_interval,
+        };
+        let pool = WorkerPool::new(config, resolver, built.metrics.clone())?;
+        pool.start().await;
+        Some(pool)
+    } else {
+        None
+    };
     Ok(Arc::new(Dispatcher {
         engine: built.engine,
         log_buffer: built.log_buffer,

@@ -11,6 +11,9 @@
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
 //! - `router` is the pure path → route table (404 vs 405 with `Allow`);
+//! - [`proxy`] is proxy mode: the workers of `LOWCODE_FAAS_WORKER_URL`,
+//!   the rendezvous choice of one per invoke, failover only when a run
+//!   never left, and worker health;
 //! - [`handler_kit`] is `faas-server run-handler file.mjs --input '{…}'`, a
 //!   thin wrapper over the `faas-handler-kit` library;
 //! - the HTTP plumbing shared with the worker (settings, error mapping,

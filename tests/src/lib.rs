@@ -224,11 +224,21 @@ impl TestApp {
 /// Starts a worker (`/v1/run`) on `127.0.0.1:0` over `data`.
 /// In db_s3 mode pass the same [`storage_vars`] to the dispatcher.
 pub async fn spawn_worker(data: &Path, extra: &[(&str, &str)]) -> (String, RunningServer) {
+    spawn_worker_at(data, "127.0.0.1:0", extra).await.unwrap()
+}
+
+/// Starts a worker listening on `listen` (`127.0.0.3:0`, or a fixed port to
+/// restart one on its old address); `Err` when it cannot bind.
+pub async fn spawn_worker_at(
+    data: &Path,
+    listen: &str,
+    extra: &[(&str, &str)],
+) -> Result<(String, RunningServer), faas_server::ServerError> {
     let mut vars = test_vars(data, extra);
-    vars.push(("LOWCODE_FAAS_WORKER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));
+    vars.push(("LOWCODE_FAAS_WORKER_LISTEN".to_owned(), listen.to_owned()));
     let settings = Settings::from_vars(vars).unwrap();
-    let server = faas_worker::spawn(settings).await.unwrap();
-    (format!("http://{}", server.addr), server)
+    let server = faas_worker::spawn(settings).await?;
+    Ok((format!("http://{}", server.addr), server))
 }
 
 /// A loopback HTTP server that answers every request with `response`

@@ -167,3 +167,49 @@ fn listen_forms() {
     assert_eq!(parse_listen("localhost:1"), Some("127.0.0.1:1".parse().unwrap()));
     assert_eq!(parse_listen("x"), None);
 }
+
+#[test]
+fn worker_url_lists() {
+    let s = Settings::from_vars(vars(&[(
+        "LOWCODE_FAAS_WORKER_URL",
+        " http://10.0.0.1:9090/, https://w.example , http://[::1]:9090,http://w.ns.svc.cluster.local:9090,http://10.0.0.1:9090",
+    )]))
+    .unwrap();
+    assert_eq!(
+        s.worker_urls,
+        [
+            "http://10.0.0.1:9090",
+            "https://w.example",
+            "http://[::1]:9090",
+            "http://w.ns.svc.cluster.local:9090"
+        ]
+    );
+    assert_eq!(s.worker_dns_refresh, Duration::from_secs(10));
+    assert_eq!(s.worker_health_interval, Duration::from_secs(2));
+    assert!(Settings::from_vars(vars(&[])).unwrap().worker_urls.is_empty());
+    for bad in [
+        ",",
+        "10.0.0.1:9090",
+        "ftp://w:9090",
+        "http://w:9090/v1",
+        "http://w:9090?x=1",
+        "http://w:9090#f",
+        "http://user@w:9090",
+        "http://",
+        "http://:9090",
+        "http://w:port",
+        "http://w:70000",
+        "http://[::1:9090",
+        "http://a:1,https://b/c",
+    ] {
+        check_error(&[("LOWCODE_FAAS_WORKER_URL", bad)], "LOWCODE_FAAS_WORKER_URL");
+    }
+    check_error(
+        &[("LOWCODE_FAAS_WORKER_DNS_REFRESH_MS", "0")],
+        "LOWCODE_FAAS_WORKER_DNS_REFRESH_MS",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_WORKER_HEALTH_INTERVAL_MS", "x")],
+        "LOWCODE_FAAS_WORKER_HEALTH_INTERVAL_MS",
+    );
+}

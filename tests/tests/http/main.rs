@@ -6,4 +6,5 @@
 mod connections;
 mod dispatcher;
 mod docker;
+mod multi_worker;
 mod worker;

@@ -1,5 +1,5 @@
-//! Proxy mode (SPEC §8): the dispatcher forwards invokes and function-log
-//! queries to a worker and never runs code itself.
+//! One worker's HTTP client: `POST /v1/run`, the log routes, `/readyz`,
+//! with the bounds of every reply; says whether a failed run ever left.
 
 use std::time::Duration;
 
@@ -16,9 +16,39 @@ use crate::{ApiError, ServerError};
 /// Extra time the dispatcher waits for a worker beyond the run's timeout.
 pub const WORKER_GRACE: Duration = Duration::from_secs(5);
 /// Bound on health probes of the worker.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bound on opening a connection to a worker.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A pooled keep-alive HTTP client for one worker.
+/// Why a run sent to one worker has no reply from it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be opened: the request never left, so another
+    /// worker may run it.
+    #[error("{}", .0.message)]
+    NotSent(ApiError),
+    /// The request may have reached the worker (a reset after sending, a
+    /// broken reply, a timeout): the run may have happened, it is never
+    /// sent again.
+    #[error("{}", .0.message)]
+    MaybeRan(ApiError),
+}
+
+impl SendError {
+    /// The reply the client gets (502 `WORKER_UNAVAILABLE`, 504 `WORKER_TIMEOUT`).
+    pub fn into_api(self) -> ApiError {
+        match self {
+            SendError::NotSent(e) | SendError::MaybeRan(e) => e,
+        }
+    }
+
+    /// A timeout, not a transport failure (says nothing about the worker's health).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendError::MaybeRan(e) if e.code == "WORKER_TIMEOUT")
+    }
+}
+
+/// A keep-alive HTTP client for one worker (clones share the connection pool).
 #[derive(Debug, Clone)]
 pub struct WorkerClient {
     base: String,
@@ -31,22 +61,22 @@ impl WorkerClient {
     /// A client for the worker at `base` (`http://host:port`), sending `token`
     /// as a bearer token; replies larger than `max_reply_bytes` are refused.
     pub fn new(base: &str, token: Option<Secret>, max_reply_bytes: u64) -> Result<Self, ServerError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| ServerError::Adapter {
-                context: "LOWCODE_FAAS_WORKER_URL client".into(),
-                source: Box::new(e),
-            })?;
-        Ok(Self {
+        Ok(Self::with_client(base, token, max_reply_bytes, http_client()?))
+    }
+
+    /// The same over a shared [`http_client`] (one pool for every worker).
+    pub fn with_client(base: &str, token: Option<Secret>, max_reply_bytes: u64, client: reqwest::Client) -> Self {
+        Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
             client,
             max_reply_bytes,
-        })
+        }
+    }
+
+    /// The worker's base URL (`http://host:port`), its identity for routing and metrics.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -59,19 +89,26 @@ impl WorkerClient {
 
     /// Forwards a run; waits at most `wait`. Returns the worker's reply
     /// (2xx, 4xx, 429 and 5xx unchanged) and the RunResult when it is one.
-    pub async fn run(&self, run: &RunRequest, wait: Duration) -> Result<(Response, Option<RunResult>), ApiError> {
+    pub async fn run(&self, run: &RunRequest, wait: Duration) -> Result<(Response, Option<RunResult>), SendError> {
         let send = async {
             let res = self
                 .request(reqwest::Method::POST, "/v1/run")
                 .json(run)
                 .send()
                 .await
-                .map_err(map_error)?;
-            self.relay(res).await
+                .map_err(|e| {
+                    if e.is_connect() {
+                        tracing::warn!(worker = %self.base, error = %faas_ports::report::Report(&e), "cannot connect to the worker");
+                        SendError::NotSent(worker_unreachable())
+                    } else {
+                        SendError::MaybeRan(map_error(e))
+                    }
+                })?;
+            self.relay(res).await.map_err(SendError::MaybeRan)
         };
         let (response, body) = tokio::time::timeout(wait, send)
             .await
-            .map_err(|_| worker_timeout(wait))??;
+            .map_err(|_| SendError::MaybeRan(worker_timeout(wait)))??;
         let result = if response.status() == StatusCode::OK {
             serde_json::from_slice::<RunResult>(&body).ok()
         } else {
@@ -159,6 +196,29 @@ impl WorkerClient {
     }
 }
 
+/// The shared HTTP client of the dispatcher → worker hop: keep-alive,
+/// no proxy, bounded connects.
+pub fn http_client() -> Result<reqwest::Client, ServerError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .map_err(|e| ServerError::Adapter {
+            context: "LOWCODE_FAAS_WORKER_URL client".into(),
+            source: Box::new(e),
+        })
+}
+
+fn worker_unreachable() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "WORKER_UNAVAILABLE",
+        "the worker cannot be reached",
+    )
+}
+
 fn worker_timeout(wait: Duration) -> ApiError {
     ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,
@@ -176,9 +236,5 @@ fn map_error(e: reqwest::Error) -> ApiError {
         );
     }
     tracing::warn!(error = %faas_ports::report::Report(&e), "worker request failed");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "WORKER_UNAVAILABLE",
-        "the worker cannot be reached",
-    )
+    worker_unreachable()
 }
