@@ -29,8 +29,8 @@ pub use env::{EnvMap, MAX_ENV_ENTRIES, MAX_ENV_KEY_LEN, MAX_ENV_VALUE_LEN, RESER
 pub use error::{BoxError, Component, PortError};
 pub use model::{
     deployment_id, function_id, serialize_timestamp, CollectionInfo, Deployment, ErrorCode, Function, FunctionListItem,
-    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, StartKind, VersionHistory,
-    VersionItem,
+    FunctionSummary, LogEntry, LogLevel, LogStream, NewVersion, RunLog, RunRequest, RunResult, RunStatus, StartKind,
+    VersionHistory, VersionItem,
 };
 pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,
