@@ -111,6 +111,9 @@ async fn main() {
         metrics: app::new_metrics().unwrap(),
         proxy: Some(WorkerClient::new(&worker_url, None, 16 * 1024 * 1024).unwrap()),
         log_buffer: None,
+        browser: faas_server::api::BrowserPolicy::SameOrigin {
+            cors_origins: Vec::new(),
+        },
         cleanup: app::Cleanup::default(),
     });
     let dispatcher_server = app::spawn_filter(

@@ -8,6 +8,7 @@ use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::logs::LogBuffer;
 use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::Engine;
+use faas_http::browser::BrowserPolicy;
 use faas_http::config::Secret;
 pub use faas_http::engine::{
     adapter_error, build_engine, build_log_sink, build_runtime, build_store, new_metrics, Built, Cleanup, LogSinks,
@@ -46,6 +47,9 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
     let fetcher: Arc<dyn SourceFetcher> = Arc::new(fetcher);
     let built = build_engine(&settings, settings.listen, runtime, Some(fetcher)).await?;
     Ok(Arc::new(Dispatcher {
+        browser: BrowserPolicy::SameOrigin {
+            cors_origins: settings.cors_origins.clone(),
+        },
         engine: built.engine,
         log_buffer: built.log_buffer,
         cleanup: built.cleanup,
@@ -159,6 +163,9 @@ impl DispatcherBuilder {
         settings.logs.enabled = self.log_buffer.is_some();
         settings.logs.grafana_explore_url_template = self.grafana_explore_url_template;
         Ok(Arc::new(Dispatcher {
+            browser: BrowserPolicy::SameOrigin {
+                cors_origins: settings.cors_origins.clone(),
+            },
             engine: self.engine,
             settings: Arc::new(settings),
             metrics: new_metrics()?,
@@ -166,5 +173,27 @@ impl DispatcherBuilder {
             log_buffer: self.log_buffer,
             cleanup: Cleanup::default(),
         }))
+    }
+}
+
+/// The playground's URL on a dispatcher bound to `addr` (an unspecified
+/// address is shown as loopback, which reaches it from the same machine).
+pub fn playground_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/ui/", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn playground_urls() {
+        let url = |a: &str| super::playground_url(a.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080/ui/");
+        assert_eq!(url("0.0.0.0:80"), "http://127.0.0.1:80/ui/");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080/ui/");
     }
 }

@@ -10,6 +10,7 @@
 //!   mount inside another warp app;
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
+//! - [`ui`] is the embedded playground served at `/ui/`;
 //! - `router` is the pure path → route table (404 vs 405 with `Allow`);
 //! - [`handler_kit`] is `faas-server run-handler file.mjs --input '{…}'`, a
 //!   thin wrapper over the `faas-handler-kit` library;
@@ -26,5 +27,6 @@ pub mod app;
 pub mod handler_kit;
 pub mod proxy;
 mod router;
+pub mod ui;
 
 pub use faas_http::{config, error, init_tracing, shutdown_signal, ApiError, ServerError, Settings};
