@@ -28,6 +28,7 @@ start_server() {
     data="$(mktemp -d)"
     log="$data.log"
     tmp_dirs+=("$data" "$log")
+    : >"$log"
     env -u LOWCODE_FAAS_WORKER_URL \
         LOWCODE_FAAS_LISTEN=127.0.0.1:0 LOWCODE_FAAS_RUNTIME=process LOWCODE_FAAS_STORAGE=files \
         LOWCODE_FAAS_DATA_DIR="$data" LOWCODE_FAAS_API_TOKEN="${1:-}" RUST_LOG=info \
