@@ -407,6 +407,30 @@ async fn include_logs_returns_the_runs_logs_without_a_sink() {
 }
 
 #[tokio::test]
+async fn include_logs_works_in_every_execution_mode_of_the_process_runtime() {
+    for mode in ["cold", "prewarm", "warm"] {
+        let app = spawn_app(&[("LOWCODE_FAAS_EXECUTION_MODE", mode)]).await;
+        app.create_function("", "logger", LOGGER, json!({})).await;
+        // Twice: in warm mode the second run reuses the first one's runner;
+        // a run without logs in between must not change what the next one returns.
+        for include in [true, false, true] {
+            let r = app
+                .post(
+                    "/functions/logger/invoke",
+                    json!({"input": {"n": 7}, "include_logs": include}),
+                )
+                .await;
+            if include {
+                check_logs(&r.body);
+            } else {
+                assert!(r.body.get("logs").is_none(), "{mode}: {}", r.text);
+            }
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn include_logs_on_the_worker_and_through_the_proxy() {
     let data = tempfile::tempdir().unwrap();
     let storage = faas_tests::storage_vars().await;
