@@ -20,9 +20,13 @@ enum Command {
     /// Runs one handler file once on the local node (no server, no Docker)
     /// and prints its RunResult JSON: exit 0 on success, 1 on a failed run,
     /// 2 on bad arguments.
-    #[command(override_usage = faas_server::handler_kit::USAGE)]
+    #[command(
+        override_usage = "faas-server run-handler <handler.mjs> [--input JSON] [--env KEY=VALUE]... [--timeout-ms N] [--node BIN] [--name NAME]"
+    )]
     RunHandler {
-        /// <handler.mjs> [--input JSON] [--env KEY=VALUE]... [--timeout-ms N] [--node BIN] [--name NAME]
+        /// The handler file, then its options: --input '{…}' (the input
+        /// object), --env KEY=VALUE (repeatable), --timeout-ms N, --node BIN
+        /// (default node), --name NAME (the function's name in its context).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
         args: Vec<String>,
     },
