@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             timeout: Some(std::time::Duration::from_secs(10)),
             env: EnvMap::new(),
             version: None,
+            include_logs: false,
         })
         .await?;
     println!("{}", serde_json::to_string_pretty(&result)?);

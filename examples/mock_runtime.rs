@@ -29,6 +29,7 @@ pub async fn greet(engine: &Engine, who: &str) -> Result<String, DomainError> {
             timeout: None,
             env: EnvMap::new(),
             version: None,
+            include_logs: false,
         })
         .await?;
     Ok(result.output["data"].as_str().unwrap_or_default().to_owned())

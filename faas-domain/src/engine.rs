@@ -143,6 +143,7 @@ pub struct Health {
 ///         timeout: Some(std::time::Duration::from_secs(5)),
 ///         env: EnvMap::new(),
 ///         version: None,
+///         include_logs: false,
 ///     })
 ///     .await?;
 /// assert_eq!(result.status, RunStatus::Success);

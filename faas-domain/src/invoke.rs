@@ -60,6 +60,9 @@ pub struct InvokeRequest {
     pub env: EnvMap,
     /// Pinned version, or the current one.
     pub version: Option<Version>,
+    /// Return the run's `console.*` calls in [`RunResult::logs`] (capped,
+    /// see [`crate::RUN_LOGS_MAX_ENTRIES`]), whether or not a log sink is set.
+    pub include_logs: bool,
 }
 
 impl InvokeRequest {
@@ -73,6 +76,7 @@ impl InvokeRequest {
             timeout: None,
             env: EnvMap::new(),
             version: None,
+            include_logs: false,
         }
     }
 
@@ -108,6 +112,13 @@ impl InvokeRequest {
     #[must_use]
     pub fn with_version(mut self, version: Version) -> Self {
         self.version = Some(version);
+        self
+    }
+
+    /// Returns the run's `console.*` calls in the result's `logs`.
+    #[must_use]
+    pub fn with_logs(mut self) -> Self {
+        self.include_logs = true;
         self
     }
 }
@@ -183,8 +194,9 @@ impl Engine {
                     env: run_env,
                     timeout: timeout.saturating_sub(started.elapsed()),
                     max_output_bytes: self.limits.max_output_bytes.saturating_add(run_result::ENVELOPE_SLACK),
-                    // Without a sink nobody reads the logs: ask for none.
-                    max_log_bytes: if self.log_sink.is_some() {
+                    // Without a sink or a caller that wants them nobody reads
+                    // the logs: ask for none.
+                    max_log_bytes: if self.log_sink.is_some() || req.include_logs {
                         self.limits.max_log_bytes
                     } else {
                         0
@@ -209,7 +221,16 @@ impl Engine {
         self.emit_logs(&outcome, &run_id, &deployment).await;
 
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let result = run_result::build(&run_id, &deployment, judged, duration_ms, start_kind);
+        let mut result = run_result::build(&run_id, &deployment, judged, duration_ms, start_kind);
+        if req.include_logs {
+            let raw = match &outcome {
+                Ok(out) => &out.logs,
+                Err(failure) => &failure.logs,
+            };
+            let (entries, truncated) = logs::run_logs(raw);
+            result.logs = Some(entries);
+            result.logs_truncated = Some(truncated);
+        }
         span.record(
             "status",
             if result.error_code.is_none() {

@@ -40,6 +40,7 @@ pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits, StartCounts
 pub use error::DomainError;
 pub use functions::{CreateFunction, SourceSpec, UpdateFunction};
 pub use invoke::{InvokeRequest, RunInput};
+pub use logs::{RUN_LOGS_MAX_ENTRIES, RUN_LOGS_MAX_MESSAGE_BYTES};
 
 #[cfg(test)]
 mod tests;

@@ -195,6 +195,8 @@ pub fn build(
         deployment_version: deployment.version.get(),
         deployment_id: deployment.deployment_id(),
         start_kind,
+        logs: None,
+        logs_truncated: None,
     }
 }
 

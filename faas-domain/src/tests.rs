@@ -70,6 +70,7 @@ fn invoke_request(env_json: serde_json::Value) -> InvokeRequest {
         timeout: Some(Duration::from_secs(5)),
         env: env(env_json),
         version: None,
+        include_logs: false,
     }
 }
 
@@ -183,6 +184,60 @@ async fn runtime_failures_become_failed_run_results() {
     assert_eq!(result.output["code"], "TIMEOUT");
     assert_eq!(result.http_status_code, 0);
     assert_eq!(result.start_kind, StartKind::Warm);
+}
+
+#[tokio::test]
+async fn include_logs_asks_for_logs_without_a_sink_and_returns_them() {
+    let mut runtime = MockContainerRuntime::new();
+    runtime
+        .expect_run()
+        .withf(|job| job.max_log_bytes == Limits::default().max_log_bytes)
+        .times(1)
+        .returning(|_| Ok(success_output()));
+    let result = engine(store_with_function(), runtime)
+        .invoke(invoke_request(json!({})).with_logs())
+        .await
+        .unwrap();
+    let logs = result.logs.expect("logs were asked for");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].message, "hi 1");
+    assert_eq!(logs[0].level, faas_ports::LogLevel::Info);
+    assert_eq!(logs[0].stream, faas_ports::LogStream::Stdout);
+    assert_eq!(logs[0].time, "t");
+    assert_eq!(result.logs_truncated, Some(false));
+}
+
+#[tokio::test]
+async fn include_logs_returns_the_logs_of_a_failed_run() {
+    let mut runtime = MockContainerRuntime::new();
+    runtime.expect_run().times(1).returning(|_| {
+        Err(RunFailure::new(
+            ErrorCode::Timeout,
+            "killed",
+            b"{\"ts\":\"t\",\"level\":\"error\",\"message\":\"before\"}\n".to_vec(),
+        ))
+    });
+    let result = engine(store_with_function(), runtime)
+        .invoke(invoke_request(json!({})).with_logs())
+        .await
+        .unwrap();
+    assert_eq!(result.error_code, Some(ErrorCode::Timeout));
+    let logs = result.logs.unwrap();
+    assert_eq!(logs[0].stream, faas_ports::LogStream::Stderr);
+    assert_eq!(logs[0].message, "before");
+}
+
+#[tokio::test]
+async fn without_include_logs_the_result_has_no_log_fields() {
+    let mut runtime = MockContainerRuntime::new();
+    runtime.expect_run().returning(|_| Ok(success_output()));
+    let result = engine(store_with_function(), runtime)
+        .invoke(invoke_request(json!({})))
+        .await
+        .unwrap();
+    assert!(result.logs.is_none() && result.logs_truncated.is_none());
+    let v = serde_json::to_value(&result).unwrap();
+    assert!(v.get("logs").is_none() && v.get("logs_truncated").is_none(), "{v}");
 }
 
 #[tokio::test]

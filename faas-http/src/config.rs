@@ -77,6 +77,8 @@ pub const KEYS: &[&str] = &[
     "log_loki_timeout_ms",
     "logs_grafana_explore_url_template",
     "source_fetch_allow_private",
+    "ui",
+    "cors_origins",
 ];
 
 /// Variables of ours that are not setting keys, read elsewhere:
@@ -287,6 +289,11 @@ pub struct Settings {
     pub logs: LogSettings,
     /// `LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE`.
     pub source_fetch_allow_private: bool,
+    /// `LOWCODE_FAAS_UI`: the dispatcher serves the playground at `/ui/`.
+    pub ui: bool,
+    /// `LOWCODE_FAAS_CORS_ORIGINS`: exact origins allowed cross-origin
+    /// (CORS), empty by default (see [`crate::browser`]).
+    pub cors_origins: Vec<String>,
     /// Bounds of every HTTP connection (not configurable by variables; tests
     /// and embedders set them here).
     pub connection_limits: crate::serve::ConnectionLimits,
@@ -574,6 +581,13 @@ impl Raw {
             runtime,
             logs,
             source_fetch_allow_private: self.bool_or("source_fetch_allow_private", false)?,
+            ui: self.bool_or("ui", true)?,
+            cors_origins: match self.string("cors_origins") {
+                None => Vec::new(),
+                Some(raw) => {
+                    crate::browser::parse_cors_origins(&raw).map_err(|why| invalid("cors_origins", &raw, &why))?
+                }
+            },
             connection_limits: crate::serve::ConnectionLimits::default(),
         })
     }

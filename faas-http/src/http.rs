@@ -20,6 +20,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use crate::browser::{is_preflight, BrowserPolicy};
 use crate::metrics::Metrics;
 use crate::ApiError;
 
@@ -106,7 +107,11 @@ impl Incoming {
 
     /// Reads the body as a JSON object into `T`. An empty body is `{}` when
     /// `empty_is_object`, else `INVALID_JSON`.
+    /// The body must come as `application/json` (or without a type; see
+    /// [`crate::browser::check_json_content_type`]), else 415
+    /// `UNSUPPORTED_MEDIA_TYPE` before it is read.
     pub async fn json<T: DeserializeOwned>(&mut self, empty_is_object: bool) -> Result<T, ApiError> {
+        crate::browser::check_json_content_type(&self.headers)?;
         let body = self.body().await?;
         let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             if !empty_is_object {
@@ -192,6 +197,8 @@ pub trait Service: Send + Sync + 'static {
     fn max_body_bytes(&self) -> u64;
     /// Request metrics.
     fn metrics(&self) -> &Metrics;
+    /// Which browser requests this service accepts (cross-site rule, CORS).
+    fn browser_policy(&self) -> &BrowserPolicy;
 }
 
 /// A matched route as the plumbing sees it.
@@ -263,13 +270,24 @@ async fn serve_one<S: Service>(
         latency_ms = tracing::field::Empty,
     );
     let label_method = method.clone();
+    let policy = service.browser_policy();
+    let cors_origin = policy.cors_origin(&headers);
     let (label, mut response) = async {
+        // A CORS preflight is answered before routing and auth (a browser
+        // never sends the token with it).
+        if is_preflight(&method, &headers) {
+            return ("preflight", policy.preflight(&headers));
+        }
         let routed = match service.route(&method, &path) {
             Ok(r) => r,
             Err(e) => return ("unmatched", error_reply(&e)),
         };
         let label = routed.label;
         tracing::Span::current().record("route", label);
+        if let Err(e) = policy.check(&method, &headers) {
+            tracing::warn!(origin = ?headers.get(warp::http::header::ORIGIN), "cross-site request refused");
+            return (label, error_reply(&e));
+        }
         if !routed.public {
             if let Some(token) = service.token() {
                 if !bearer_matches(&headers, token) {
@@ -303,6 +321,7 @@ async fn serve_one<S: Service>(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
+    policy.decorate(cors_origin, &mut response);
     let status = response.status();
     let elapsed = started.elapsed();
     span.record("status", status.as_u16());

@@ -9,6 +9,7 @@
 //! - [`http`]: the warp filter every request goes through (request ids,
 //!   constant-time bearer auth, bounded bodies, per-request span, request
 //!   metrics) around a [`http::Service`];
+//! - [`browser`]: the cross-site rule, CORS and the JSON media type;
 //! - [`router`]: 404 vs 405 with `Allow` over a binary's own route table;
 //! - [`replies`]: `/healthz`, `/readyz`, `/metrics` and a validated in-process run;
 //! - [`logs_api`]: `GET …/function-logs` and the query hints;
@@ -20,6 +21,7 @@
 //! dispatcher fetches, and hands its fetcher to [`engine::build_engine`]).
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod replies;
 pub mod router;
 pub mod serve;
+pub mod usage;
 
 pub use config::Settings;
 pub use error::{ApiError, ServerError};

@@ -29,7 +29,23 @@ pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
         timeout: timeout_from_wire(run.timeout_ms),
         env: EnvMap::from_json(&run.env.unwrap_or(Value::Null))?,
         version,
+        include_logs: run.include_logs.unwrap_or(false),
     })
+}
+
+/// `?include_logs=` of an invoke or a `/v1/run` (read only when the body
+/// names none): `1/true/yes/on` or `0/false/no/off`, else 400 `INVALID_REQUEST`.
+pub fn include_logs_query(req: &http::Incoming) -> Result<Option<bool>, ApiError> {
+    match req.query("include_logs") {
+        None => Ok(None),
+        Some(raw) => crate::config::parse_bool(raw).map(Some).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                format!("include_logs={raw:?}: expected true or false"),
+            )
+        }),
+    }
 }
 
 /// The wire's `timeout_ms`: absent, `0` or negative mean "the default"

@@ -32,8 +32,8 @@ pub use env::{
 pub use error::{BoxError, Component, PortError};
 pub use model::{
     deployment_id, function_id, serialize_timestamp, CollectionInfo, Deployment, ErrorCode, Function, FunctionListItem,
-    FunctionSummary, LogEntry, LogLevel, NewVersion, RunRequest, RunResult, RunStatus, StartKind, VersionHistory,
-    VersionItem,
+    FunctionSummary, LogEntry, LogLevel, LogStream, NewVersion, RunLog, RunRequest, RunResult, RunStatus, StartKind,
+    VersionHistory, VersionItem,
 };
 pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,

@@ -359,6 +359,49 @@ pub struct RunResult {
     /// a run that waited in the queue past its timeout, say).
     #[serde(default)]
     pub start_kind: StartKind,
+    /// The run's `console.*` calls, in order; only when the invoke asked for
+    /// them (`include_logs`), else omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<RunLog>>,
+    /// Whether `logs` was cut (by the per-run caps or the runtime's own log
+    /// cap); present exactly when `logs` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_truncated: Option<bool>,
+}
+
+/// Which stream a captured `console.*` call belongs to: `log`, `info` and
+/// `debug` write to stdout, `warn` and `error` to stderr (as in Node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// `console.log`, `console.info`, `console.debug`.
+    Stdout,
+    /// `console.warn`, `console.error`.
+    Stderr,
+}
+
+impl LogStream {
+    /// The stream Node writes `level` to.
+    pub fn of(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Log | LogLevel::Info | LogLevel::Debug => LogStream::Stdout,
+            LogLevel::Warn | LogLevel::Error => LogStream::Stderr,
+        }
+    }
+}
+
+/// One `console.*` call of a run, as returned in [`RunResult::logs`]
+/// (field order is the wire order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLog {
+    /// `stdout` or `stderr`, from the level.
+    pub stream: LogStream,
+    /// Console method.
+    pub level: LogLevel,
+    /// When the call happened (RFC 3339).
+    pub time: String,
+    /// Arguments formatted like Node's `util.format`.
+    pub message: String,
 }
 
 /// The body of the worker's `POST /v1/run` (SPEC §8), as sent on the wire.
@@ -385,6 +428,9 @@ pub struct RunRequest {
     /// Pinned version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<serde_json::Value>,
+    /// Return the run's `console.*` calls in the RunResult (`logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_logs: Option<bool>,
 }
 
 /// Level of a captured `console.*` call.

@@ -125,6 +125,9 @@ async fn main() {
         metrics,
         proxy: Some(pool),
         log_buffer: None,
+        browser: faas_server::api::BrowserPolicy::SameOrigin {
+            cors_origins: Vec::new(),
+        },
         cleanup: app::Cleanup::default(),
     });
     let dispatcher_server = app::spawn_filter(

@@ -15,10 +15,13 @@ use serde_json::{json, Value};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+pub use faas_http::browser::BrowserPolicy;
 use faas_http::http::{self, Incoming, RouteInfo, Service};
 use faas_http::logs_api;
 use faas_http::metrics::Metrics;
-use faas_http::replies::{engine_readiness, healthz, metrics_reply, readiness_with, run_in_process, validate_run};
+use faas_http::replies::{
+    engine_readiness, healthz, include_logs_query, metrics_reply, readiness_with, run_in_process, validate_run,
+};
 
 use crate::proxy::{route_key, WorkerPool, WORKER_GRACE};
 use crate::router::{self, Route};
@@ -39,6 +42,8 @@ pub struct Dispatcher {
     pub log_buffer: Option<Arc<LogBuffer>>,
     /// Removes this process's containers before it exits.
     pub cleanup: crate::app::Cleanup,
+    /// The cross-site rule and CORS origins (`LOWCODE_FAAS_CORS_ORIGINS`).
+    pub browser: BrowserPolicy,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +85,7 @@ struct InvokeBody {
     timeout_ms: Option<i64>,
     env: Option<Value>,
     version: Option<Value>,
+    include_logs: Option<bool>,
 }
 
 #[async_trait::async_trait]
@@ -87,7 +93,12 @@ impl Service for Dispatcher {
     type Route = Route;
 
     fn route(&self, method: &Method, path: &str) -> Result<RouteInfo<Route>, ApiError> {
-        let route = router::route(method, path)?;
+        let playground = if self.settings.ui {
+            router::Playground::Served
+        } else {
+            router::Playground::Off
+        };
+        let route = router::route(method, path, playground)?;
         Ok(RouteInfo {
             public: route.is_public(),
             label: route.label(),
@@ -105,6 +116,10 @@ impl Service for Dispatcher {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn browser_policy(&self) -> &BrowserPolicy {
+        &self.browser
     }
 
     async fn handle(&self, routed: RouteInfo<Route>, mut req: Incoming) -> Result<Response, ApiError> {
@@ -180,6 +195,8 @@ impl Service for Dispatcher {
                 None if routed.route == Route::Logs => logs_api::search(self.log_buffer.as_deref(), &req),
                 None => logs_api::query(&req, self.settings.logs.grafana_explore_url_template.as_deref()),
             },
+            Route::UiRedirect => Ok(crate::ui::redirect()),
+            Route::Ui(file) => crate::ui::file(&file),
         }
     }
 }
@@ -303,6 +320,10 @@ impl Dispatcher {
             timeout_ms: body.timeout_ms,
             env: body.env,
             version,
+            include_logs: match body.include_logs {
+                Some(wanted) => Some(wanted),
+                None => include_logs_query(req)?,
+            },
         };
         let request = validate_run(run)?;
         match &self.proxy {
@@ -324,6 +345,7 @@ impl Dispatcher {
             timeout_ms: Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
             env: (!request.env.is_empty()).then(|| json!(request.env.as_map())),
             version: request.version.map(|v| Value::from(v.get())),
+            include_logs: request.include_logs.then_some(true),
         };
         let (response, result) = workers.run(&key, &run, timeout + WORKER_GRACE).await?;
         if let Some(result) = result {

@@ -8,6 +8,7 @@ use faas_adapters::fetch::{FetchConfig, HttpSourceFetcher};
 use faas_adapters::logs::LogBuffer;
 use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::Engine;
+use faas_http::browser::BrowserPolicy;
 use faas_http::config::Secret;
 pub use faas_http::engine::{
     adapter_error, build_engine, build_log_sink, build_runtime, build_store, new_metrics, Built, Cleanup, LogSinks,
@@ -63,6 +64,9 @@ pub async fn build_dispatcher_with(
         None
     };
     Ok(Arc::new(Dispatcher {
+        browser: BrowserPolicy::SameOrigin {
+            cors_origins: settings.cors_origins.clone(),
+        },
         engine: built.engine,
         log_buffer: built.log_buffer,
         cleanup: built.cleanup,
@@ -122,6 +126,8 @@ pub struct DispatcherBuilder {
     max_body_bytes: Option<u64>,
     log_buffer: Option<Arc<LogBuffer>>,
     grafana_explore_url_template: Option<String>,
+    cors_origins: Vec<String>,
+    playground: bool,
 }
 
 impl DispatcherBuilder {
@@ -134,7 +140,26 @@ impl DispatcherBuilder {
             max_body_bytes: None,
             log_buffer: None,
             grafana_explore_url_template: None,
+            cors_origins: Vec::new(),
+            playground: true,
         }
+    }
+
+    /// Exact origins (`https://app.example`) allowed to call the API
+    /// cross-origin with CORS; without any, only the server's own origin
+    /// may send state-changing browser requests.
+    #[must_use]
+    pub fn cors_origins(mut self, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.cors_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Do not serve the playground at `ui/` below the mount point (it is
+    /// served by default).
+    #[must_use]
+    pub fn without_playground(mut self) -> Self {
+        self.playground = false;
+        self
     }
 
     /// Every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`.
@@ -175,7 +200,12 @@ impl DispatcherBuilder {
         }
         settings.logs.enabled = self.log_buffer.is_some();
         settings.logs.grafana_explore_url_template = self.grafana_explore_url_template;
+        settings.cors_origins = self.cors_origins;
+        settings.ui = self.playground;
         Ok(Arc::new(Dispatcher {
+            browser: BrowserPolicy::SameOrigin {
+                cors_origins: settings.cors_origins.clone(),
+            },
             engine: self.engine,
             settings: Arc::new(settings),
             metrics: new_metrics()?,
@@ -183,5 +213,78 @@ impl DispatcherBuilder {
             log_buffer: self.log_buffer,
             cleanup: Cleanup::default(),
         }))
+    }
+}
+
+/// The playground's URL on a dispatcher bound to `addr` (an unspecified
+/// address is shown as loopback, which reaches it from the same machine).
+pub fn playground_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/ui/", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use faas_adapters::memory::MemorySourceStore;
+    use faas_adapters::unavailable::UnavailableRuntime;
+
+    fn engine() -> Arc<faas_domain::Engine> {
+        Arc::new(
+            faas_domain::Engine::builder(
+                Arc::new(MemorySourceStore::new()),
+                Arc::new(UnavailableRuntime::new("test")),
+            )
+            .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_builder_sets_the_playground_and_cors_origins() {
+        let on = super::routes(super::DispatcherBuilder::new(engine()).build().unwrap());
+        let res = warp::test::request().path("/ui/").reply(&on).await;
+        assert_eq!(res.status(), 200);
+        let res = warp::test::request()
+            .method("POST")
+            .path("/functions")
+            .header("origin", "https://app.example")
+            .header("host", "localhost")
+            .body("{}")
+            .reply(&on)
+            .await;
+        assert_eq!(res.status(), 403);
+
+        let off = super::routes(
+            super::DispatcherBuilder::new(engine())
+                .without_playground()
+                .cors_origins(["https://app.example"])
+                .build()
+                .unwrap(),
+        );
+        let res = warp::test::request().path("/ui/").reply(&off).await;
+        assert_eq!(res.status(), 404);
+        let res = warp::test::request()
+            .method("POST")
+            .path("/functions")
+            .header("origin", "https://app.example")
+            .header("content-type", "application/json")
+            .body(r#"{"name":"f","source_code":"export async function handler(){return {ok:true}}"}"#)
+            .reply(&off)
+            .await;
+        assert_eq!(res.status(), 201, "{:?}", res.body());
+        assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+    }
+
+    #[test]
+    fn playground_urls() {
+        let url = |a: &str| super::playground_url(a.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080/ui/");
+        assert_eq!(url("0.0.0.0:80"), "http://127.0.0.1:80/ui/");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080/ui/");
     }
 }

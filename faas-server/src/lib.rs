@@ -10,6 +10,7 @@
 //!   mount inside another warp app;
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
+//! - [`ui`] is the embedded playground served at `/ui/`;
 //! - `router` is the pure path → route table (404 vs 405 with `Allow`);
 //! - [`proxy`] is proxy mode: the workers of `LOWCODE_FAAS_WORKER_URL`,
 //!   the rendezvous choice of one per invoke, failover only when a run
@@ -29,5 +30,6 @@ pub mod app;
 pub mod handler_kit;
 pub mod proxy;
 mod router;
+pub mod ui;
 
 pub use faas_http::{config, error, init_tracing, shutdown_signal, ApiError, ServerError, Settings};

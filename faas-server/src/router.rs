@@ -39,6 +39,10 @@ pub enum Route {
     LogsQuery,
     /// `GET /function-logs`
     Logs,
+    /// `GET|HEAD /ui`: redirects to `/ui/`.
+    UiRedirect,
+    /// `GET|HEAD /ui/{file}` (`""` = `index.html`): the playground.
+    Ui(String),
 }
 
 impl RouteSpec for Route {
@@ -52,6 +56,7 @@ impl RouteSpec for Route {
             Route::Collection(_) => &[Method::DELETE],
             Route::Function(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::Invoke(..) | Route::Pull(..) => &[Method::POST],
+            Route::UiRedirect | Route::Ui(_) => &[Method::GET, Method::HEAD],
         }
     }
 }
@@ -73,17 +78,31 @@ impl Route {
             Route::Pull(..) => "/functions/{name}/pull",
             Route::LogsQuery => "/function-logs/query",
             Route::Logs => "/function-logs",
+            Route::UiRedirect | Route::Ui(_) => "/ui",
         }
     }
 
-    /// Health endpoints are open even when an API token is set.
+    /// Health endpoints and the playground's static files are open even
+    /// when an API token is set (the page's API calls carry the token).
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Healthz | Route::Readyz)
+        matches!(self, Route::Healthz | Route::Readyz) || self.is_ui()
+    }
+
+    /// A playground route (`/ui`, `/ui/…`).
+    pub fn is_ui(&self) -> bool {
+        matches!(self, Route::UiRedirect | Route::Ui(_))
     }
 }
 
 /// Matches a path to a route (404 `NOT_FOUND` if none).
 pub fn match_path(path: &str) -> Option<Route> {
+    // The playground's paths are file names: kept exact (`/ui` ≠ `/ui/`).
+    if path == "/ui" {
+        return Some(Route::UiRedirect);
+    }
+    if let Some(file) = path.strip_prefix("/ui/") {
+        return Some(Route::Ui(file.to_owned()));
+    }
     let trimmed = path.strip_prefix('/')?;
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     let segments: Vec<&str> = trimmed.split('/').collect();
@@ -124,8 +143,19 @@ fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
 }
 
 /// Matches method and path of the dispatcher: the route, or 404 / 405 (with `Allow`).
-pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    check_method(method, match_path(path))
+/// With the playground off, its paths are 404 like any unknown path.
+pub fn route(method: &Method, path: &str, playground: Playground) -> Result<Route, ApiError> {
+    let route = match_path(path).filter(|r| playground == Playground::Served || !r.is_ui());
+    check_method(method, route)
+}
+
+/// Whether the dispatcher serves the playground (`LOWCODE_FAAS_UI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Playground {
+    /// `/ui/` serves the embedded files.
+    Served,
+    /// `/ui/` is 404.
+    Off,
 }
 
 #[cfg(test)]
@@ -174,6 +204,13 @@ mod tests {
         check("/collections/functions/f", Some(Route::Function(Some(s("")), s("f"))));
         check("/function-logs", Some(Route::Logs));
         check("/function-logs/query", Some(Route::LogsQuery));
+        check("/ui", Some(Route::UiRedirect));
+        check("/ui/", Some(Route::Ui(s(""))));
+        check(
+            "/ui/vendor/codemirror/lib/codemirror.js",
+            Some(Route::Ui(s("vendor/codemirror/lib/codemirror.js"))),
+        );
+        check("/uix", None);
         check("/nope", None);
         check("/", None);
         check("", None);
@@ -181,6 +218,7 @@ mod tests {
 
     #[test]
     fn wrong_method_is_405_with_allow() {
+        let route = |m: &Method, p: &str| route(m, p, Playground::Served);
         let err = route(&Method::DELETE, "/functions").unwrap_err();
         assert_eq!(err.status.as_u16(), 405);
         assert_eq!(err.allow.as_deref(), Some("GET, POST"));
@@ -189,5 +227,20 @@ mod tests {
             route(&Method::POST, "/functions/f/invoke").unwrap(),
             Route::Invoke(None, s("f"))
         );
+    }
+
+    #[test]
+    fn playground_routes_answer_get_and_head_only_and_vanish_when_off() {
+        assert_eq!(
+            route(&Method::HEAD, "/ui/app.js", Playground::Served).unwrap(),
+            Route::Ui(s("app.js"))
+        );
+        let err = route(&Method::POST, "/ui/", Playground::Served).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.allow.as_deref()), (405, Some("GET, HEAD")));
+        for path in ["/ui", "/ui/", "/ui/app.js"] {
+            let err = route(&Method::GET, path, Playground::Off).unwrap_err();
+            assert_eq!(err.status.as_u16(), 404, "{path}");
+        }
+        assert!(Route::Ui(s("")).is_public() && Route::UiRedirect.is_public());
     }
 }

@@ -523,3 +523,71 @@ fn two_dispatcher_processes_saving_concurrently_never_lose_or_duplicate_a_versio
         assert_eq!(code, Some(0));
     }
 }
+
+#[test]
+fn help_and_version_print_and_exit_0_before_reading_settings() {
+    for flag in ["--help", "-h"] {
+        // An invalid setting would stop a real start: help never reads settings.
+        let out = server().arg(flag).env("LOWCODE_FAAS_LISTEN", "nope").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for want in [
+            "run-handler",
+            "LOWCODE_FAAS_LISTEN",
+            ":8080",
+            "LOWCODE_FAAS_UI",
+            "LOWCODE_FAAS_RUNTIME",
+        ] {
+            assert!(text.contains(want), "{flag} should mention {want}: {text}");
+        }
+    }
+    for flag in ["--version", "-V"] {
+        let out = server().arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+    let out = server().args(["run-handler", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--input"));
+    let out = server().arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--no-such-flag") && err.contains("Usage"), "{err}");
+}
+
+#[test]
+fn the_playground_url_is_logged_at_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = server();
+    cmd.env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
+        .env("LOWCODE_FAAS_RUNTIME", "process")
+        .env("LOWCODE_FAAS_DATA_DIR", data.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("dispatcher listening") {
+            addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+                .map(|a| a.trim_matches('"').to_owned());
+        }
+        if line.contains("playground") {
+            url = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("url="))
+                .map(|a| a.trim_matches('"').to_owned());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let addr = addr.expect("the dispatcher logs its address first");
+    assert_eq!(url.as_deref(), Some(format!("http://{addr}/ui/").as_str()));
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+}

@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 use faas_adapters::logs::LogBuffer;
 use faas_domain::Engine;
+use faas_http::browser::BrowserPolicy;
 use faas_http::engine::{build_engine, Cleanup};
 use faas_http::http::{self, Incoming, RouteInfo, Service};
 use faas_http::logs_api;
 use faas_http::metrics::Metrics;
-use faas_http::replies::{engine_readiness, healthz, metrics_reply, run_in_process, validate_run};
+use faas_http::replies::{engine_readiness, healthz, include_logs_query, metrics_reply, run_in_process, validate_run};
 use faas_http::router::{check_method, RouteSpec};
 use faas_http::serve::{spawn_filter, RunningServer};
 use faas_http::{ApiError, ServerError, Settings};
@@ -123,6 +124,12 @@ impl Service for Worker {
         &self.metrics
     }
 
+    fn browser_policy(&self) -> &BrowserPolicy {
+        // The worker never serves browsers: any Origin is refused.
+        static NO_BROWSERS: BrowserPolicy = BrowserPolicy::NoBrowsers;
+        &NO_BROWSERS
+    }
+
     async fn handle(&self, routed: RouteInfo<Route>, mut req: Incoming) -> Result<Response, ApiError> {
         match routed.route {
             Route::Healthz => Ok(healthz()),
@@ -132,7 +139,10 @@ impl Service for Worker {
                     .render(Some(self.engine.stats()), Some(self.engine.runtime_status())),
             )),
             Route::Run => {
-                let run: RunRequest = req.json(true).await?;
+                let mut run: RunRequest = req.json(true).await?;
+                if run.include_logs.is_none() {
+                    run.include_logs = include_logs_query(&req)?;
+                }
                 let request = validate_run(run)?;
                 run_in_process(&self.engine, &self.metrics, request).await
             }

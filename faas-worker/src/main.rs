@@ -6,8 +6,19 @@ use faas_http::serve::serve_filter;
 use faas_http::{init_tracing, shutdown_signal, Settings};
 use faas_ports::report::Report;
 
+/// The lowcode-faas worker: runs invocations forwarded by the dispatcher
+/// (POST /v1/run). It serves until SIGTERM/SIGINT.
+#[derive(Debug, clap::Parser)]
+#[command(name = "faas-worker", version, after_help = faas_http::usage::SETTINGS_HELP)]
+struct Cli {}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    // --help / --version / a bad flag: answered before any setting is read.
+    if let Err(e) = <Cli as clap::Parser>::try_parse() {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
     init_tracing();
     let settings = match Settings::from_env() {
         Ok(s) => s,

@@ -51,6 +51,9 @@ pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
         metrics: app::new_metrics().unwrap(),
         proxy: None,
         log_buffer: None,
+        browser: faas_server::api::BrowserPolicy::SameOrigin {
+            cors_origins: Vec::new(),
+        },
         cleanup: app::Cleanup::default(),
     });
     let server = app::spawn_filter(

@@ -213,3 +213,19 @@ fn worker_url_lists() {
         "LOWCODE_FAAS_WORKER_HEALTH_INTERVAL_MS",
     );
 }
+
+#[test]
+fn playground_and_cors_settings() {
+    let s = Settings::from_vars(vars(&[])).unwrap();
+    assert!(s.ui, "the playground is on by default");
+    assert!(s.cors_origins.is_empty(), "CORS is off by default");
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_UI", "false"),
+        ("LOWCODE_FAAS_CORS_ORIGINS", "https://a.example, http://localhost:3000"),
+    ]))
+    .unwrap();
+    assert!(!s.ui);
+    assert_eq!(s.cors_origins, ["https://a.example", "http://localhost:3000"]);
+    check_error(&[("LOWCODE_FAAS_UI", "maybe")], "LOWCODE_FAAS_UI");
+    check_error(&[("LOWCODE_FAAS_CORS_ORIGINS", "*")], "LOWCODE_FAAS_CORS_ORIGINS");
+}

@@ -160,3 +160,23 @@ async fn a_missing_image_is_image_unavailable_and_not_ready() {
     // A graceful stop removes the pool's containers.
     app.stop().await;
 }
+
+#[tokio::test]
+async fn include_logs_returns_the_runs_logs_in_every_execution_mode() {
+    for mode in ["cold", "prewarm", "warm"] {
+        let app = docker_app(&format!("logs-{mode}"), &[("LOWCODE_FAAS_EXECUTION_MODE", mode)]).await;
+        app.create_function("", "echo", ECHO, json!({})).await;
+        // Twice: in warm mode the second run reuses the first one's runner.
+        for _ in 0..2 {
+            let r = invoke(&app, "/functions/echo/invoke", json!({"include_logs": true})).await;
+            let logs = r["logs"].as_array().unwrap_or_else(|| panic!("{mode}: {r}"));
+            assert_eq!(logs.len(), 1, "{mode}: {r}");
+            assert_eq!(logs[0]["message"], "echo 1", "{mode}");
+            assert_eq!(logs[0]["stream"], "stdout", "{mode}");
+            assert_eq!(r["logs_truncated"], false, "{mode}");
+        }
+        let r = invoke(&app, "/functions/echo/invoke", json!({})).await;
+        assert!(r.get("logs").is_none(), "{mode}: {r}");
+        app.stop().await;
+    }
+}

@@ -146,6 +146,7 @@ fn run_request() -> RunRequest {
         timeout_ms: None,
         env: None,
         version: None,
+        include_logs: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn route_keys_name_collection_function_version_and_sorted_env() {
         name: FunctionName::parse("hello").unwrap(),
         input: faas_domain::RunInput::parse(None).unwrap(),
         timeout: None,
+        include_logs: false,
         env: EnvMap::from_json(&env).unwrap(),
         version: version.map(|v| Version::from_json(&json!(v)).unwrap()),
     };
