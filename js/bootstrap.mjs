@@ -364,7 +364,7 @@ process.on('beforeExit', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Return value validation (SPEC §5): an object with boolean `ok`; `ok:false`
+// Return value validation (docs/api.md): an object with boolean `ok`; `ok:false`
 // needs a string `error` and, when present, a string `code`. The value is
 // validated as the caller will receive it, i.e. after a JSON round trip
 // (toJSON applied, undefined fields dropped).
@@ -434,7 +434,7 @@ function buildContext() {
   });
 }
 
-// The handler is the named export `handler` (SPEC section 6): a module
+// The handler is the named export `handler` (docs/api.md): a module
 // without one is NO_HANDLER, whatever else it exports (a default export too).
 function pickHandler(mod) {
   if ('handler' in mod) {

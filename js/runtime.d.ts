@@ -1,4 +1,4 @@
-// Types of the lowcode-faas handler contract (SPEC §5, §6).
+// Types of the lowcode-faas handler contract (docs/api.md).
 //
 //   /** @type {import('./runtime').Handler} */
 //   export async function handler(input, context) {

@@ -1,4 +1,4 @@
-//! The function cache (SPEC §7): a [`SourceStore`] decorator that keeps
+//! The function cache (docs/api.md): a [`SourceStore`] decorator that keeps
 //! recently loaded [`Deployment`]s in a bounded LRU.
 //!
 //! Invariants and decisions:

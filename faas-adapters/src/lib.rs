@@ -4,16 +4,16 @@
 //!
 //! | feature | module | port |
 //! |---|---|---|
-//! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (SPEC §7) |
+//! | `fs` | [`fs`] | `SourceStore` over the `files` data layout (docs/api.md) |
 //! | `process` | [`process`] | `ContainerRuntime` running `node` processes (development) |
 //! | `docker` | `docker` | `ContainerRuntime` running containers through the Engine API |
 //! | `process` or `docker` | [`runner`] | what both runtimes share: the stdio protocol, execution modes, the pool |
-//! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (SPEC §10) |
+//! | `http-fetch` | [`fetch`] | `SourceFetcher` with SSRF protection (docs/api.md) |
 //! | `memory` | [`memory`] | `SourceStore` in memory with full history (tests, examples) |
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
 //! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
-//! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (SPEC §7) |
-//! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (SPEC §7) |
+//! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (docs/api.md) |
+//! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (docs/api.md) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning

@@ -1,4 +1,4 @@
-//! Function-log sinks that need no backend (SPEC §9): the legacy prefixed
+//! Function-log sinks that need no backend (docs/api.md): the legacy prefixed
 //! stdout line, JSON lines for Docker/Promtail, the bounded in-memory buffer
 //! that `GET /function-logs` searches, and a fan-out to several sinks.
 
@@ -83,7 +83,7 @@ impl StdoutSink {
     }
 }
 
-/// A `docker_json` line: the entry's fields in SPEC order, then `log_stream`.
+/// A `docker_json` line: the entry's fields in the documented order, then `log_stream`.
 #[derive(serde::Serialize)]
 struct DockerLine<'a> {
     #[serde(flatten)]
@@ -91,7 +91,7 @@ struct DockerLine<'a> {
     log_stream: &'static str,
 }
 
-/// The entry as JSON, fields in SPEC order.
+/// The entry as JSON, fields in the documented order.
 pub fn entry_json(entry: &LogEntry) -> String {
     serde_json::to_string(entry).unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! Pushes function logs to Grafana Loki (`POST <url>/loki/api/v1/push`, SPEC §9).
+//! Pushes function logs to Grafana Loki (`POST <url>/loki/api/v1/push`, docs/api.md).
 //!
 //! `emit` never waits on Loki: entries go into a bounded queue (a full queue
 //! drops and counts them); a background task sends batches (at most

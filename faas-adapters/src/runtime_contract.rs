@@ -1,5 +1,5 @@
 //! The [`ContainerRuntime`] contract suite: the same jobs give the same
-//! outcomes (the same `ErrorCode`s, the same messages where SPEC fixes them)
+//! outcomes (the same `ErrorCode`s, the same messages where docs/api.md fixes them)
 //! on every runtime. The process runtime and the Docker runtime both run
 //! [`container_runtime_contract`], so what a function sees, and what the
 //! caller gets back, does not depend on where it ran.
@@ -237,7 +237,7 @@ pub async fn check_uid(rt: &dyn ContainerRuntime, expected_uid: u32) {
     assert_eq!(envelope(&output)["value"]["data"], json!(expected_uid));
 }
 
-/// A job with the platform variables of SPEC §5 and generous limits.
+/// A job with the platform variables of docs/api.md and generous limits.
 pub fn contract_job(source: &str) -> RunJob {
     let run_id = RunId::generate();
     let env = BTreeMap::from([

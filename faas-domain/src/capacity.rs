@@ -1,4 +1,4 @@
-//! Capacity limits (SPEC §5): at most N runs at once, at most M waiting,
+//! Capacity limits (docs/api.md): at most N runs at once, at most M waiting,
 //! refusal beyond that. The wait counts against the run's own deadline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,7 +11,7 @@ use faas_ports::{
 
 use crate::capacity::Capacity;
 
-/// Limits of one engine (SPEC §5, §7, §9 defaults).
+/// Limits of one engine (docs/api.md defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted source, in bytes (`LOWCODE_FAAS_MAX_SOURCE_BYTES`).

@@ -1,4 +1,4 @@
-//! Env precedence of a run (SPEC §5): root collection → … → leaf collection →
+//! Env precedence of a run (docs/api.md): root collection → … → leaf collection →
 //! function → request, last wins; then the platform variables.
 
 use std::collections::BTreeMap;

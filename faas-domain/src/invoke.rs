@@ -272,7 +272,7 @@ impl Engine {
     }
 }
 
-/// A runtime timeout's message names the run's limit in ms (SPEC §5): the
+/// A runtime timeout's message names the run's limit in ms (docs/api.md): the
 /// runtime only knows the time that was left when it started.
 fn with_timeout_message(
     outcome: Result<faas_ports::RunOutput, RunFailure>,

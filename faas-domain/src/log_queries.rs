@@ -1,5 +1,4 @@
-//! Ready-made queries for the log backends people paste run ids into (SPEC
-//! §9): Loki (LogQL), Elasticsearch (query string), CloudWatch Logs Insights
+//! Ready-made queries for the log backends people paste run ids into (docs/api.md): Loki (LogQL), Elasticsearch (query string), CloudWatch Logs Insights
 //! and Google Cloud Logging, each value escaped for its language, plus an
 //! optional Grafana Explore link. Pure: the HTTP edge only serialises
 //! [`LogQueryHints`].

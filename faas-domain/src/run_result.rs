@@ -1,4 +1,4 @@
-//! RunResult validation and classification (SPEC §5).
+//! RunResult validation and classification (docs/api.md).
 //!
 //! A runtime hands back either the bootstrap's result envelope or a
 //! [`RunFailure`]; this module decides what the caller sees.

@@ -1,5 +1,5 @@
 //! Settings: built-in defaults < optional TOML file (`LOWCODE_FAAS_CONFIG`)
-//! < `LOWCODE_FAAS_*` environment variables (SPEC §11).
+//! < `LOWCODE_FAAS_*` environment variables (docs/api.md).
 //!
 //! Every variable is read through one table ([`KEYS`]) so that `_` inside our
 //! names never splits a key, and every bad value is reported with the name of

@@ -1,4 +1,4 @@
-//! The function-log routes (SPEC §9), shared by the dispatcher and the
+//! The function-log routes (docs/api.md), shared by the dispatcher and the
 //! worker: the search over the in-memory buffer and the query hints (built
 //! by the domain's `log_queries`, only serialised here).
 

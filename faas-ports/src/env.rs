@@ -1,4 +1,4 @@
-//! Validated environment maps (SPEC §5).
+//! Validated environment maps (docs/api.md).
 
 use std::collections::BTreeMap;
 

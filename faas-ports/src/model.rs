@@ -1,4 +1,4 @@
-//! Contract types: what is stored, what goes over the wire (SPEC §4–§5, §9).
+//! Contract types: what is stored, what goes over the wire (docs/api.md).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -219,7 +219,7 @@ pub enum RunStatus {
     Failed,
 }
 
-/// Why a run failed (SPEC §5).
+/// Why a run failed (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -404,7 +404,7 @@ pub struct RunLog {
     pub message: String,
 }
 
-/// The body of the worker's `POST /v1/run` (SPEC §8), as sent on the wire.
+/// The body of the worker's `POST /v1/run` (docs/api.md), as sent on the wire.
 ///
 /// Fields are raw: the receiving side validates them into the domain's
 /// invoke request exactly as it validates a public invoke.
@@ -462,7 +462,7 @@ impl LogLevel {
     }
 }
 
-/// One captured `console.*` call with its run context (SPEC §9; field order is the wire order).
+/// One captured `console.*` call with its run context (docs/api.md; field order is the wire order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Run id.

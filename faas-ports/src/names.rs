@@ -1,7 +1,7 @@
 //! Validated names: function names, collection paths, versions, run ids, source URLs.
 //!
 //! Each type is built only through `parse` (or `TryFrom<String>` for serde), so
-//! a value of the type always satisfies the rules of SPEC §3.
+//! a value of the type always satisfies the rules of docs/api.md.
 
 use std::fmt;
 
@@ -314,7 +314,7 @@ impl fmt::Display for RunId {
 /// An absolute `http` or `https` URL to fetch a source from.
 ///
 /// Only the scheme and shape are checked here; which addresses may be
-/// reached is the fetcher's rule (SPEC §10).
+/// reached is the fetcher's rule (docs/api.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceUrl(url::Url);
 

@@ -11,7 +11,7 @@ use crate::{
     PortError, RunId, SourceUrl, StartKind, Version, VersionItem,
 };
 
-/// Platform variables of a run's env that change with every run (SPEC §5).
+/// Platform variables of a run's env that change with every run (docs/api.md).
 /// A warm runner serves runs whose env differs only in these.
 pub const PER_RUN_ENV: [&str; 2] = ["LOWCODE_FAAS_RUN_ID", "LOWCODE_FAAS_EXECUTION_ID"];
 
@@ -235,7 +235,7 @@ pub trait LogSink: Send + Sync + std::fmt::Debug + 'static {
     async fn emit(&self, entries: &[LogEntry]) -> Result<(), PortError>;
 }
 
-/// Fetches a function source from a URL (SPEC §10).
+/// Fetches a function source from a URL (docs/api.md).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SourceFetcher: Send + Sync + std::fmt::Debug + 'static {

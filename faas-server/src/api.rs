@@ -1,4 +1,4 @@
-//! The dispatcher's routes (SPEC §4–§5): parse and validate at the boundary,
+//! The dispatcher's routes (docs/api.md): parse and validate at the boundary,
 //! call the engine, shape the reply. Every domain error becomes its JSON
 //! error here, through [`ApiError::from`].
 
@@ -36,7 +36,7 @@ pub struct Dispatcher {
     pub settings: Arc<Settings>,
     /// Process metrics.
     pub metrics: Metrics,
-    /// Proxy mode: the workers that run invokes (SPEC §8).
+    /// Proxy mode: the workers that run invokes (docs/api.md).
     pub proxy: Option<Arc<WorkerPool>>,
     /// The function-log buffer (`None` when capture is off).
     pub log_buffer: Option<Arc<LogBuffer>>,

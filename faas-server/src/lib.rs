@@ -1,6 +1,6 @@
 //! # faas-server
 //!
-//! The lowcode-faas dispatcher: the public HTTP API of SPEC §4–§5 on warp.
+//! The lowcode-faas dispatcher: the public HTTP API of docs/api.md on warp.
 //! This crate is a composition root: it reads [`Settings`], builds the
 //! adapters, hands them to [`faas_domain::Engine`], and maps domain errors to
 //! HTTP replies (`{"error": "...", "code": "..."}`) in one place

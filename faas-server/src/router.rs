@@ -2,7 +2,7 @@
 //!
 //! Kept out of warp's filter combinators so that a domain 404 can never
 //! surface as 405 and the nested `/collections/{cp}/functions/{name}` forms
-//! (with any depth of `{cp}`) follow SPEC §4 exactly.
+//! (with any depth of `{cp}`) follow docs/api.md exactly.
 
 use faas_http::router::{check_method, RouteSpec};
 use warp::http::Method;

@@ -1,6 +1,6 @@
 //! # faas-worker
 //!
-//! The lowcode-faas worker (SPEC §1, §8): `POST /v1/run` runs a function
+//! The lowcode-faas worker (docs/api.md): `POST /v1/run` runs a function
 //! through exactly the same [`faas_domain::Engine`] and adapters as the
 //! dispatcher's in-process path, so a run behaves identically either way.
 //! Also serves `/healthz`, `/readyz`, `/metrics` and the function-log routes
@@ -31,7 +31,7 @@ use faas_ports::RunRequest;
 use warp::http::Method;
 use warp::reply::Response;
 
-/// Every endpoint of the worker (SPEC §8).
+/// Every endpoint of the worker (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// `GET /healthz`

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::AdapterError;
 
-/// Settings of the `db_s3` storage (SPEC §7 and §11 name the variables).
+/// Settings of the `db_s3` storage (docs/api.md names the variables).
 ///
 /// `Debug` redacts the DSN and the S3 keys.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct DbS3Config {
 }
 
 impl DbS3Config {
-    /// The SPEC defaults around the two required settings.
+    /// The documented defaults around the two required settings.
     pub fn new(postgres_dsn: impl Into<String>, s3_bucket: impl Into<String>) -> Self {
         Self {
             postgres_dsn: postgres_dsn.into(),

@@ -1,9 +1,9 @@
 //! `db_s3` storage: a [`SourceStore`] with its metadata in PostgreSQL and its
-//! sources in S3 (SPEC §7).
+//! sources in S3 (docs/api.md).
 //!
 //! Schema (`faas-adapters/migrations/`, embedded and run by
 //! [`DbS3SourceStore::connect`]): `collection_paths`, `functions` and
-//! `function_versions` as SPEC §7 names them, created only when missing so
+//! `function_versions` as docs/api.md names them, created only when missing so
 //! a database of the earlier implementation is adopted (missing root and
 //! ancestor rows are added), plus two documented columns:
 //! `collection_paths.parent_path` (a foreign key, so PostgreSQL itself

@@ -429,7 +429,7 @@ async fn an_orphaned_object_is_replaced_and_a_committed_one_never_is() {
 #[tokio::test]
 async fn adopts_a_database_written_by_the_earlier_implementation() {
     let db = TestDb::new("adopt").await;
-    // The three tables exactly as SPEC section 7 lists them, holding a
+    // The three tables exactly as docs/api.md lists them, holding a
     // function in `team/api` without rows for the root or `team`.
     let mut conn = PgConnection::connect(&db.config.postgres_dsn).await.unwrap();
     let prefix = &db.config.s3_prefix;

@@ -48,7 +48,7 @@ impl FetchConfig {
     }
 }
 
-/// Fetches function sources over HTTP(S) with the rules of SPEC §10.
+/// Fetches function sources over HTTP(S) with the rules of docs/api.md.
 #[derive(Debug, Clone)]
 pub struct HttpSourceFetcher {
     client: reqwest::Client,

@@ -1,4 +1,4 @@
-//! `SourceFetcher` over reqwest, with SSRF protection (SPEC §10).
+//! `SourceFetcher` over reqwest, with SSRF protection (docs/api.md).
 //!
 //! What a fetch guarantees:
 //! - only `http`/`https`, on the first URL and on every redirect hop; a

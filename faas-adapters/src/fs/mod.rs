@@ -1,4 +1,4 @@
-//! `files` storage: a [`SourceStore`] over the data-directory layout of SPEC §7.
+//! `files` storage: a [`SourceStore`] over the data-directory layout of docs/api.md.
 //!
 //! Layout below the data directory (the earlier Go implementation's layout,
 //! read and written unchanged):
@@ -67,7 +67,7 @@
 //!   [`FunctionName`]s, never from raw strings.
 //! - All file work runs on `spawn_blocking`; no std lock is held across an
 //!   `.await`.
-//! - Every call is bounded (SPEC §7, [`FsSourceStore::with_timeout`], 10 s by
+//! - Every call is bounded (docs/api.md, [`FsSourceStore::with_timeout`], 10 s by
 //!   default): past the bound it answers `Unavailable { component: Storage }`
 //!   ("files storage did not answer within N ms"), whatever it waits on (the
 //!   in-process lock, the blocking pool, a file lock held by another process,
@@ -110,10 +110,10 @@ use tokio::sync::Mutex as AsyncMutex;
 use self::locks::{Call, LockKey, SaveGuard};
 use crate::AdapterError;
 
-/// Default bound of one storage call (`LOWCODE_FAAS_STORAGE_TIMEOUT_MS`, SPEC §7).
+/// Default bound of one storage call (`LOWCODE_FAAS_STORAGE_TIMEOUT_MS`, docs/api.md).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`SourceStore`] over the `files` layout of SPEC §7 (see the module docs).
+/// A [`SourceStore`] over the `files` layout of docs/api.md (see the module docs).
 #[derive(Debug, Clone)]
 pub struct FsSourceStore {
     inner: Arc<Inner>,

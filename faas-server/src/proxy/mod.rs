@@ -1,4 +1,4 @@
-//! Proxy mode (SPEC §8): the dispatcher forwards invokes and function-log
+//! Proxy mode (docs/api.md): the dispatcher forwards invokes and function-log
 //! queries to its workers and never runs code itself.
 //!
 //! - [`pool`]: the workers, the choice of one per invoke (rendezvous

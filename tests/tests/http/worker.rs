@@ -1,4 +1,4 @@
-//! The worker (`POST /v1/run`) and the dispatcher's proxy mode (SPEC §8).
+//! The worker (`POST /v1/run`) and the dispatcher's proxy mode (docs/api.md).
 
 use faas_tests::{
     canned_server, closed_port, db_s3_mode, silent_server, spawn_app, spawn_app_on, spawn_worker, storage_vars, TestApp,
