@@ -29,11 +29,12 @@ impl ContainerRuntime for Instant0 {
     }
 }
 
-/// Invokes per second of a dispatcher (files storage with the function
-/// cache, the default limits) over a runtime that answers at once, with
-/// `clients` concurrent keep-alive clients for `seconds`.
+/// Starts a dispatcher (files storage with the function cache, or with
+/// `memory` the in-memory store; the default limits but 256 runs at once)
+/// over a runtime that answers at once, with a function `noop`; its base
+/// URL, the server and its data dir.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
+pub async fn instant_dispatcher(memory: bool) -> (String, app::RunningServer, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let settings = Settings::from_vars(vec![
         ("LOWCODE_FAAS_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
@@ -41,7 +42,11 @@ pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
         ("LOWCODE_FAAS_MAX_CONCURRENT_RUNS".to_owned(), "256".to_owned()),
     ])
     .unwrap();
-    let store = app::build_store(&settings).await.unwrap();
+    let store: Arc<dyn faas_ports::SourceStore> = if memory {
+        Arc::new(faas_adapters::memory::MemorySourceStore::new())
+    } else {
+        app::build_store(&settings).await.unwrap()
+    };
     let engine = Engine::builder(store, Arc::new(Instant0))
         .limits(settings.limits.clone())
         .build();
@@ -74,6 +79,14 @@ pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 201);
+    (base, server, data)
+}
+
+/// Invokes per second of [`instant_dispatcher`] with `clients` concurrent
+/// keep-alive clients in this process for `seconds`.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
+    let (base, server, _data) = instant_dispatcher(false).await;
     let url = format!("{base}/functions/noop/invoke");
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);

@@ -363,8 +363,68 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
+/// `bench --serve-instant`: serves [`faas_tests::bench_support::instant_dispatcher`]
+/// and prints its base URL, until killed (the overhead measured with `wrk`
+/// from another process).
+async fn serve_instant(memory: bool) {
+    let (base, _server, _data) = faas_tests::bench_support::instant_dispatcher(memory).await;
+    println!("{base}");
+    std::future::pending::<()>().await;
+}
+
+/// Invokes/s of the instant dispatcher in a child process, loaded by `wrk`
+/// (one thread, `connections` keep-alive connections): a load generator far
+/// lighter than this program's own client. `None` when `wrk` is missing.
+fn overhead_with_wrk(connections: usize, seconds: f64, store: &str) -> Option<f64> {
+    use std::io::BufRead;
+    if Command::new("wrk").arg("--version").output().is_err() {
+        return None;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve-instant")
+        .arg(store)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut base = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut base)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        "wrk.method = \"POST\"\nwrk.body = '{\"input\":{\"k\":1}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )
+    .unwrap();
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", seconds.ceil() as u64),
+        ])
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("{}/functions/noop/invoke", base.trim()))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--serve-instant") {
+        serve_instant(std::env::args().any(|a| a == "memory")).await;
+        return;
+    }
     let n: usize = env_or("BENCH_N", 40);
     let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
     let image = std::env::var("BENCH_IMAGE").unwrap_or_else(|_| "lowcode-faas/node:local".into());
@@ -457,8 +517,16 @@ async fn main() {
         println!("dispatcher overhead …");
         let rate = faas_tests::bench_support::instant_runtime_overhead(64, seconds).await;
         notes.push(format!(
-            "Dispatcher overhead (in-process dispatcher, files storage with the function cache, a runtime that answers at once, 64 concurrent keep-alive clients for {seconds} s, load generator on the same 2 cores): **{rate:.0} invokes/s**."
+            "Dispatcher overhead (dispatcher with files storage and the function cache over a runtime that answers at once, 64 concurrent keep-alive clients for {seconds} s, load generator in the same process on the same 2 cores): **{rate:.0} invokes/s**."
         ));
+        for store in ["files", "memory"] {
+            if let Some(rate) = overhead_with_wrk(64, seconds, store) {
+                notes.push(format!(
+                    "The same dispatcher in its own process with {} storage, loaded by `wrk` (1 thread, 64 connections, {seconds} s) on the same 2 cores: **{rate:.0} invokes/s**.",
+                    if store == "files" { "`files`" } else { "the in-memory" }
+                ));
+            }
+        }
     }
 
     if wanted("hop") {
