@@ -57,6 +57,13 @@ const inspect = util.inspect;
 const stderrWrite = process.stderr.write.bind(process.stderr);
 const byteLength = Buffer.byteLength;
 const isArray = Array.isArray;
+const bufferFrom = Buffer.from.bind(Buffer);
+const isSafeInteger = Number.isSafeInteger;
+const setTimer = setTimeout;
+const clearTimer = clearTimeout;
+const postToThread = Worker.prototype.postMessage;
+// Node's timers fire at once past 2^31-1 ms: longer waits are cut to that.
+const MAX_TIMER_MS = 2147483647;
 const ObjectPrototype = Object.prototype;
 const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
@@ -94,7 +101,7 @@ const MAX_JOB_LINE_BYTES = 64 * 1024 * 1024;
 function writeFrame(nonce, kind, payload) {
   const line = FRAME_PREFIX + nonce + ':' + kind + ':' + payload + '\n';
   let offset = 0;
-  const bytes = Buffer.from(line, 'utf8');
+  const bytes = bufferFrom(line, 'utf8');
   while (offset < bytes.length) {
     try {
       offset += writeSync(1, bytes, offset, bytes.length - offset);
@@ -571,25 +578,29 @@ function startWatchdog() {
 }
 
 function armWatchdog(timeoutMs) {
-  if (watchdog !== null && Number.isSafeInteger(timeoutMs) && timeoutMs > 0) {
-    watchdog.postMessage({ killAfterMs: timeoutMs + DEADLINE_GRACE_MS });
+  if (watchdog !== null && isSafeInteger(timeoutMs) && timeoutMs > 0) {
+    postToThread.call(watchdog, { killAfterMs: Math.min(timeoutMs + DEADLINE_GRACE_MS, MAX_TIMER_MS) });
   }
 }
 
-function disarmWatchdog() {
-  if (watchdog !== null) watchdog.postMessage({});
+// Between jobs the watchdog still guards the idle limit: code a finished
+// job left behind may block the event loop, which the idle timer needs.
+function idleWatchdog() {
+  if (watchdog !== null) {
+    postToThread.call(watchdog, { killAfterMs: Math.min(MAX_IDLE_MS + DEADLINE_GRACE_MS, MAX_TIMER_MS) });
+  }
 }
 
 let idleTimer = null;
 
 function armIdleExit() {
-  if (idleTimer !== null) clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => exit(0), MAX_IDLE_MS);
+  if (idleTimer !== null) clearTimer(idleTimer);
+  idleTimer = setTimer(() => exit(0), Math.min(MAX_IDLE_MS, MAX_TIMER_MS));
   idleTimer.unref();
 }
 
 function disarmIdleExit() {
-  if (idleTimer !== null) clearTimeout(idleTimer);
+  if (idleTimer !== null) clearTimer(idleTimer);
   idleTimer = null;
 }
 
@@ -605,9 +616,9 @@ function serveJob(line) {
   return new Promise((resolve) => {
     job = {
       nonce: String(spec.nonce),
-      maxOutputBytes: Number.isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
+      maxOutputBytes: isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
       done: () => {
-        disarmWatchdog();
+        idleWatchdog();
         armIdleExit();
         resolve();
       },
@@ -664,6 +675,7 @@ function serve() {
     queue.then(() => exit(0));
   });
   startWatchdog();
+  idleWatchdog();
   armIdleExit();
   writeFrame('-', 'ready', stringify({ pid: process.pid }));
 }

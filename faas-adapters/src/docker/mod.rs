@@ -22,7 +22,7 @@
 //!   start-up ([`DockerRuntime::remove_owned_containers`]);
 //! - the daemon is reached lazily: an unreachable daemon is not an error at
 //!   construction; runs then fail with `RUNTIME_UNAVAILABLE` and
-//!   [`ContainerRuntime::health`] reports it.
+//!   [`faas_ports::ContainerRuntime::health`] reports it.
 //!
 //! Requests go to the daemon without an API version prefix (bollard builds
 //! its URLs that way), so the daemon answers in its own current version;

@@ -73,7 +73,7 @@ pub struct ProcessRuntime {
 impl ProcessRuntime {
     /// Checks the settings and resolves the `node` binary. A binary that is
     /// not found is not an error here: runs then fail with
-    /// `RUNTIME_UNAVAILABLE` and [`ContainerRuntime::health`] reports it.
+    /// `RUNTIME_UNAVAILABLE` and [`faas_ports::ContainerRuntime::health`] reports it.
     pub fn new(config: ProcessRuntimeConfig) -> Result<Self, AdapterError> {
         if config.node_bin.as_os_str().is_empty() {
             return Err(AdapterError::Config("node_bin must not be empty".into()));

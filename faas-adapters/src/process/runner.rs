@@ -209,7 +209,18 @@ impl Runner for ProcessRunner {
     }
 
     fn has_ended(&mut self) -> bool {
-        self.ended || self.status.is_some() || !matches!(self.child.try_wait(), Ok(None))
+        if self.ended || self.status.is_some() {
+            return true;
+        }
+        match self.child.try_wait() {
+            Ok(None) => false,
+            Ok(Some(status)) => {
+                // Reaped now: keep the status (and forget the group id).
+                self.status = Some(status);
+                true
+            }
+            Err(_) => true,
+        }
     }
 
     async fn exit(&mut self) -> Exit {

@@ -127,6 +127,11 @@ pub struct ExecutionConfig {
     pub warm_max_per_key: usize,
 }
 
+/// How long a prewarmed runner waits in the pool before it is replaced by
+/// a fresh one (runners end themselves a little later, see
+/// [`ExecutionConfig::runner_max_idle`]).
+pub const PREWARM_MAX_IDLE: Duration = Duration::from_secs(15 * 60);
+
 /// The largest pool or warm cap accepted.
 pub const MAX_POOL_RUNNERS: usize = 1024;
 /// The longest idle TTL accepted (a day).
@@ -150,7 +155,8 @@ impl ExecutionConfig {
     /// warm TTL, 15 minutes in the prewarm pool) plus a minute, so only a
     /// runner whose server is gone gets there.
     pub fn runner_max_idle(&self) -> Duration {
-        Duration::from_millis(self.warm_idle_ttl_ms.max(15 * 60 * 1000).saturating_add(60_000))
+        let prewarm_ms = u64::try_from(PREWARM_MAX_IDLE.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(self.warm_idle_ttl_ms.max(prewarm_ms).saturating_add(60_000))
     }
 
     /// Checks the ranges; each message names its `LOWCODE_FAAS_*` variable.
@@ -310,7 +316,7 @@ pub(crate) async fn start_runner(
     };
     let launched_at = Instant::now();
     let ready_deadline = deadline.min(launched_at + READY_TIMEOUT);
-    let mut splitter = LineSplitter::new(FRAME_SLACK);
+    let mut splitter = LineSplitter::new(FRAME_SLACK, READY_NONCE);
     let mut stderr = StderrTail::default();
     loop {
         match tokio::time::timeout_at(ready_deadline, runner.recv()).await {
@@ -389,7 +395,7 @@ pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: I
         }
     }
     let cap = job.max_output_bytes.max(job.max_log_bytes).saturating_add(FRAME_SLACK);
-    let mut splitter = LineSplitter::new(cap);
+    let mut splitter = LineSplitter::new(cap, &nonce);
     let mut logs = LogCollector::new(job.max_log_bytes);
     let mut stderr = StderrTail::default();
     let mut started = false;
@@ -451,13 +457,19 @@ pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: I
             }
         }
     }
-    if !started {
+    // Stop what may still run (a broken stream of a live container) so that
+    // learning how it ended never waits; a stopped runner ignores the kill.
+    runner.kill().await;
+    let exit = runner.exit().await;
+    let failure = ended_without_result(&exit, stderr.bytes(), memory_mb, logs.finish());
+    if !started && failure.code != ErrorCode::OutOfMemory {
+        // Ended before it took the job (and not because of the job's size):
+        // nothing of the job ran.
         let mut why = "the runner ended before it took the job".to_string();
         append_stderr(&mut why, stderr.bytes());
         return Served::Lost(why);
     }
-    let exit = runner.exit().await;
-    Served::Failed(ended_without_result(&exit, stderr.bytes(), memory_mb, logs.finish()))
+    Served::Failed(failure)
 }
 
 /// `TIMEOUT` naming the run's limit.

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::{
     deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner,
-    Served,
+    Served, PREWARM_MAX_IDLE,
 };
 
 /// Pool runners started at once by the refill task.
@@ -41,7 +41,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often the maintenance task looks at idle runners at most.
 const TICK_MAX: Duration = Duration::from_secs(1);
 /// Pool runners that end before taking their job are replaced this often
-/// at most per run before it starts cold.
+/// at most per run; then it starts cold.
 const MAX_LOST_RUNNERS: usize = 3;
 /// Bound on waiting for background removals at shutdown.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -164,7 +164,12 @@ impl Pool {
         let memory_mb = inner.launcher.memory_mb();
         let mut lost = 0;
         loop {
-            let (mut runner, kind) = match inner.take(key.as_ref()) {
+            let pooled = if lost < MAX_LOST_RUNNERS {
+                inner.take(key.as_ref())
+            } else {
+                None
+            };
+            let (mut runner, kind) = match pooled {
                 Some(found) => {
                     inner.counters.hits.fetch_add(1, Ordering::Relaxed);
                     inner.wake.notify_one();
@@ -207,7 +212,7 @@ impl Pool {
                     inner.discard(runner);
                     lost += 1;
                     tracing::warn!(start_kind = kind.as_str(), reason = %why, "A runner ended before it took its job.");
-                    if kind == StartKind::Cold || lost >= MAX_LOST_RUNNERS {
+                    if kind == StartKind::Cold {
                         return Err(RunFailure {
                             start_kind: kind,
                             ..RunFailure::new(ErrorCode::Internal, why, Vec::new())
@@ -252,10 +257,10 @@ impl Pool {
     /// runner themselves.
     pub(crate) async fn shutdown(&self) {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::Release);
-        inner.wake.notify_one();
         let idle: Vec<Idle> = {
             let mut state = inner.lock();
+            inner.closed.store(true, Ordering::Release);
+            inner.wake.notify_one();
             let mut idle: Vec<Idle> = state.prewarmed.drain(..).collect();
             for (_, runners) in state.warm.drain() {
                 idle.extend(runners);
@@ -330,15 +335,12 @@ impl Inner {
 
     /// Keeps a runner idle under its key, within the caps.
     fn park(&self, key: WarmKey, runner: Box<dyn Runner>) {
-        if self.closed.load(Ordering::Acquire) {
-            self.discard(runner);
-            return;
-        }
         let mut evicted = None;
         let refused = {
             let mut state = self.lock();
             let per_key = state.warm.get(&key).map_or(0, Vec::len);
-            if per_key >= self.config.warm_max_per_key {
+            // `closed` under the lock: shutdown drains the state under it.
+            if self.closed.load(Ordering::Acquire) || per_key >= self.config.warm_max_per_key {
                 Some(runner)
             } else {
                 if state.warm_count >= self.config.warm_max_containers {
@@ -388,7 +390,8 @@ impl Inner {
             let mut state = self.lock();
             let mut kept = VecDeque::new();
             while let Some(mut idle) = state.prewarmed.pop_front() {
-                if idle.runner.check_idle() == Liveness::Alive {
+                // Retired before it would end itself (--max-idle-ms).
+                if now.duration_since(idle.since) < PREWARM_MAX_IDLE && idle.runner.check_idle() == Liveness::Alive {
                     kept.push_back(idle);
                 } else {
                     gone.push(idle.runner);
@@ -429,7 +432,7 @@ impl Inner {
             return;
         };
         let mut state = self.lock();
-        if state.retry_at.is_some_and(|at| Instant::now() < at) {
+        if self.closed.load(Ordering::Acquire) || state.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         while state.prewarmed.len() + state.launching < self.config.prewarm_pool_size
@@ -446,6 +449,11 @@ impl Inner {
         let mut leftover = None;
         {
             let mut state = self.lock();
+            if started.is_ok() && self.closed.load(Ordering::Acquire) {
+                // Counted as a removal before it stops counting as a launch,
+                // so shutdown's wait never sees neither.
+                self.removals.pending.fetch_add(1, Ordering::AcqRel);
+            }
             state.launching -= 1;
             match started {
                 Ok(runner) => {
@@ -476,6 +484,7 @@ impl Inner {
         }
         if let Some(runner) = leftover {
             self.discard(runner);
+            self.removals.pending.fetch_sub(1, Ordering::AcqRel);
         }
         self.removals.done.notify_waiters();
         self.wake.notify_one();

@@ -137,23 +137,29 @@ pub(crate) fn parse_frame<'a>(line: &'a [u8], nonce: &str) -> Result<Option<Fram
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Overflow(pub(crate) usize);
 
-/// Splits stdout bytes into frame lines, bounded: a line that does not
-/// start with [`FRAME_PREFIX`] is dropped as it streams (never buffered
-/// whole); a frame line over `cap` bytes is an [`Overflow`].
+/// Splits stdout bytes into the frame lines of one nonce, bounded: a line
+/// that does not start with `\x1eLCF:<nonce>:` (stray output, a forged or
+/// stale frame) is dropped as it streams, never buffered whole; a frame line
+/// of the nonce over `cap` bytes is an [`Overflow`].
 #[derive(Debug)]
 pub(crate) struct LineSplitter {
     buf: Vec<u8>,
     cap: usize,
     discarding: bool,
+    prefix: Vec<u8>,
 }
 
 impl LineSplitter {
-    /// A splitter that accepts frame lines of at most `cap` bytes.
-    pub(crate) fn new(cap: u64) -> Self {
+    /// A splitter for the frames of `nonce`, at most `cap` bytes a line.
+    pub(crate) fn new(cap: u64, nonce: &str) -> Self {
+        let mut prefix = FRAME_PREFIX.to_vec();
+        prefix.extend_from_slice(nonce.as_bytes());
+        prefix.push(b':');
         Self {
             buf: Vec::new(),
             cap: usize::try_from(cap).unwrap_or(usize::MAX),
             discarding: false,
+            prefix,
         }
     }
 
@@ -162,13 +168,13 @@ impl LineSplitter {
         let mut lines = Vec::new();
         while let Some(nl) = chunk.iter().position(|b| *b == b'\n') {
             let segment = &chunk[..nl];
-            if !self.discarding && may_be_frame(&self.buf, segment) {
+            if !self.discarding && may_be_frame(&self.prefix, &self.buf, segment) {
                 let len = self.buf.len().saturating_add(segment.len());
                 if len > self.cap {
                     return Err(Overflow(len));
                 }
                 self.buf.extend_from_slice(segment);
-                if self.buf.len() >= FRAME_PREFIX.len() {
+                if self.buf.len() >= self.prefix.len() {
                     lines.push(std::mem::take(&mut self.buf));
                 }
             }
@@ -177,7 +183,7 @@ impl LineSplitter {
             chunk = &chunk[nl + 1..];
         }
         if !self.discarding {
-            if !may_be_frame(&self.buf, chunk) {
+            if !may_be_frame(&self.prefix, &self.buf, chunk) {
                 self.buf.clear();
                 self.discarding = true;
             } else {
@@ -192,13 +198,10 @@ impl LineSplitter {
     }
 }
 
-/// Whether `head` followed by `more` still starts like a frame (compares
+/// Whether `head` followed by `more` still starts like `prefix` (compares
 /// only the first bytes, up to the prefix's length).
-fn may_be_frame(head: &[u8], more: &[u8]) -> bool {
-    head.iter()
-        .chain(more.iter())
-        .zip(FRAME_PREFIX.iter())
-        .all(|(a, b)| a == b)
+fn may_be_frame(prefix: &[u8], head: &[u8], more: &[u8]) -> bool {
+    head.iter().chain(more.iter()).zip(prefix.iter()).all(|(a, b)| a == b)
 }
 
 #[cfg(test)]
@@ -249,10 +252,12 @@ mod tests {
         stream.extend_from_slice(b"stray line one\n");
         stream.extend_from_slice(b"unterminated stray");
         stream.extend_from_slice(&frame("n", "log", "{\"x\":1}"));
+        // Another nonce's frame, however long, is stray output.
+        stream.extend_from_slice(&frame("other", "result", &"z".repeat(5000)));
         stream.extend_from_slice(&b"y".repeat(10_000));
         stream.extend_from_slice(&frame("n", "result", "{}"));
         for size in [1, 2, 3, 7, 100, stream.len()] {
-            let mut splitter = LineSplitter::new(1000);
+            let mut splitter = LineSplitter::new(1000, "n");
             let mut lines = Vec::new();
             for chunk in stream.chunks(size) {
                 lines.extend(splitter.feed(chunk).unwrap());
@@ -263,16 +268,16 @@ mod tests {
                 "chunk size {size}"
             );
             // Stray output never piles up in the buffer.
-            assert!(splitter.buf.len() <= FRAME_PREFIX.len());
+            assert!(splitter.buf.len() <= FRAME_PREFIX.len() + 2);
         }
     }
 
     #[test]
     fn a_frame_line_over_the_cap_overflows() {
-        let mut splitter = LineSplitter::new(20);
+        let mut splitter = LineSplitter::new(20, "n");
         let long = frame("n", "result", &"z".repeat(50));
         assert!(splitter.feed(&long[..30]).is_err());
-        let mut splitter = LineSplitter::new(20);
+        let mut splitter = LineSplitter::new(20, "n");
         assert!(splitter.feed(&long).is_err());
     }
 
