@@ -209,7 +209,7 @@ impl Engine {
                 };
                 self.count_start(kind);
                 tracing::Span::current().record("start_kind", kind.as_str());
-                with_timeout_message(outcome, timeout)
+                with_limit_messages(outcome, timeout, self.limits.max_output_bytes)
             }
         };
         let start_kind = match &outcome {
@@ -272,17 +272,31 @@ impl Engine {
     }
 }
 
-/// A runtime timeout's message names the run's limit in ms (docs/api.md): the
-/// runtime only knows the time that was left when it started.
-fn with_timeout_message(
+/// The runtime's messages name the limits the caller set (docs/api.md): a
+/// timeout names the run's limit in ms (the runtime only knows the time that
+/// was left when it started), an oversized output the configured
+/// `LOWCODE_FAAS_MAX_OUTPUT_BYTES` (the runtime allows the envelope's own
+/// bytes on top).
+fn with_limit_messages(
     outcome: Result<faas_ports::RunOutput, RunFailure>,
     timeout: Duration,
+    max_output_bytes: u64,
 ) -> Result<faas_ports::RunOutput, RunFailure> {
     outcome.map_err(|failure| match failure.code {
         ErrorCode::Timeout => RunFailure {
             message: format!("function timed out after {} ms", timeout.as_millis()),
             ..failure
         },
+        ErrorCode::OutputTooLarge => {
+            let runtime_limit = max_output_bytes.saturating_add(run_result::ENVELOPE_SLACK);
+            RunFailure {
+                message: failure.message.replace(
+                    &format!("the limit of {runtime_limit} bytes"),
+                    &format!("the limit of {max_output_bytes} bytes"),
+                ),
+                ..failure
+            }
+        }
         _ => failure,
     })
 }

@@ -20,6 +20,9 @@ use faas_domain::Limits;
 
 use crate::ServerError;
 
+/// The longest duration any `*_MS` setting accepts: a day.
+pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// Prefix of every environment variable.
 pub const ENV_PREFIX: &str = "LOWCODE_FAAS_";
 
@@ -455,8 +458,18 @@ impl Raw {
         Ok(config)
     }
 
+    /// A duration in ms, from 1 ms to [`MAX_DURATION_MS`] (a day): absurd
+    /// values would overflow deadlines and timers further down.
     fn ms_or(&self, key: &str, default: u64) -> Result<Duration, ServerError> {
-        Ok(Duration::from_millis(self.positive_u64_or(key, default)?))
+        let ms = self.positive_u64_or(key, default)?;
+        if ms > MAX_DURATION_MS {
+            return Err(invalid(
+                key,
+                &ms.to_string(),
+                &format!("must be at most {MAX_DURATION_MS} (a day)"),
+            ));
+        }
+        Ok(Duration::from_millis(ms))
     }
 
     fn addr_or(&self, key: &str, default: &str) -> Result<SocketAddr, ServerError> {

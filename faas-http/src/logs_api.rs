@@ -29,7 +29,7 @@ pub fn search(buffer: Option<&LogBuffer>, req: &Incoming) -> Result<Response, Ap
     let limit = match req.query("limit") {
         None => DEFAULT_LIMIT,
         Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if n >= 1 => n.min(MAX_LIMIT),
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,

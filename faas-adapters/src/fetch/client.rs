@@ -89,7 +89,12 @@ impl HttpSourceFetcher {
 
     async fn fetch_bounded(&self, url: &Url, max_bytes: u64) -> Result<String, PortError> {
         check_hop(&self.policy, url).map_err(|refusal| refusal.to_port_error())?;
-        let mut response = self.client.get(url.clone()).send().await.map_err(map_error)?;
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| map_error(e, url))?;
         let status = response.status();
         let host = response.url().host_str().unwrap_or_default().to_owned();
         tracing::debug!(host = %host, status = status.as_u16(), "source server answered");
@@ -106,7 +111,7 @@ impl HttpSourceFetcher {
             .and_then(|len| usize::try_from(len).ok())
             .unwrap_or(0);
         let mut body = Vec::with_capacity(expected.min(limit).min(INITIAL_BUFFER_MAX));
-        while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| map_error(e, url))? {
             if chunk.len() > limit.saturating_sub(body.len()) {
                 return Err(PortError::SourceTooLarge { limit: max_bytes });
             }
@@ -150,11 +155,17 @@ impl SourceFetcher for HttpSourceFetcher {
 
 /// The one translation of reqwest errors into port errors. A refusal of
 /// ours (resolver or redirect policy) is found in the error's source chain.
-fn map_error(error: reqwest::Error) -> PortError {
+fn map_error(error: reqwest::Error, requested: &Url) -> PortError {
     if let Some(refusal) = find_cause::<Refusal>(&error) {
         return refusal.to_port_error();
     }
-    let host = error.url().and_then(Url::host_str).unwrap_or_default().to_owned();
+    // The error's own URL (after redirects) when it has one, else the one asked for.
+    let host = error
+        .url()
+        .and_then(Url::host_str)
+        .or_else(|| requested.host_str())
+        .unwrap_or_default()
+        .to_owned();
     // The innermost error names the actual failure ("Connection refused").
     let root = root_cause(&error);
     let message = if error.is_timeout() {

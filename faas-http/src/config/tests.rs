@@ -229,3 +229,17 @@ fn playground_and_cors_settings() {
     check_error(&[("LOWCODE_FAAS_UI", "maybe")], "LOWCODE_FAAS_UI");
     check_error(&[("LOWCODE_FAAS_CORS_ORIGINS", "*")], "LOWCODE_FAAS_CORS_ORIGINS");
 }
+
+#[test]
+fn durations_are_capped_at_a_day() {
+    for key in [
+        "LOWCODE_FAAS_INVOKE_MAX_TIMEOUT_MS",
+        "LOWCODE_FAAS_INVOKE_DEFAULT_TIMEOUT_MS",
+        "LOWCODE_FAAS_SHUTDOWN_GRACE_MS",
+        "LOWCODE_FAAS_STORAGE_TIMEOUT_MS",
+    ] {
+        check_error(&[(key, "86400001")], key);
+    }
+    let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_INVOKE_MAX_TIMEOUT_MS", "86400000")])).unwrap();
+    assert_eq!(s.limits.max_timeout, Duration::from_secs(86_400));
+}

@@ -853,6 +853,8 @@ async fn captured_logs_are_searchable_by_run_function_collection_and_text() {
     assert_eq!(r.body, json!([]));
     let r = app.get("/function-logs?limit=0").await;
     assert_eq!((r.status, r.code()), (400, "INVALID_LIMIT"));
+    let r = app.get("/function-logs?limit=501").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_LIMIT"));
 }
 
 #[tokio::test]
@@ -1180,6 +1182,18 @@ async fn the_output_limit_applies_to_the_value_exactly() {
     );
     let res = invoke(&app, "/functions/over/invoke", json!({})).await;
     assert_eq!(res["error_code"], "OUTPUT_TOO_LARGE");
+    // Far over: the runtime refuses it; the message names the configured limit.
+    app.create_function(
+        "",
+        "huge",
+        "export async function handler(){ return {ok:true, data:'x'.repeat(5000)}; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&app, "/functions/huge/invoke", json!({})).await;
+    assert_eq!(res["error_code"], "OUTPUT_TOO_LARGE");
+    let message = res["error_message"].as_str().unwrap();
+    assert!(message.ends_with("is larger than the limit of 1000 bytes"), "{message}");
 }
 
 #[tokio::test]
