@@ -15,7 +15,8 @@ pub trait RouteSpec {
 /// The matched route for `method`, or 404 (no route) / 405 (with `Allow`).
 pub fn check_method<R: RouteSpec>(method: &Method, route: Option<R>) -> Result<R, ApiError> {
     let route = route.ok_or_else(ApiError::not_found)?;
-    if route.allowed().contains(method) {
+    // HEAD is GET without the body (hyper sends no body for HEAD).
+    if route.allowed().contains(method) || (*method == Method::HEAD && route.allowed().contains(&Method::GET)) {
         return Ok(route);
     }
     let allow = route

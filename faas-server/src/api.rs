@@ -123,7 +123,12 @@ impl Service for Dispatcher {
     }
 
     async fn handle(&self, routed: RouteInfo<Route>, mut req: Incoming) -> Result<Response, ApiError> {
-        let method = req.method.clone();
+        // HEAD is answered as GET (the routes allow it only where GET is).
+        let method = if req.method == Method::HEAD {
+            Method::GET
+        } else {
+            req.method.clone()
+        };
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(self.readyz().await),

@@ -105,7 +105,17 @@ pub fn match_path(path: &str) -> Option<Route> {
     }
     let trimmed = path.strip_prefix('/')?;
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let segments: Vec<&str> = trimmed.split('/').collect();
+    // Each segment percent-decoded on its own: `ok%31` is `ok1`; an encoded
+    // `/` stays inside its segment, where name validation refuses it.
+    let decoded: Vec<String> = trimmed
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map_or_else(|_| s.to_owned(), |d| d.into_owned())
+        })
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["healthz"] => Some(Route::Healthz),
         ["readyz"] => Some(Route::Readyz),
@@ -180,6 +190,12 @@ mod tests {
         check("/functions/hello/pull", Some(Route::Pull(None, s("hello"))));
         check("/functions/hello/versions", Some(Route::Versions(None, s("hello"))));
         check("/functions/hello/other", None);
+        check("/functions/ok%31/invoke", Some(Route::Invoke(None, s("ok1"))));
+        check("/functions/a%2Fb", Some(Route::Function(None, s("a/b"))));
+        check(
+            "/collections/team%2Fapi/functions/f",
+            Some(Route::Function(Some(s("team/api")), s("f"))),
+        );
         check("/collections", Some(Route::Collections));
         check("/collections/env", Some(Route::CollectionEnv(s(""))));
         check("/collections/a/b/env", Some(Route::CollectionEnv(s("a/b"))));

@@ -1203,3 +1203,24 @@ async fn a_body_version_wins_over_an_invalid_query_version() {
     let res = invoke(&app, "/functions/hello/invoke?version=abc", json!({"version": 1})).await;
     assert_eq!(res["deployment_version"], 1);
 }
+
+#[tokio::test]
+async fn head_answers_like_get_and_percent_encoded_names_are_decoded() {
+    let app = spawn_app(&[]).await;
+    app.create_function("", "ok1", HELLO, json!({})).await;
+    for path in ["/healthz", "/functions", "/functions/ok1", "/collections"] {
+        let r = app.reply(app.client.head(format!("{}{path}", app.base))).await;
+        assert_eq!(r.status, 200, "HEAD {path}");
+        assert!(r.text.is_empty(), "HEAD {path} has no body");
+    }
+    // HEAD where GET is not allowed is still 405.
+    let r = app
+        .reply(app.client.head(format!("{}/functions/ok1/invoke", app.base)))
+        .await;
+    assert_eq!(r.status, 405);
+    let res = invoke(&app, "/functions/ok%31/invoke", json!({"input": {"name": "x"}})).await;
+    assert_eq!(res["function_id"], "ok1", "{res}");
+    let r = app.get("/functions/a%2Fb").await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_NAME"), "{}", r.text);
+    app.stop().await;
+}
