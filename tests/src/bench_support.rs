@@ -88,16 +88,25 @@ pub async fn instant_dispatcher(memory: bool) -> (String, app::RunningServer, te
 pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
     let (base, server, _data) = instant_dispatcher(false).await;
     let url = format!("{base}/functions/noop/invoke");
+    let rate = throughput(&url, serde_json::json!({"input": {"k": 1}}), clients, seconds).await;
+    server.shutdown().await;
+    rate
+}
+
+/// Invokes per second with `clients` concurrent keep-alive clients posting
+/// `body` to `url` for `seconds` (each answer must be 200).
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub async fn throughput(url: &str, body: serde_json::Value, clients: usize, seconds: f64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (done, url) = (Arc::clone(&done), url.clone());
+            let (done, url, body) = (Arc::clone(&done), url.to_string(), body.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
                 while Instant::now() < deadline {
-                    let res = client.post(&url).body(r#"{"input":{"k":1}}"#).send().await.unwrap();
+                    let res = client.post(&url).json(&body).send().await.unwrap();
                     assert_eq!(res.status().as_u16(), 200);
                     let _ = res.bytes().await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +117,5 @@ pub async fn instant_runtime_overhead(clients: usize, seconds: f64) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    server.shutdown().await;
-    rate
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }

@@ -19,8 +19,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -228,31 +226,6 @@ async fn sequential(server: &Server, client: &reqwest::Client, n: usize, refill:
         kinds.push(kind);
     }
     (Series::from(samples), summarise_kinds(&kinds))
-}
-
-/// Invokes per second with `clients` concurrent clients for `seconds`.
-async fn throughput(url: &str, body: Value, clients: usize, seconds: f64) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (done, url, body) = (Arc::clone(&done), url.to_string(), body.clone());
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
-                while Instant::now() < deadline {
-                    let res = client.post(&url).json(&body).send().await.unwrap();
-                    assert_eq!(res.status().as_u16(), 200);
-                    let _ = res.bytes().await.unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn run_cmd(args: &[&str]) -> Duration {
@@ -490,7 +463,8 @@ async fn main() {
             }
             let (c1, kinds) = sequential(&server, &client, samples, None).await;
             let url = format!("{}/functions/hello/invoke", server.base);
-            let tput = throughput(&url, json!({"input": {"name": "bench"}}), 8, seconds).await;
+            let tput =
+                faas_tests::bench_support::throughput(&url, json!({"input": {"name": "bench"}}), 8, seconds).await;
             let loaded_rss = server.rss_kib();
             rows.push(Row {
                 label: format!(
