@@ -13,7 +13,7 @@
 //! Knobs: `BENCH_N` (sequential samples per series, default 40; warm series
 //! take ten times as many), `BENCH_SECONDS` (length of each throughput run,
 //! default 5), `BENCH_IMAGE` (default `lowcode-faas/node:local`),
-//! `BENCH_ONLY` (a comma-separated subset of `baselines,docker,process,overhead,hop`),
+//! `BENCH_ONLY` (a comma-separated subset of `baselines,docker,process,overhead,dbs3,hop`),
 //! `BENCH_NO_WRITE=1` (print only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -503,6 +503,22 @@ async fn main() {
         }
     }
 
+    if wanted("dbs3") {
+        match std::env::var("LOWCODE_FAAS_TEST_POSTGRES_DSN") {
+            Err(_) => notes.push(
+                "PostgreSQL queries per invoke: not measured in this run (start scripts/start-test-services.sh and source its env file).".into(),
+            ),
+            Ok(_) => {
+                println!("db_s3 queries per invoke …");
+                let (per_invoke, depth) = db_s3_queries_per_invoke(&client, n * 5).await;
+                notes.push(format!(
+                    "PostgreSQL queries per invoke on `db_s3` with the function cache hit (process runtime, `warm`, a function in a collection {depth} levels deep, {} invokes, counted as transactions in `pg_stat_database`): **{per_invoke:.2}**; S3 reads on a cache hit: none (the source comes from the cache).",
+                    n * 5
+                ));
+            }
+        }
+    }
+
     if wanted("hop") {
         println!("worker hop …");
         let data = tempfile::tempdir().unwrap();
@@ -592,6 +608,59 @@ async fn main() {
     if std::env::var("BENCH_NO_WRITE").is_err() {
         write_into_docs(&table);
     }
+}
+
+/// Transactions PostgreSQL counted for the dispatcher's database per
+/// invoke (every query of ours is its own autocommit transaction), with the
+/// function cache warm; and the collection depth of the function.
+async fn db_s3_queries_per_invoke(client: &reqwest::Client, invokes: usize) -> (f64, usize) {
+    use sqlx::{Connection, Row};
+    // A fresh database and S3 prefix, as the black-box suite makes them.
+    std::env::set_var("FAAS_TESTS_STORAGE", "db_s3");
+    let storage = faas_tests::storage_vars().await;
+    let dsn = storage
+        .iter()
+        .find(|(k, _)| k == "LOWCODE_FAAS_POSTGRES_DSN")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let mut vars: Vec<(&str, String)> = storage.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    vars.push(("LOWCODE_FAAS_RUNTIME", "process".into()));
+    vars.push(("LOWCODE_FAAS_EXECUTION_MODE", "warm".into()));
+    let server = Server::start("faas-server", "LOWCODE_FAAS_LISTEN", &vars, None).await;
+    let res = client
+        .post(format!("{}/collections", server.base))
+        .json(&json!({"path": "a/b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let res = client
+        .post(format!("{}/collections/a/b/functions", server.base))
+        .json(&json!({"name": "hello", "source_code": HELLO}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let url = format!("{}/collections/a/b/functions/hello/invoke", server.base);
+    let body = json!({"input": {"name": "bench"}});
+    for _ in 0..5 {
+        invoke(client, &url, &body).await;
+    }
+    let mut db = sqlx::PgConnection::connect(&dsn).await.unwrap();
+    let count = |row: sqlx::postgres::PgRow| row.get::<i64, _>(0);
+    let query = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()";
+    // Busy backends flush their counters after a second, idle ones within
+    // ten (PostgreSQL 15): wait for both flushes.
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    let before = count(sqlx::query(query).fetch_one(&mut db).await.unwrap());
+    for _ in 0..invokes {
+        invoke(client, &url, &body).await;
+    }
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    let after = count(sqlx::query(query).fetch_one(&mut db).await.unwrap());
+    server.stop();
+    // Our own first read is one transaction of the difference.
+    ((after - before - 1) as f64 / invokes as f64, 2)
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, from the system clock.
