@@ -120,8 +120,59 @@ pub struct FsSourceStore {
     timeout: Duration,
 }
 
+/// A temp file (`.<target>.<random>.tmp`) older than this was left by a
+/// write that never finished (a crash, a `kill -9`): live writes take
+/// seconds at most.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Directories the start-up sweep looks into at most (a bound on a huge tree).
+const SWEEP_MAX_DIRS: usize = 100_000;
+
+/// Removes the temp files of interrupted writes (named `.<target>.<random>.tmp`
+/// by the atomic writer) older than `min_age` under `data_dir`; returns how
+/// many went. Problems are logged and skipped: the sweep never fails a start.
+pub fn sweep_stale_temp_files(data_dir: &Path, min_age: Duration) -> usize {
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    let mut dirs = vec![data_dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        seen += 1;
+        if seen > SWEEP_MAX_DIRS {
+            tracing::warn!(data_dir = %data_dir.display(), "The temp-file sweep stopped at its directory bound.");
+            break;
+        }
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age >= min_age);
+                if old {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) => {
+                            tracing::warn!(path = %entry.path().display(), error = %e, "Cannot remove a stale temp file.")
+                        }
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
 impl FsSourceStore {
-    /// A store rooted at `data_dir`, which is created when missing.
+    /// A store rooted at `data_dir`, which is created when missing; temp
+    /// files of interrupted writes older than [`STALE_TEMP_AGE`] are removed.
     ///
     /// Fails when `data_dir` exists and is not a directory, or cannot be
     /// created. Blocking: call it at start-up.
@@ -147,6 +198,10 @@ impl FsSourceStore {
                     source,
                 })
             }
+        }
+        let removed = sweep_stale_temp_files(&data_dir, STALE_TEMP_AGE);
+        if removed > 0 {
+            tracing::info!(removed, data_dir = %data_dir.display(), "Removed temp files left by interrupted writes.");
         }
         Ok(Self {
             inner: Arc::new(Inner {

@@ -621,3 +621,23 @@ async fn health_fails_when_the_data_dir_is_gone() {
         "{err:?}"
     );
 }
+
+#[test]
+fn stale_temp_files_of_interrupted_writes_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = dir.path().join("collections/__root__/functions");
+    std::fs::create_dir_all(&functions).unwrap();
+    let stale = functions.join(".hello.mjs.AbC123.tmp");
+    let source = functions.join("hello.mjs");
+    let hidden_other = functions.join(".keep");
+    for path in [&stale, &source, &hidden_other] {
+        std::fs::write(path, "x").unwrap();
+    }
+    // A fresh temp file (a write in progress) stays at the default age.
+    assert_eq!(super::sweep_stale_temp_files(dir.path(), super::STALE_TEMP_AGE), 0);
+    assert!(stale.exists());
+    // Old enough: removed; everything else stays.
+    assert_eq!(super::sweep_stale_temp_files(dir.path(), std::time::Duration::ZERO), 1);
+    assert!(!stale.exists());
+    assert!(source.exists() && hidden_other.exists());
+}
