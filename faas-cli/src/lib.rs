@@ -65,6 +65,24 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> u8 {
     }
 }
 
+/// Prints the answer of a save (deploy, pull): the function's new version,
+/// or its raw JSON.
+fn print_saved(io: &mut Io<'_>, json_out: bool, verb: &str, answer: Option<Value>) {
+    let f = answer.unwrap_or(Value::Null);
+    if json_out {
+        emit(io.out, &render::pretty(&f));
+    } else {
+        emit(
+            io.out,
+            &format!(
+                "{verb} {} version {}\n",
+                render::cell(&f, "id"),
+                render::cell(&f, "version")
+            ),
+        );
+    }
+}
+
 fn emit(w: &mut dyn Write, text: &str) {
     // A closed pipe (`faas ls | head`) is not an error worth reporting.
     let _ = w.write_all(text.as_bytes());
@@ -91,20 +109,8 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             let body = json!({"name": name, "source_code": source, "env": env_map(&env.env)});
             let f = api()?
                 .request(Method::POST, &functions_path(&cp), &[], Some(&body), timeout)
-                .await?
-                .unwrap_or(Value::Null);
-            if json_out {
-                emit(io.out, &render::pretty(&f));
-            } else {
-                emit(
-                    io.out,
-                    &format!(
-                        "deployed {} version {}\n",
-                        render::cell(&f, "id"),
-                        render::cell(&f, "version")
-                    ),
-                );
-            }
+                .await?;
+            print_saved(io, json_out, "deployed", f);
         }
         Command::Pull {
             name,
@@ -114,22 +120,8 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             let cp = collection_path(collection.collection.as_deref())?;
             let path = function_path(&cp, check_name(&name)?, Some("pull"));
             let body = json!({"source_url": source_url});
-            let f = api()?
-                .request(Method::POST, &path, &[], Some(&body), timeout)
-                .await?
-                .unwrap_or(Value::Null);
-            if json_out {
-                emit(io.out, &render::pretty(&f));
-            } else {
-                emit(
-                    io.out,
-                    &format!(
-                        "pulled {} version {}\n",
-                        render::cell(&f, "id"),
-                        render::cell(&f, "version")
-                    ),
-                );
-            }
+            let f = api()?.request(Method::POST, &path, &[], Some(&body), timeout).await?;
+            print_saved(io, json_out, "pulled", f);
         }
         Command::Invoke {
             name,

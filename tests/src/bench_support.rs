@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use faas_domain::Engine;
 use faas_ports::{ContainerRuntime, PortError, RunFailure, RunJob, RunOutput};
-use faas_server::api::Dispatcher;
 use faas_server::{app, Settings};
 
 /// A runtime that answers every run at once with `{ok:true}`.
@@ -50,17 +49,7 @@ pub async fn instant_dispatcher(memory: bool) -> (String, app::RunningServer, te
     let engine = Engine::builder(store, Arc::new(Instant0))
         .limits(settings.limits.clone())
         .build();
-    let dispatcher = Arc::new(Dispatcher {
-        engine: Arc::new(engine),
-        settings: Arc::new(settings.clone()),
-        metrics: app::new_metrics().unwrap(),
-        proxy: None,
-        log_buffer: None,
-        browser: faas_server::api::BrowserPolicy::SameOrigin {
-            cors_origins: Vec::new(),
-        },
-        cleanup: app::Cleanup::default(),
-    });
+    let dispatcher = app::DispatcherBuilder::new(Arc::new(engine)).build().unwrap();
     let server = app::spawn_filter(
         app::routes(dispatcher),
         settings.listen,
