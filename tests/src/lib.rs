@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench_support;
+pub mod proc_support;
 
 use std::path::{Path, PathBuf};
 

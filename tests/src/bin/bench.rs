@@ -17,10 +17,11 @@
 //! `BENCH_NO_WRITE=1` (print only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faas_tests::proc_support::Server;
 use serde_json::{json, Value};
 
 const HELLO: &str =
@@ -66,108 +67,6 @@ struct Row {
     kinds: String,
     throughput: Option<f64>,
     note: String,
-}
-
-fn sibling_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (cargo build --release -p faas-server -p faas-worker)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server binary running as a child process on loopback.
-struct Server {
-    child: Child,
-    base: String,
-    _data: Option<tempfile::TempDir>,
-}
-
-impl Server {
-    async fn start(binary: &str, listen_var: &str, vars: &[(&str, String)], data: Option<tempfile::TempDir>) -> Self {
-        let port = free_port();
-        let mut cmd = Command::new(sibling_binary(binary));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env(listen_var, format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(data) = &data {
-            cmd.env("LOWCODE_FAAS_DATA_DIR", data.path());
-        }
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _data: data,
-        };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(res) = client.get(format!("{}/healthz", server.base)).send().await {
-                if res.status().is_success() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "{binary} did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Waits (bounded) until the runtime's pool holds `n` idle prewarmed runners.
-    async fn wait_pool(&self, client: &reqwest::Client, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let body: Value = match client.get(format!("{}/readyz", self.base)).send().await {
-                Ok(res) => res.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
-            if body["runtime_status"]["pool"]["prewarm_idle"].as_u64().unwrap_or(0) >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(mut self) {
-        // SIGTERM: a graceful shutdown removes the server's containers.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn deploy(client: &reqwest::Client, base: &str) {
