@@ -48,5 +48,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 echo "== systemd units (systemd-analyze verify)"
 bash scripts/verify-deploy.sh
 
+echo "== the server image, built without a registry and tried (scripts/verify-server-image.sh)"
+bash scripts/verify-server-image.sh
+
 echo "== Kubernetes manifests (kustomize, kubernetes-validate, checkov)"
 bash scripts/verify-kubernetes.sh

@@ -108,3 +108,54 @@ pub async fn throughput(url: &str, body: serde_json::Value, clients: usize, seco
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
+
+/// A loopback TCP proxy in front of `upstream` that counts the HTTP/1.1
+/// `GET` requests passing through it (a request line starting a read or
+/// following a line feed), for measuring S3 reads per invoke. Bytes pass
+/// unchanged, so signed requests stay valid (the `Host` header names the
+/// proxy, which is the address the client signed for).
+pub async fn counting_get_proxy(upstream: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gets = Arc::new(AtomicU64::new(0));
+    let counter = gets.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let (mut ri, mut wi) = inbound.split();
+                let (mut ro, mut wo) = outbound.split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut last = b'\n';
+                    loop {
+                        let n = match ri.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut prev = last;
+                        for i in 0..n {
+                            if prev == b'\n' && buf[i..n].starts_with(b"GET /") {
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                            prev = buf[i];
+                        }
+                        last = buf[n - 1];
+                        if wo.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = wo.shutdown().await;
+                };
+                let down = async {
+                    let _ = tokio::io::copy(&mut ro, &mut wi).await;
+                    let _ = wi.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (addr, gets)
+}
