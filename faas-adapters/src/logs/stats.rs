@@ -34,7 +34,8 @@ pub enum DropReason {
     /// The sink's queue held its most bytes.
     QueueBytes,
     /// One entry (or one run's lines, for stdout) is larger than the whole
-    /// byte cap: it could never be kept.
+    /// byte cap (or, for stdout, one run has more lines than the entry cap):
+    /// it could never be kept.
     TooLarge,
     /// Pushed out of the memory buffer by newer entries (the ring at work).
     Evicted,
@@ -156,7 +157,7 @@ impl QueueBudget {
 
     /// Reserves room for `entries` entries of `bytes` bytes, or says why not.
     pub(crate) fn try_reserve(&self, entries: usize, bytes: usize) -> Result<(), DropReason> {
-        if bytes > self.limits.max_bytes {
+        if bytes > self.limits.max_bytes || entries > self.limits.max_entries {
             return Err(DropReason::TooLarge);
         }
         let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
@@ -195,6 +196,11 @@ mod tests {
             max_bytes: 100,
         });
         assert_eq!(budget.try_reserve(1, 101), Err(DropReason::TooLarge));
+        assert_eq!(
+            budget.try_reserve(4, 10),
+            Err(DropReason::TooLarge),
+            "more entries than the queue ever holds"
+        );
         assert_eq!(budget.try_reserve(1, 60), Ok(()));
         assert_eq!(budget.try_reserve(1, 50), Err(DropReason::QueueBytes));
         assert_eq!(budget.try_reserve(2, 40), Ok(()));
