@@ -1,5 +1,6 @@
 //! A loopback HTTP/1.1 receiver for the pushing sinks' tests: records every
 //! request (keep-alive connections included) and answers what the test says.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -113,7 +113,7 @@ async fn forwarding_proxy() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                while let Some(seen) = read_request(&mut client, &mut buf).await {
+                if let Some(seen) = read_request(&mut client, &mut buf).await {
                     let _ = tx.send(seen.line.clone());
                     let mut parts = seen.line.splitn(3, ' ');
                     let (method, target) = (parts.next().unwrap(), parts.next().unwrap());
@@ -134,7 +134,6 @@ async fn forwarding_proxy() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
                     let _ = upstream.read_to_end(&mut reply).await;
                     // The client's connection ends with the reply (no keep-alive here).
                     let _ = client.write_all(&reply).await;
-                    return;
                 }
             });
         }
