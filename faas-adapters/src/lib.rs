@@ -12,6 +12,9 @@
 //! | `memory` | [`memory`] | `SourceStore` in memory with full history (tests, examples) |
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
 //! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
+//! | `elasticsearch` | [`elasticsearch`] | `LogSink` pushing bulk batches to Elasticsearch |
+//! | `webhook` | [`webhook`] | `LogSink` posting each entry to an HTTP endpoint |
+//! | `outbound-proxy` | [`outbound`] | `HTTP(S)_PROXY` / `NO_PROXY` for clients of our own infrastructure |
 //! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (docs/api.md) |
 //! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (docs/api.md) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
@@ -52,6 +55,15 @@ pub mod logs;
 
 #[cfg(feature = "loki")]
 pub mod loki;
+
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
+
+#[cfg(feature = "webhook")]
+pub mod webhook;
+
+#[cfg(feature = "outbound-proxy")]
+pub mod outbound;
 
 #[cfg(all(feature = "postgres", feature = "s3"))]
 pub mod db_s3;

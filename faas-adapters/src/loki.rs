@@ -1,23 +1,23 @@
 //! Pushes function logs to Grafana Loki (`POST <url>/loki/api/v1/push`, docs/api.md).
 //!
-//! `emit` never waits on Loki: entries go into a bounded queue (a full queue
-//! drops and counts them); a background task sends batches (at most
-//! [`LokiConfig::batch_size`] entries or every [`LokiConfig::batch_wait`]),
-//! each push bounded by the configured timeout. Labels: `job`, `function`,
+//! `emit` never waits on Loki: entries go into the shared bounded queue
+//! ([`PushQueue`]: entries and bytes, a full queue drops and counts); its
+//! task sends batches, each push bounded by the configured timeout, and the
+//! queue is flushed at shutdown. Labels: `job`, `function`,
 //! `collection_path` (`_` for the root), `level`; the line is the entry JSON;
 //! timestamps are nanoseconds as strings; the tenant goes in `X-Scope-OrgID`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use faas_ports::{LogEntry, LogSink, PortError};
 use serde_json::json;
-use tokio::sync::mpsc;
 
-use crate::logs::entry_json;
+use crate::logs::push::{http_client, BatchConfig, Delivery, PushQueue, Transport};
+use crate::logs::{entry_json, QueueLimits};
+use crate::outbound::OutboundProxy;
 use crate::AdapterError;
 
 /// `job` label of every stream.
@@ -32,24 +32,24 @@ pub struct LokiConfig {
     pub tenant: Option<String>,
     /// Bound of one push.
     pub timeout: Duration,
-    /// Entries waiting to be sent; past this they are dropped and counted.
-    pub queue_capacity: usize,
-    /// Largest batch.
-    pub batch_size: usize,
-    /// Longest wait before a partial batch is sent.
-    pub batch_wait: Duration,
+    /// Bounds of the queue.
+    pub queue: QueueLimits,
+    /// How entries are grouped into pushes.
+    pub batch: BatchConfig,
+    /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`.
+    pub proxy: OutboundProxy,
 }
 
 impl LokiConfig {
-    /// Defaults for a URL: 8 s timeout, 10000 queued, batches of 500 or 1 s.
+    /// Defaults for a URL: 8 s timeout, the default queue and batches, no proxy.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             tenant: None,
             timeout: Duration::from_millis(8000),
-            queue_capacity: 10_000,
-            batch_size: 500,
-            batch_wait: Duration::from_secs(1),
+            queue: QueueLimits::default(),
+            batch: BatchConfig::default(),
+            proxy: OutboundProxy::none(),
         }
     }
 
@@ -68,105 +68,73 @@ impl LokiConfig {
                 "LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS must be above 0".into(),
             ));
         }
-        if self.queue_capacity == 0 || self.batch_size == 0 || self.batch_wait.is_zero() {
-            return Err(AdapterError::Config(
-                "the Loki queue, batch size and batch wait must be above 0".into(),
-            ));
-        }
-        Ok(())
+        crate::logs::push::validate_limits(&self.queue)?;
+        self.batch.validate()?;
+        self.proxy.validate()
     }
-}
-
-/// Counters of the Loki sink.
-#[derive(Debug, Default)]
-pub struct LokiStats {
-    /// Entries dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// Entries Loki accepted.
-    pub sent: AtomicU64,
-    /// Entries lost in failed pushes.
-    pub failed: AtomicU64,
 }
 
 /// The Loki sink. Build it inside a tokio runtime (it spawns its sender).
 #[derive(Debug)]
 pub struct LokiSink {
-    queue: mpsc::Sender<LogEntry>,
-    stats: Arc<LokiStats>,
+    queue: PushQueue,
 }
 
 impl LokiSink {
     /// Starts the background sender.
     pub fn new(config: LokiConfig) -> Result<Self, AdapterError> {
         config.validate()?;
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| AdapterError::Config(format!("LOWCODE_FAAS_LOG_LOKI_URL: {e}")))?;
-        let url = format!("{}/loki/api/v1/push", config.url.trim_end_matches('/'));
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let stats = Arc::new(LokiStats::default());
-        tokio::spawn(send_loop(rx, client, url, config, Arc::clone(&stats)));
-        Ok(Self { queue: tx, stats })
+        let client = http_client(config.timeout, &config.proxy, "LOWCODE_FAAS_LOG_LOKI_URL")?;
+        let transport = LokiPush {
+            url: format!("{}/loki/api/v1/push", config.url.trim_end_matches('/')),
+            tenant: config.tenant.clone(),
+            client,
+        };
+        let queue = PushQueue::start("loki", config.queue, config.batch, Arc::new(transport))?;
+        Ok(Self { queue })
     }
 
-    /// The sink's counters.
-    pub fn stats(&self) -> Arc<LokiStats> {
-        Arc::clone(&self.stats)
+    /// The sink's queue (counters, flush).
+    pub fn queue(&self) -> &PushQueue {
+        &self.queue
     }
 }
 
 #[async_trait]
 impl LogSink for LokiSink {
     async fn emit(&self, entries: &[LogEntry]) -> Result<(), PortError> {
-        for entry in entries {
-            if self.queue.try_send(entry.clone()).is_err() {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.queue.push(entries);
         Ok(())
     }
 }
 
-async fn send_loop(
-    mut rx: mpsc::Receiver<LogEntry>,
-    client: reqwest::Client,
+/// One push to Loki.
+#[derive(Debug)]
+struct LokiPush {
     url: String,
-    config: LokiConfig,
-    stats: Arc<LokiStats>,
-) {
-    let mut batch = Vec::with_capacity(config.batch_size);
-    loop {
-        let Some(first) = rx.recv().await else { return };
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + config.batch_wait;
-        while batch.len() < config.batch_size {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(entry)) => batch.push(entry),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let n = batch.len() as u64;
-        let mut req = client.post(&url).json(&push_body(&batch));
-        if let Some(tenant) = &config.tenant {
+    tenant: Option<String>,
+    client: reqwest::Client,
+}
+
+#[async_trait]
+impl Transport for LokiPush {
+    async fn send(&self, batch: &[LogEntry]) -> Delivery {
+        let n = batch.len();
+        let mut req = self.client.post(&self.url).json(&push_body(batch));
+        if let Some(tenant) = &self.tenant {
             req = req.header("X-Scope-OrgID", tenant);
         }
         match req.send().await {
-            Ok(res) if res.status().is_success() => {
-                stats.sent.fetch_add(n, Ordering::Relaxed);
-            }
+            Ok(res) if res.status().is_success() => Delivery::all_sent(n),
             Ok(res) => {
-                stats.failed.fetch_add(n, Ordering::Relaxed);
                 tracing::warn!(status = res.status().as_u16(), entries = n, "loki refused a log push");
+                Delivery::all_failed(n)
             }
             Err(e) => {
-                stats.failed.fetch_add(n, Ordering::Relaxed);
                 tracing::warn!(error = %faas_ports::report::Report(&e), entries = n, "loki push failed");
+                Delivery::all_failed(n)
             }
         }
-        batch.clear();
     }
 }
 
@@ -209,9 +177,9 @@ fn nanos(ts: &str) -> String {
 #[cfg(test)]
 mod tests {
     use faas_ports::LogLevel;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use crate::logs::test_receiver as receiver;
 
     fn entry(function: &str, collection: &str, level: LogLevel, message: &str) -> LogEntry {
         LogEntry {
@@ -248,53 +216,15 @@ mod tests {
         assert_eq!(line["message"], "a");
     }
 
-    /// Reads one HTTP request (headers + Content-Length body) from a socket.
-    async fn read_request(sock: &mut tokio::net::TcpStream) -> (String, String) {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = sock.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before a full request");
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let head = text[..end].to_owned();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                    return (head, body);
-                }
-            }
-        }
-    }
-
     #[tokio::test]
     async fn pushes_batches_with_tenant_to_a_loopback_receiver() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (seen_tx, mut seen_rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let seen_tx = seen_tx.clone();
-                tokio::spawn(async move {
-                    let request = read_request(&mut sock).await;
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    let _ = seen_tx.send(request).await;
-                });
-            }
-        });
+        let (addr, mut seen) = receiver::start(|_| (204, String::new())).await;
         let sink = LokiSink::new(LokiConfig {
             tenant: Some("team-a".into()),
-            batch_wait: Duration::from_millis(50),
+            batch: BatchConfig {
+                wait: Duration::from_millis(50),
+                ..BatchConfig::default()
+            },
             ..LokiConfig::new(format!("http://{addr}/"))
         })
         .unwrap();
@@ -304,10 +234,10 @@ mod tests {
         ])
         .await
         .unwrap();
-        let (head, body) = seen_rx.recv().await.unwrap();
-        assert!(head.starts_with("POST /loki/api/v1/push HTTP/1.1"), "{head}");
-        assert!(head.to_lowercase().contains("x-scope-orgid: team-a"), "{head}");
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let req = seen.recv().await.unwrap();
+        assert_eq!(req.line, "POST /loki/api/v1/push HTTP/1.1");
+        assert_eq!(req.header("x-scope-orgid"), Some("team-a"));
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         let streams = body["streams"].as_array().unwrap();
         assert_eq!(streams.len(), 2, "one stream per level");
         for s in streams {
@@ -317,24 +247,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
-        // Nothing listens on this port: pushes fail; the queue of 2 overflows.
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+    async fn entries_queued_for_an_hour_arrive_when_the_queue_is_flushed() {
+        let (addr, mut seen) = receiver::start(|_| (204, String::new())).await;
         let sink = LokiSink::new(LokiConfig {
-            queue_capacity: 2,
-            batch_size: 1,
-            timeout: Duration::from_millis(200),
-            ..LokiConfig::new(format!("http://127.0.0.1:{port}"))
+            batch: BatchConfig {
+                wait: Duration::from_secs(3600),
+                ..BatchConfig::default()
+            },
+            ..LokiConfig::new(format!("http://{addr}"))
         })
         .unwrap();
-        let many: Vec<LogEntry> = (0..50).map(|i| entry("f", "", LogLevel::Log, &i.to_string())).collect();
-        sink.emit(&many).await.unwrap();
-        assert!(
-            sink.stats().dropped.load(Ordering::Relaxed) >= 40,
-            "entries beyond the queue are dropped"
+        sink.emit(&[entry("f", "", LogLevel::Log, "last words")]).await.unwrap();
+        assert!(sink.queue().flush(Duration::from_secs(30)).await);
+        let req = seen.try_recv().expect("the flush returns once the push is answered");
+        assert!(req.text().contains("last words"));
+        assert_eq!(sink.queue().stats().sent(), 1);
+    }
+
+    #[tokio::test]
+    async fn refused_and_unreachable_pushes_are_counted_as_failed() {
+        let (addr, _seen) = receiver::start(|_| (500, "{}".into())).await;
+        let sink = LokiSink::new(LokiConfig::new(format!("http://{addr}"))).unwrap();
+        sink.emit(&[entry("f", "", LogLevel::Log, "a")]).await.unwrap();
+        assert!(sink.queue().flush(Duration::from_secs(30)).await);
+        assert_eq!((sink.queue().stats().sent(), sink.queue().stats().failed()), (0, 1));
+
+        let down = LokiSink::new(LokiConfig::new(format!("http://127.0.0.1:{}", receiver::closed_port()))).unwrap();
+        down.emit(&[entry("f", "", LogLevel::Log, "a"), entry("f", "", LogLevel::Log, "b")])
+            .await
+            .unwrap();
+        assert!(down.queue().flush(Duration::from_secs(30)).await);
+        assert_eq!(down.queue().stats().failed(), 2);
+    }
+
+    #[tokio::test]
+    async fn pushes_go_through_the_configured_proxy() {
+        // The "proxy" answers itself and records what it was asked for.
+        let (proxy, mut seen) = receiver::start(|_| (204, String::new())).await;
+        let target = receiver::closed_port();
+        let sink = LokiSink::new(LokiConfig {
+            proxy: OutboundProxy {
+                http: Some(format!("http://{proxy}")),
+                ..OutboundProxy::none()
+            },
+            ..LokiConfig::new(format!("http://127.0.0.1:{target}"))
+        })
+        .unwrap();
+        sink.emit(&[entry("f", "", LogLevel::Log, "via proxy")]).await.unwrap();
+        assert!(sink.queue().flush(Duration::from_secs(30)).await);
+        let req = seen.try_recv().unwrap();
+        assert_eq!(
+            req.line,
+            format!("POST http://127.0.0.1:{target}/loki/api/v1/push HTTP/1.1"),
+            "absolute-form request to the proxy"
         );
+        assert_eq!(sink.queue().stats().sent(), 1);
+
+        // NO_PROXY sends it straight to the (closed) target instead.
+        let direct = LokiSink::new(LokiConfig {
+            proxy: OutboundProxy {
+                http: Some(format!("http://{proxy}")),
+                https: None,
+                no_proxy: Some("127.0.0.1".into()),
+            },
+            ..LokiConfig::new(format!("http://127.0.0.1:{target}"))
+        })
+        .unwrap();
+        direct.emit(&[entry("f", "", LogLevel::Log, "direct")]).await.unwrap();
+        assert!(direct.queue().flush(Duration::from_secs(30)).await);
+        assert_eq!(direct.queue().stats().failed(), 1);
+        assert!(seen.try_recv().is_err(), "the proxy saw nothing");
     }
 }

@@ -13,8 +13,13 @@ use std::time::Duration;
 
 use faas_adapters::db_s3::DbS3Config;
 use faas_adapters::docker::DockerConfig;
+use faas_adapters::elasticsearch::EsConfig;
+use faas_adapters::logs::push::BatchConfig;
+use faas_adapters::logs::QueueLimits;
 use faas_adapters::loki::LokiConfig;
+use faas_adapters::outbound::OutboundProxy;
 use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
+use faas_adapters::webhook::{WebhookConfig, WebhookHeader};
 use faas_adapters::AdapterError;
 use faas_domain::Limits;
 
@@ -75,9 +80,19 @@ pub const KEYS: &[&str] = &[
     "function_logs_sink",
     "function_logs_buffer",
     "function_log_max_bytes",
+    "function_logs_buffer_bytes",
+    "function_logs_queue",
+    "function_logs_queue_bytes",
+    "function_logs_batch_wait_ms",
     "log_loki_url",
     "log_loki_tenant",
     "log_loki_timeout_ms",
+    "log_es_url",
+    "log_es_index",
+    "log_es_user",
+    "log_es_password",
+    "log_http_url",
+    "log_http_header",
     "logs_grafana_explore_url_template",
     "source_fetch_allow_private",
     "ui",
@@ -164,6 +179,10 @@ pub enum LogSinkKind {
     DockerJson,
     /// Pushed to Loki.
     Loki,
+    /// Bulk-pushed to Elasticsearch (`elasticsearch` / `es`).
+    Elasticsearch,
+    /// Posted to an HTTP endpoint (`http` / `webhook`).
+    Http,
     /// Only the in-memory buffer.
     Memory,
 }
@@ -242,10 +261,24 @@ pub struct LogSettings {
     pub sink: LogSinkKind,
     /// `LOWCODE_FAAS_FUNCTION_LOGS_BUFFER`.
     pub buffer: usize,
+    /// `LOWCODE_FAAS_FUNCTION_LOGS_BUFFER_BYTES`: the memory buffer's byte cap.
+    pub buffer_bytes: usize,
+    /// `LOWCODE_FAAS_FUNCTION_LOGS_QUEUE` and `_QUEUE_BYTES`: the bounds of
+    /// every sink's queue (stdout, docker_json and the pushing sinks).
+    pub queue: QueueLimits,
+    /// `LOWCODE_FAAS_FUNCTION_LOGS_BATCH_WAIT_MS` and the batch bounds of
+    /// the pushing sinks.
+    pub batch: BatchConfig,
     /// The `loki` sink's settings (`LOWCODE_FAAS_LOG_LOKI_URL`, `_TENANT`,
     /// `_TIMEOUT_MS`), validated by the adapter's own config type; `None`
     /// when no URL is set.
     pub loki: Option<LokiConfig>,
+    /// The `elasticsearch` sink's settings (`LOWCODE_FAAS_LOG_ES_URL`,
+    /// `_INDEX`, `_USER`, `_PASSWORD`); `None` when no URL is set.
+    pub es: Option<EsConfig>,
+    /// The `http` / `webhook` sink's settings (`LOWCODE_FAAS_LOG_HTTP_URL`,
+    /// `_HEADER`); `None` when no URL is set.
+    pub http: Option<WebhookConfig>,
     /// `LOWCODE_FAAS_LOGS_GRAFANA_EXPLORE_URL_TEMPLATE`.
     pub grafana_explore_url_template: Option<String>,
 }
@@ -300,6 +333,9 @@ pub struct Settings {
     /// Bounds of every HTTP connection (not configurable by variables; tests
     /// and embedders set them here).
     pub connection_limits: crate::serve::ConnectionLimits,
+    /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (or lowercase): the proxy of
+    /// the worker hop and the log sinks' clients, never of the source fetcher.
+    pub proxy: OutboundProxy,
 }
 
 impl Settings {
@@ -338,7 +374,9 @@ impl Settings {
             .build()
             .map_err(|e| ServerError::Config(format!("LOWCODE_FAAS_CONFIG: {e}")))?;
         check_keys(&cfg)?;
-        let raw = Raw { cfg };
+        let proxy = OutboundProxy::from_vars(|name| vars.get(name).cloned());
+        proxy.validate().map_err(adapter_config)?;
+        let raw = Raw { cfg, proxy };
         raw.settings()
     }
 
@@ -395,6 +433,7 @@ pub fn env_name(key: &str) -> String {
 
 struct Raw {
     cfg: config::Config,
+    proxy: OutboundProxy,
 }
 
 impl Raw {
@@ -432,6 +471,11 @@ impl Raw {
             return Err(invalid(key, "0", "must be greater than 0"));
         }
         Ok(n)
+    }
+
+    fn positive_usize_or(&self, key: &str, default: usize) -> Result<usize, ServerError> {
+        let n = self.positive_u64_or(key, default as u64)?;
+        usize::try_from(n).map_err(|_| invalid(key, &n.to_string(), "too large"))
     }
 
     fn usize_or(&self, key: &str, default: usize) -> Result<usize, ServerError> {
@@ -540,42 +584,7 @@ impl Raw {
             .docker_config("settings-check".into())
             .validate()
             .map_err(adapter_config)?;
-        let logs = LogSettings {
-            enabled: self.bool_or("function_logs", false)?,
-            sink: match self.string_or("function_logs_sink", "stdout").to_lowercase().as_str() {
-                "stdout" => LogSinkKind::Stdout,
-                "docker_json" | "promtail" => LogSinkKind::DockerJson,
-                "loki" => LogSinkKind::Loki,
-                "memory" => LogSinkKind::Memory,
-                other => {
-                    return Err(invalid(
-                        "function_logs_sink",
-                        other,
-                        "expected stdout, docker_json, promtail, loki or memory",
-                    ))
-                }
-            },
-            buffer: self.usize_or("function_logs_buffer", 10_000)?,
-            loki: match self.string("log_loki_url") {
-                None => None,
-                Some(url) => {
-                    let defaults = LokiConfig::new(url);
-                    let config = LokiConfig {
-                        tenant: self.string("log_loki_tenant"),
-                        timeout: self.ms_or("log_loki_timeout_ms", ms(defaults.timeout))?,
-                        ..defaults
-                    };
-                    config.validate().map_err(adapter_config)?;
-                    Some(config)
-                }
-            },
-            grafana_explore_url_template: self.string("logs_grafana_explore_url_template"),
-        };
-        if logs.enabled && logs.sink == LogSinkKind::Loki && logs.loki.is_none() {
-            return Err(ServerError::Config(
-                "LOWCODE_FAAS_LOG_LOKI_URL is required when LOWCODE_FAAS_FUNCTION_LOGS_SINK=loki".into(),
-            ));
-        }
+        let logs = self.logs()?;
         Ok(Settings {
             listen,
             worker_listen,
@@ -602,7 +611,110 @@ impl Raw {
                 }
             },
             connection_limits: crate::serve::ConnectionLimits::default(),
+            proxy: self.proxy.clone(),
         })
+    }
+
+    /// The function-log settings, each sink's checked by its adapter's own
+    /// config type (messages name the variables, never a password or header value).
+    fn logs(&self) -> Result<LogSettings, ServerError> {
+        let queue = QueueLimits {
+            max_entries: self.positive_usize_or("function_logs_queue", QueueLimits::default().max_entries)?,
+            max_bytes: self.positive_usize_or("function_logs_queue_bytes", QueueLimits::default().max_bytes)?,
+        };
+        let batch = BatchConfig {
+            wait: self.ms_or("function_logs_batch_wait_ms", ms(BatchConfig::default().wait))?,
+            ..BatchConfig::default()
+        };
+        let logs = LogSettings {
+            enabled: self.bool_or("function_logs", false)?,
+            sink: match self.string_or("function_logs_sink", "stdout").to_lowercase().as_str() {
+                "stdout" => LogSinkKind::Stdout,
+                "docker_json" | "promtail" => LogSinkKind::DockerJson,
+                "loki" => LogSinkKind::Loki,
+                "elasticsearch" | "es" => LogSinkKind::Elasticsearch,
+                "http" | "webhook" => LogSinkKind::Http,
+                "memory" => LogSinkKind::Memory,
+                other => {
+                    return Err(invalid(
+                        "function_logs_sink",
+                        other,
+                        "expected stdout, docker_json, promtail, loki, elasticsearch, es, http, webhook or memory",
+                    ))
+                }
+            },
+            buffer: self.usize_or("function_logs_buffer", 10_000)?,
+            buffer_bytes: self.positive_usize_or("function_logs_buffer_bytes", 64 * 1024 * 1024)?,
+            queue,
+            batch,
+            loki: match self.string("log_loki_url") {
+                None => None,
+                Some(url) => {
+                    let defaults = LokiConfig::new(url);
+                    let config = LokiConfig {
+                        tenant: self.string("log_loki_tenant"),
+                        timeout: self.ms_or("log_loki_timeout_ms", ms(defaults.timeout))?,
+                        queue,
+                        batch,
+                        proxy: self.proxy.clone(),
+                        ..defaults
+                    };
+                    config.validate().map_err(adapter_config)?;
+                    Some(config)
+                }
+            },
+            es: match self.string("log_es_url") {
+                None => None,
+                Some(url) => {
+                    let defaults = EsConfig::new(url);
+                    let config = EsConfig {
+                        index: self.string("log_es_index").unwrap_or(defaults.index.clone()),
+                        user: self.string("log_es_user"),
+                        // A password is taken as set, spaces included.
+                        password: self.cfg.get_string("log_es_password").ok().filter(|p| !p.is_empty()),
+                        queue,
+                        batch,
+                        proxy: self.proxy.clone(),
+                        ..defaults
+                    };
+                    config.validate().map_err(adapter_config)?;
+                    Some(config)
+                }
+            },
+            http: match self.string("log_http_url") {
+                None => None,
+                Some(url) => {
+                    let header = match self.string("log_http_header") {
+                        None => None,
+                        Some(raw) => Some(WebhookHeader::parse(&raw).map_err(adapter_config)?),
+                    };
+                    let config = WebhookConfig {
+                        header,
+                        queue,
+                        batch,
+                        proxy: self.proxy.clone(),
+                        ..WebhookConfig::new(url)
+                    };
+                    config.validate().map_err(adapter_config)?;
+                    Some(config)
+                }
+            },
+            grafana_explore_url_template: self.string("logs_grafana_explore_url_template"),
+        };
+        if logs.enabled {
+            let missing = match logs.sink {
+                LogSinkKind::Loki if logs.loki.is_none() => Some(("LOWCODE_FAAS_LOG_LOKI_URL", "loki")),
+                LogSinkKind::Elasticsearch if logs.es.is_none() => Some(("LOWCODE_FAAS_LOG_ES_URL", "elasticsearch")),
+                LogSinkKind::Http if logs.http.is_none() => Some(("LOWCODE_FAAS_LOG_HTTP_URL", "http")),
+                _ => None,
+            };
+            if let Some((variable, sink)) = missing {
+                return Err(ServerError::Config(format!(
+                    "{variable} is required when LOWCODE_FAAS_FUNCTION_LOGS_SINK={sink}"
+                )));
+            }
+        }
+        Ok(logs)
     }
 
     /// The `db_s3` settings, checked by the adapter's own

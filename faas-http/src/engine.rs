@@ -10,10 +10,13 @@ use std::sync::Arc;
 use faas_adapters::cache::CachedSourceStore;
 use faas_adapters::db_s3::DbS3SourceStore;
 use faas_adapters::docker::DockerRuntime;
+use faas_adapters::elasticsearch::EsSink;
 use faas_adapters::fs::FsSourceStore;
-use faas_adapters::logs::{FanoutSink, LogBuffer, StdoutFormat, StdoutSink};
-use faas_adapters::loki::{LokiSink, LokiStats};
+use faas_adapters::logs::push::PushQueue;
+use faas_adapters::logs::{FanoutSink, LogBuffer, SinkStats, StdoutFormat, StdoutSink};
+use faas_adapters::loki::LokiSink;
 use faas_adapters::process::{ProcessRuntime, ProcessRuntimeConfig};
+use faas_adapters::webhook::WebhookSink;
 use faas_domain::Engine;
 use faas_ports::{ContainerRuntime, LogSink, SourceFetcher, SourceStore};
 
@@ -60,11 +63,15 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
     }
 }
 
-/// What a process must do before it exits: remove the containers it owns.
+/// What a process must do before it exits: send the function logs still
+/// queued, remove the containers it owns.
 #[derive(Debug, Clone, Default)]
 pub struct Cleanup {
     docker: Option<Arc<DockerRuntime>>,
     process: Option<Arc<ProcessRuntime>>,
+    /// Queues of the pushing log sinks, flushed at shutdown within `log_flush_within`.
+    log_queues: Vec<PushQueue>,
+    log_flush_within: std::time::Duration,
 }
 
 /// How long a stopped container of another instance stays before a start-up
@@ -79,9 +86,15 @@ impl Cleanup {
     /// started by mistake with the same id fails to bind before it touches
     /// anything): removes every container labelled with this process's
     /// instance id, then starts filling the runtime's pool. At `shutdown`:
-    /// removes the pool's runners, then every owned container.
+    /// sends the function logs still queued (the runs have ended by then),
+    /// for at most the shutdown grace period, then removes the pool's
+    /// runners and every owned container.
     pub async fn run(&self, when: &'static str) {
         let starting = when == "start-up";
+        if !starting {
+            let within = self.log_flush_within;
+            futures_util::future::join_all(self.log_queues.iter().map(|q| q.flush(within))).await;
+        }
         if let Some(docker) = &self.docker {
             if !starting {
                 docker.shutdown().await;
@@ -141,8 +154,8 @@ pub async fn build_runtime(
             (
                 process.clone(),
                 Cleanup {
-                    docker: None,
                     process: Some(process),
+                    ..Cleanup::default()
                 },
             )
         }
@@ -160,7 +173,7 @@ pub async fn build_runtime(
                 docker.clone(),
                 Cleanup {
                     docker: Some(docker),
-                    process: None,
+                    ..Cleanup::default()
                 },
             )
         }
@@ -191,12 +204,15 @@ pub async fn build_engine(
         builder = builder.fetcher(fetcher);
     }
     let mut metrics = new_metrics()?;
+    let mut cleanup = cleanup;
     let log_buffer = match build_log_sink(settings)? {
         Some(logs) => {
             builder = builder.log_sink(logs.sink);
-            if let Some(stats) = logs.loki {
-                metrics = metrics.with_loki(stats);
+            for (sink, stats) in logs.stats {
+                metrics = metrics.with_log_sink(sink, stats);
             }
+            cleanup.log_queues = logs.queues;
+            cleanup.log_flush_within = settings.shutdown_grace;
             Some(logs.buffer)
         }
         None => None,
@@ -218,7 +234,7 @@ pub struct Built {
     pub log_buffer: Option<Arc<LogBuffer>>,
     /// What to do before the process exits.
     pub cleanup: Cleanup,
-    /// The process's metrics (with the Loki sink's counters when it is used).
+    /// The process's metrics (with the log sinks' counters).
     pub metrics: Metrics,
 }
 
@@ -229,8 +245,10 @@ pub struct LogSinks {
     pub sink: Arc<dyn LogSink>,
     /// The buffer behind `GET /function-logs`.
     pub buffer: Arc<LogBuffer>,
-    /// Counters of the Loki sink, when it is the configured one.
-    pub loki: Option<Arc<LokiStats>>,
+    /// Counters of each sink, by metrics label (`memory`, `stdout`, `loki` …).
+    pub stats: Vec<(&'static str, Arc<SinkStats>)>,
+    /// Queues of the pushing sinks, to flush at shutdown.
+    pub queues: Vec<PushQueue>,
 }
 
 /// The function-log sink of the settings (every entry also goes to the
@@ -240,29 +258,57 @@ pub fn build_log_sink(settings: &Settings) -> Result<Option<LogSinks>, ServerErr
     if !logs.enabled {
         return Ok(None);
     }
-    let buffer = Arc::new(LogBuffer::new(logs.buffer));
+    let buffer = Arc::new(LogBuffer::new(logs.buffer, logs.buffer_bytes));
     let mut sinks: Vec<Arc<dyn LogSink>> = vec![buffer.clone()];
-    let mut loki = None;
+    let mut stats = vec![("memory", buffer.stats())];
+    let mut queues = Vec::new();
     match logs.sink {
-        LogSinkKind::Stdout => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::Prefixed))),
-        LogSinkKind::DockerJson => sinks.push(Arc::new(StdoutSink::new(StdoutFormat::DockerJson))),
+        LogSinkKind::Stdout | LogSinkKind::DockerJson => {
+            let (format, label) = match logs.sink {
+                LogSinkKind::DockerJson => (StdoutFormat::DockerJson, "docker_json"),
+                _ => (StdoutFormat::Prefixed, "stdout"),
+            };
+            let sink = StdoutSink::new(format, logs.queue);
+            stats.push((label, sink.stats()));
+            sinks.push(Arc::new(sink));
+        }
         LogSinkKind::Memory => {}
         LogSinkKind::Loki => {
-            let config = logs
-                .loki
-                .clone()
-                .ok_or_else(|| ServerError::Config("LOWCODE_FAAS_LOG_LOKI_URL is required for the loki sink".into()))?;
+            let config = logs.loki.clone().ok_or_else(|| required("LOWCODE_FAAS_LOG_LOKI_URL"))?;
             let sink = LokiSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_LOKI_URL"))?;
-            loki = Some(sink.stats());
+            queues.push(sink.queue().clone());
+            sinks.push(Arc::new(sink));
+        }
+        LogSinkKind::Elasticsearch => {
+            let config = logs.es.clone().ok_or_else(|| required("LOWCODE_FAAS_LOG_ES_URL"))?;
+            let sink = EsSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_ES_URL"))?;
+            queues.push(sink.queue().clone());
+            sinks.push(Arc::new(sink));
+        }
+        LogSinkKind::Http => {
+            let config = logs.http.clone().ok_or_else(|| required("LOWCODE_FAAS_LOG_HTTP_URL"))?;
+            let sink = WebhookSink::new(config).map_err(adapter_error("LOWCODE_FAAS_LOG_HTTP_URL"))?;
+            queues.push(sink.queue().clone());
             sinks.push(Arc::new(sink));
         }
     }
-    tracing::info!(sink = ?logs.sink, buffer = logs.buffer, "function-log capture on");
+    for queue in &queues {
+        stats.push((queue.sink(), queue.stats()));
+    }
+    tracing::info!(sink = ?logs.sink, buffer = logs.buffer, buffer_bytes = logs.buffer_bytes, "function-log capture on");
     Ok(Some(LogSinks {
         sink: Arc::new(FanoutSink::new(sinks)),
         buffer,
-        loki,
+        stats,
+        queues,
     }))
+}
+
+/// The configured sink has no URL (the settings loader refuses this first).
+fn required(variable: &str) -> ServerError {
+    ServerError::Config(format!(
+        "{variable} is required for this LOWCODE_FAAS_FUNCTION_LOGS_SINK"
+    ))
 }
 
 /// A fresh metrics registry.

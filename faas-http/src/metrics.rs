@@ -1,10 +1,9 @@
 //! Prometheus metrics (text format at `GET /metrics`).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use faas_adapters::loki::LokiStats;
+use faas_adapters::logs::{DropReason, SinkStats};
 
 use faas_domain::EngineStats;
 use faas_ports::{RunResult, RuntimeStatus, StartKind};
@@ -33,12 +32,13 @@ pub struct Metrics {
     in_flight: IntGauge,
     queued: IntGauge,
     log_entries: IntCounterVec,
+    log_drops: IntCounterVec,
     pool_runners: IntGaugeVec,
     pool_events: IntCounterVec,
     worker_requests: IntCounterVec,
     worker_failures: IntCounterVec,
     worker_healthy: IntGaugeVec,
-    loki: Option<Arc<LokiStats>>,
+    log_sinks: Vec<(&'static str, Arc<SinkStats>)>,
     /// Serialises the mirroring of outside counters into the registry, so
     /// two scrapes at once never add the same increase twice.
     mirror: Arc<Mutex<()>>,
@@ -73,9 +73,16 @@ impl Metrics {
         let log_entries = IntCounterVec::new(
             Opts::new(
                 "function_log_entries_total",
-                "Function-log entries handed to Loki, by result (sent, dropped: queue full, failed: push failed)",
+                "Function-log entries by sink and result (sent: written, stored or accepted; failed: the delivery failed)",
             ),
-            &["result"],
+            &["sink", "result"],
+        )?;
+        let log_drops = IntCounterVec::new(
+            Opts::new(
+                "function_log_dropped_total",
+                "Function-log entries dropped before delivery, by sink and reason (queue_full, queue_bytes, too_large, evicted, shutdown)",
+            ),
+            &["sink", "reason"],
         )?;
         let pool_runners = IntGaugeVec::new(
             Opts::new(
@@ -122,6 +129,7 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(queued.clone()))?;
         registry.register(Box::new(log_entries.clone()))?;
+        registry.register(Box::new(log_drops.clone()))?;
         registry.register(Box::new(pool_runners.clone()))?;
         registry.register(Box::new(pool_events.clone()))?;
         registry.register(Box::new(worker_requests.clone()))?;
@@ -140,22 +148,26 @@ impl Metrics {
             in_flight,
             queued,
             log_entries,
+            log_drops,
             pool_runners,
             pool_events,
             worker_requests,
             worker_failures,
             worker_healthy,
-            loki: None,
+            log_sinks: Vec::new(),
             mirror: Arc::new(Mutex::new(())),
         })
     }
 
-    /// Also exports the Loki sink's counters (sent, dropped, failed entries).
-    pub fn with_loki(mut self, stats: Arc<LokiStats>) -> Self {
-        for result in ["sent", "dropped", "failed"] {
-            self.log_entries.with_label_values(&[result]);
+    /// Also exports the counters of a function-log sink (`sink` is its label).
+    pub fn with_log_sink(mut self, sink: &'static str, stats: Arc<SinkStats>) -> Self {
+        for result in ["sent", "failed"] {
+            self.log_entries.with_label_values(&[sink, result]);
         }
-        self.loki = Some(stats);
+        for reason in DropReason::ALL {
+            self.log_drops.with_label_values(&[sink, reason.as_str()]);
+        }
+        self.log_sinks.push((sink, stats));
         self
     }
 
@@ -218,7 +230,7 @@ impl Metrics {
             self.in_flight.set(i64::try_from(stats.in_flight).unwrap_or(i64::MAX));
             self.queued.set(i64::try_from(stats.queued).unwrap_or(i64::MAX));
             for kind in StartKind::ALL {
-                mirror(&self.starts, kind.as_str(), stats.starts.get(kind));
+                mirror(&self.starts, &[kind.as_str()], stats.starts.get(kind));
             }
         }
         if let Some(pool) = runtime.and_then(|r| r.pool) {
@@ -232,18 +244,16 @@ impl Metrics {
             gauge("launching", pool.launching);
             gauge("warm_idle", pool.warm_idle);
             gauge("warm_keys", pool.warm_keys);
-            mirror(&self.pool_events, "hit", pool.hits);
-            mirror(&self.pool_events, "miss", pool.misses);
-            mirror(&self.pool_events, "eviction", pool.evictions);
-            mirror(&self.pool_events, "launch_failure", pool.launch_failures);
+            mirror(&self.pool_events, &["hit"], pool.hits);
+            mirror(&self.pool_events, &["miss"], pool.misses);
+            mirror(&self.pool_events, &["eviction"], pool.evictions);
+            mirror(&self.pool_events, &["launch_failure"], pool.launch_failures);
         }
-        if let Some(loki) = &self.loki {
-            for (result, value) in [
-                ("sent", loki.sent.load(Ordering::Relaxed)),
-                ("dropped", loki.dropped.load(Ordering::Relaxed)),
-                ("failed", loki.failed.load(Ordering::Relaxed)),
-            ] {
-                mirror(&self.log_entries, result, value);
+        for (sink, stats) in &self.log_sinks {
+            mirror(&self.log_entries, &[sink, "sent"], stats.sent());
+            mirror(&self.log_entries, &[sink, "failed"], stats.failed());
+            for reason in DropReason::ALL {
+                mirror(&self.log_drops, &[sink, reason.as_str()], stats.dropped(reason));
             }
         }
         let mut out = Vec::new();
@@ -255,8 +265,8 @@ impl Metrics {
 }
 
 /// Raises a counter to an outside count (callers hold the mirror lock).
-fn mirror(counters: &IntCounterVec, label: &str, value: u64) {
-    let counter = counters.with_label_values(&[label]);
+fn mirror(counters: &IntCounterVec, labels: &[&str], value: u64) {
+    let counter = counters.with_label_values(labels);
     let seen = counter.get();
     if value > seen {
         counter.inc_by(value - seen);
@@ -324,19 +334,27 @@ mod tests {
     }
 
     #[test]
-    fn exports_loki_counters() {
-        let stats = Arc::new(LokiStats::default());
-        stats.dropped.store(3, Ordering::Relaxed);
-        let m = Metrics::new().unwrap().with_loki(Arc::clone(&stats));
-        assert!(m
-            .render(None, None)
-            .contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 3"));
-        stats.dropped.store(5, Ordering::Relaxed);
+    fn exports_each_log_sink_by_result_and_drop_reason() {
+        let loki = Arc::new(SinkStats::default());
+        let memory = Arc::new(SinkStats::default());
+        loki.add_dropped(DropReason::QueueBytes, 3);
+        let m = Metrics::new()
+            .unwrap()
+            .with_log_sink("loki", Arc::clone(&loki))
+            .with_log_sink("memory", Arc::clone(&memory));
         let text = m.render(None, None);
         assert!(
-            text.contains("lowcode_faas_function_log_entries_total{result=\"dropped\"} 5"),
+            text.contains("lowcode_faas_function_log_dropped_total{reason=\"queue_bytes\",sink=\"loki\"} 3"),
             "{text}"
         );
-        assert!(text.contains("lowcode_faas_function_log_entries_total{result=\"sent\"} 0"));
+        loki.add_dropped(DropReason::QueueBytes, 2);
+        loki.add_sent(7);
+        memory.add_dropped(DropReason::Evicted, 1);
+        let text = m.render(None, None);
+        assert!(text.contains("lowcode_faas_function_log_dropped_total{reason=\"queue_bytes\",sink=\"loki\"} 5"));
+        assert!(text.contains("lowcode_faas_function_log_entries_total{result=\"sent\",sink=\"loki\"} 7"));
+        assert!(text.contains("lowcode_faas_function_log_entries_total{result=\"failed\",sink=\"memory\"} 0"));
+        assert!(text.contains("lowcode_faas_function_log_dropped_total{reason=\"evicted\",sink=\"memory\"} 1"));
+        assert!(text.contains("lowcode_faas_function_log_dropped_total{reason=\"shutdown\",sink=\"loki\"} 0"));
     }
 }

@@ -18,6 +18,12 @@ Settings (environment variables, above the optional TOML file named by LOWCODE_F
   LOWCODE_FAAS_MAX_CONCURRENT_RUNS        runs at once                              [default: 32]
   LOWCODE_FAAS_INVOKE_DEFAULT_TIMEOUT_MS  timeout of an invoke, ms                  [default: 120000]
   LOWCODE_FAAS_FUNCTION_LOGS              capture console.* of every run            [default: false]
+  LOWCODE_FAAS_FUNCTION_LOGS_SINK         stdout, docker_json, loki, elasticsearch,
+                                          http (webhook) or memory                  [default: stdout]
+  LOWCODE_FAAS_FUNCTION_LOGS_QUEUE_BYTES  bytes waiting in a sink's queue           [default: 33554432]
+  LOWCODE_FAAS_LOG_ES_URL                 elasticsearch sink: base URL (_INDEX, _USER, _PASSWORD)
+  LOWCODE_FAAS_LOG_HTTP_URL               http sink: URL (_HEADER \"Name: value\")
+  HTTP_PROXY, HTTPS_PROXY, NO_PROXY       proxy of log sinks and the worker hop     [default: none]
   LOWCODE_FAAS_UI                         dispatcher: the playground at /ui/        [default: true]
   LOWCODE_FAAS_CORS_ORIGINS               dispatcher: origins allowed cross-origin  [default: none]
   LOWCODE_FAAS_CONFIG                     optional TOML file                        [default: none]

@@ -113,6 +113,7 @@ async fn main() {
             max_reply_bytes: 16 * 1024 * 1024,
             dns_refresh: settings.worker_dns_refresh,
             health_interval: settings.worker_health_interval,
+            proxy: settings.proxy.clone(),
         },
         Arc::new(SystemResolver),
         metrics.clone(),

@@ -56,6 +56,7 @@ pub async fn build_dispatcher_with(
                 .saturating_add(1024 * 1024),
             dns_refresh: settings.worker_dns_refresh,
             health_interval: settings.worker_health_interval,
+            proxy: settings.proxy.clone(),
         };
         let pool = WorkerPool::new(config, resolver, built.metrics.clone())?;
         pool.start().await;

@@ -591,3 +591,103 @@ fn the_playground_url_is_logged_at_start_up() {
     let (code, _) = terminate(child);
     assert_eq!(code, Some(0));
 }
+
+/// A loopback server on a thread: records each request line and answers
+/// every request with `reply` (then closes the connection).
+fn recording_server(reply: String) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let mut reader = BufReader::new(sock.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_owned());
+            }
+            let length: usize = head
+                .iter()
+                .find_map(|h| {
+                    h.to_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = tx.send(head.first().cloned().unwrap_or_default());
+            let _ = sock.write_all(reply.as_bytes());
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn proxy_variables_of_the_process_reach_the_log_sinks_but_never_the_source_fetcher() {
+    // The "proxy" answers every push itself; Loki's own address is closed,
+    // so an entry is only delivered through the proxy.
+    let (proxy, asked) =
+        recording_server("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into());
+    let loki_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = "export async function handler(){ console.log('via proxy'); return {ok:true}; }";
+    let (source_addr, fetched) = recording_server(format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{source}",
+        source.len()
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let proxy_url = format!("http://{proxy}");
+    let loki_url = format!("http://127.0.0.1:{loki_port}");
+    let (child, addr) = start(
+        data.path(),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("https_proxy", &proxy_url),
+            ("LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE", "true"),
+            ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+            ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "loki"),
+            ("LOWCODE_FAAS_LOG_LOKI_URL", &loki_url),
+            ("LOWCODE_FAAS_FUNCTION_LOGS_BATCH_WAIT_MS", "600000"),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = client
+            .post(format!("http://{addr}/functions"))
+            .json(&serde_json::json!({"name": "p", "source_url": format!("http://{source_addr}/p.mjs")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "fetched directly: {}", r.text().await.unwrap());
+        let r = client
+            .post(format!("http://{addr}/functions/p/invoke"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        fetched.try_recv().unwrap(),
+        "GET /p.mjs HTTP/1.1",
+        "the source server got the fetch"
+    );
+    let lines: Vec<String> = asked.try_iter().collect();
+    assert_eq!(
+        lines,
+        [format!("POST {loki_url}/loki/api/v1/push HTTP/1.1")],
+        "only the log push went through the proxy (flushed at SIGTERM)"
+    );
+}

@@ -13,7 +13,9 @@
 //!   which drops refused addresses and fails when none is left; IP-literal
 //!   hosts (which never reach a resolver) are checked on the first URL and in
 //!   the redirect policy. Proxies are disabled so the connected address is the
-//!   target's. A refusal surfaces as `SourceUrlForbidden` naming the address;
+//!   target's: `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` (which the worker hop
+//!   and the log sinks honour, see `crate::outbound`) are never used here, as
+//!   a proxy would connect to addresses this check never sees. A refusal surfaces as `SourceUrlForbidden` naming the address;
 //! - status 200 only, else `SourceFetchFailed("status 404 Not Found …")`;
 //! - at most `max_bytes` of body: refused up front on a larger
 //!   `Content-Length`, otherwise counted while streaming → `SourceTooLarge`.

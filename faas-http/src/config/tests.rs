@@ -243,3 +243,116 @@ fn durations_are_capped_at_a_day() {
     let s = Settings::from_vars(vars(&[("LOWCODE_FAAS_INVOKE_MAX_TIMEOUT_MS", "86400000")])).unwrap();
     assert_eq!(s.limits.max_timeout, Duration::from_secs(86_400));
 }
+
+#[test]
+fn log_sinks_of_the_go_version_and_their_bounds() {
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", "ES"),
+        ("LOWCODE_FAAS_LOG_ES_URL", "https://es.internal:9200/"),
+        ("LOWCODE_FAAS_LOG_ES_USER", "elastic"),
+        ("LOWCODE_FAAS_LOG_ES_PASSWORD", " pass word "),
+        ("LOWCODE_FAAS_LOG_HTTP_URL", "http://hooks.internal/logs"),
+        ("LOWCODE_FAAS_LOG_HTTP_HEADER", "Authorization: Bearer t0ken"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_QUEUE", "20"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_QUEUE_BYTES", "4096"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_BUFFER_BYTES", "8192"),
+        ("LOWCODE_FAAS_FUNCTION_LOGS_BATCH_WAIT_MS", "250"),
+        ("HTTPS_PROXY", "http://user:proxypw@127.0.0.9:3128"),
+        ("no_proxy", "127.0.0.1,.internal"),
+    ]))
+    .unwrap();
+    assert_eq!(s.logs.sink, LogSinkKind::Elasticsearch);
+    let es = s.logs.es.clone().unwrap();
+    assert_eq!(es.index, "lowcode-faas-logs", "the Go default index");
+    assert_eq!(es.user.as_deref(), Some("elastic"));
+    assert_eq!(
+        es.password.as_deref(),
+        Some(" pass word "),
+        "a password is taken as set"
+    );
+    assert_eq!(es.queue.max_entries, 20);
+    assert_eq!(es.queue.max_bytes, 4096);
+    assert_eq!(es.batch.wait, Duration::from_millis(250));
+    assert_eq!(es.proxy, s.proxy);
+    assert_eq!(s.logs.buffer_bytes, 8192);
+    assert_eq!(
+        s.logs.http.as_ref().unwrap().header.as_ref().unwrap().name(),
+        "authorization"
+    );
+    assert_eq!(s.proxy.https.as_deref(), Some("http://user:proxypw@127.0.0.9:3128"));
+    assert_eq!(s.proxy.no_proxy.as_deref(), Some("127.0.0.1,.internal"));
+    let debug = format!("{s:?}");
+    for secret in ["pass word", "t0ken", "proxypw"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    for (spelling, kind) in [
+        ("elasticsearch", LogSinkKind::Elasticsearch),
+        ("http", LogSinkKind::Http),
+        ("webhook", LogSinkKind::Http),
+    ] {
+        let s = Settings::from_vars(vars(&[
+            ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", spelling),
+            ("LOWCODE_FAAS_LOG_ES_URL", "http://es:9200"),
+            ("LOWCODE_FAAS_LOG_HTTP_URL", "http://hook"),
+        ]))
+        .unwrap();
+        assert_eq!(s.logs.sink, kind);
+    }
+    let d = Settings::from_vars(vars(&[])).unwrap();
+    assert_eq!(d.logs.queue, QueueLimits::default());
+    assert_eq!(d.logs.buffer_bytes, 64 * 1024 * 1024);
+    assert_eq!(d.proxy, OutboundProxy::none());
+}
+
+#[test]
+fn log_sink_errors_name_the_variable_and_never_the_secret() {
+    for sink in ["es", "webhook"] {
+        let err = Settings::from_vars(vars(&[
+            ("LOWCODE_FAAS_FUNCTION_LOGS", "true"),
+            ("LOWCODE_FAAS_FUNCTION_LOGS_SINK", sink),
+        ]))
+        .unwrap_err()
+        .to_string();
+        let variable = if sink == "es" {
+            "LOWCODE_FAAS_LOG_ES_URL"
+        } else {
+            "LOWCODE_FAAS_LOG_HTTP_URL"
+        };
+        assert!(err.contains(variable), "{err}");
+    }
+    check_error(&[("LOWCODE_FAAS_LOG_ES_URL", "es:9200")], "LOWCODE_FAAS_LOG_ES_URL");
+    check_error(
+        &[
+            ("LOWCODE_FAAS_LOG_ES_URL", "http://es"),
+            ("LOWCODE_FAAS_LOG_ES_INDEX", "Bad Index"),
+        ],
+        "LOWCODE_FAAS_LOG_ES_INDEX",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_FUNCTION_LOGS_QUEUE_BYTES", "0")],
+        "LOWCODE_FAAS_FUNCTION_LOGS_QUEUE_BYTES",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_FUNCTION_LOGS_BUFFER_BYTES", "x")],
+        "LOWCODE_FAAS_FUNCTION_LOGS_BUFFER_BYTES",
+    );
+    check_error(
+        &[("LOWCODE_FAAS_FUNCTION_LOGS_BATCH_WAIT_MS", "0")],
+        "LOWCODE_FAAS_FUNCTION_LOGS_BATCH_WAIT_MS",
+    );
+    let err = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_LOG_HTTP_URL", "http://hook"),
+        ("LOWCODE_FAAS_LOG_HTTP_HEADER", "Bearer-only-s3cret"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("LOWCODE_FAAS_LOG_HTTP_HEADER") && !err.contains("s3cret"),
+        "{err}"
+    );
+    let err = Settings::from_vars(vars(&[("HTTP_PROXY", "http://u:pw123@[::1")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HTTP_PROXY") && !err.contains("pw123"), "{err}");
+}

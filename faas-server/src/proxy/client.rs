@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use faas_adapters::outbound::OutboundProxy;
 use faas_ports::{RunRequest, RunResult};
 use futures_util::StreamExt;
 use warp::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -59,9 +60,15 @@ pub struct WorkerClient {
 
 impl WorkerClient {
     /// A client for the worker at `base` (`http://host:port`), sending `token`
-    /// as a bearer token; replies larger than `max_reply_bytes` are refused.
-    pub fn new(base: &str, token: Option<Secret>, max_reply_bytes: u64) -> Result<Self, ServerError> {
-        Ok(Self::with_client(base, token, max_reply_bytes, http_client()?))
+    /// as a bearer token, through `proxy`; replies larger than
+    /// `max_reply_bytes` are refused.
+    pub fn new(
+        base: &str,
+        token: Option<Secret>,
+        max_reply_bytes: u64,
+        proxy: &OutboundProxy,
+    ) -> Result<Self, ServerError> {
+        Ok(Self::with_client(base, token, max_reply_bytes, http_client(proxy)?))
     }
 
     /// The same over a shared [`http_client`] (one pool for every worker).
@@ -197,13 +204,20 @@ impl WorkerClient {
 }
 
 /// The shared HTTP client of the dispatcher → worker hop: keep-alive,
-/// no proxy, bounded connects.
-pub fn http_client() -> Result<reqwest::Client, ServerError> {
-    reqwest::Client::builder()
+/// bounded connects, through `proxy` (`HTTP_PROXY` / `HTTPS_PROXY` /
+/// `NO_PROXY` of the settings; put the workers in `NO_PROXY` to reach them
+/// directly).
+pub fn http_client(proxy: &OutboundProxy) -> Result<reqwest::Client, ServerError> {
+    let builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .no_proxy()
+        .tcp_nodelay(true);
+    proxy
+        .apply(builder)
+        .map_err(|e| ServerError::Adapter {
+            context: "LOWCODE_FAAS_WORKER_URL client".into(),
+            source: Box::new(e),
+        })?
         .build()
         .map_err(|e| ServerError::Adapter {
             context: "LOWCODE_FAAS_WORKER_URL client".into(),

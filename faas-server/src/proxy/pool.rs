@@ -41,6 +41,8 @@ pub struct PoolConfig {
     pub dns_refresh: Duration,
     /// `LOWCODE_FAAS_WORKER_HEALTH_INTERVAL_MS`.
     pub health_interval: Duration,
+    /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` of the worker hop.
+    pub proxy: faas_adapters::outbound::OutboundProxy,
 }
 
 /// One worker and whether it gets its share.
@@ -110,11 +112,12 @@ impl WorkerPool {
     /// until [`WorkerPool::start`] (or [`WorkerPool::refresh`]).
     pub fn new(config: PoolConfig, resolver: Arc<dyn Resolve>, metrics: Metrics) -> Result<Arc<Self>, ServerError> {
         let targets = config.urls.iter().map(|u| Target::of(u)).collect();
+        let client = http_client(&config.proxy)?;
         Ok(Arc::new(Self {
             config,
             targets,
             resolver,
-            client: http_client()?,
+            client,
             metrics,
             workers: RwLock::new(Vec::new()),
             resolved: Mutex::new(Resolved::default()),

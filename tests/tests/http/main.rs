@@ -7,5 +7,6 @@ mod browser;
 mod connections;
 mod dispatcher;
 mod docker;
+mod log_sinks;
 mod multi_worker;
 mod worker;

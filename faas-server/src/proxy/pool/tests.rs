@@ -124,6 +124,7 @@ fn config(urls: &[String]) -> PoolConfig {
         max_reply_bytes: 1024 * 1024,
         dns_refresh: Duration::from_secs(10),
         health_interval: Duration::from_secs(2),
+        proxy: faas_adapters::outbound::OutboundProxy::none(),
     }
 }
 
