@@ -251,6 +251,11 @@ pub(crate) trait Runner: Send + fmt::Debug + 'static {
         *self.stash() = stash;
         liveness
     }
+    /// After each job that reached its runner, whatever its outcome: ends
+    /// what the job left running beside the runner (the process runtime's
+    /// sweep of the runner's descendants; nothing for containers, whose
+    /// processes go with the container). Bounded.
+    async fn end_job(&mut self) {}
     /// Why it ended, once [`Runner::recv`] said so (bounded).
     async fn exit(&mut self) -> Exit;
     /// Stops it now (SIGKILL), bounded.
