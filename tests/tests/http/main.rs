@@ -7,5 +7,6 @@ mod browser;
 mod connections;
 mod dispatcher;
 mod docker;
+mod isolation;
 mod multi_worker;
 mod worker;
