@@ -89,6 +89,12 @@ impl ProcessRuntime {
     /// not found is not an error here: runs then fail with
     /// `RUNTIME_UNAVAILABLE` and [`faas_ports::ContainerRuntime::health`] reports it.
     pub fn new(config: ProcessRuntimeConfig) -> Result<Self, AdapterError> {
+        Self::build(config, tree::SWEEP_TIME_LIMIT)
+    }
+
+    /// [`Self::new`] with the bound of one sweep of a runner's descendants
+    /// (tests: a zero bound leaves every descendant to the group kill).
+    fn build(config: ProcessRuntimeConfig, sweep_limit: Duration) -> Result<Self, AdapterError> {
         if config.node_bin.as_os_str().is_empty() {
             return Err(AdapterError::Config("node_bin must not be empty".into()));
         }
@@ -109,6 +115,7 @@ impl ProcessRuntime {
             node_bin,
             memory_mb: config.memory_mb,
             max_idle: config.execution.runner_max_idle(),
+            sweep_limit,
         });
         let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, config.execution);
         Ok(Self { launcher, pool })

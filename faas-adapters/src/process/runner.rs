@@ -33,6 +33,8 @@ pub(super) struct ProcessLauncher {
     pub(super) memory_mb: u64,
     /// `--max-idle-ms` of every runner.
     pub(super) max_idle: Duration,
+    /// Bound on one sweep of a runner's descendants.
+    pub(super) sweep_limit: Duration,
 }
 
 #[async_trait]
@@ -83,6 +85,7 @@ impl Launcher for ProcessLauncher {
             stdout,
             stderr,
             dir: Some(dir),
+            sweep_limit: self.sweep_limit,
             stash: VecDeque::new(),
             status: None,
             drain_until: None,
@@ -132,6 +135,7 @@ pub(super) struct ProcessRunner {
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     dir: Option<tempfile::TempDir>,
+    sweep_limit: Duration,
     stash: VecDeque<Chunk>,
     /// Set once the leader exited.
     status: Option<ExitStatus>,
@@ -171,15 +175,24 @@ impl ProcessRunner {
     }
 
     /// Ends every descendant of the leader (not the leader), off the async
-    /// threads; bounded by `tree::SWEEP_TIME_LIMIT`.
-    async fn sweep_descendants(&self) {
-        let Some(leader) = self.unreaped_leader() else { return };
-        match tokio::task::spawn_blocking(move || kill_descendants(leader)).await {
-            Ok(swept) if swept.killed > 0 => {
-                tracing::debug!(killed = swept.killed, "Ended the processes a run left.");
+    /// threads; bounded by `sweep_limit`. False when some may be
+    /// left (the sweep hit its bound or did not run).
+    async fn sweep_descendants(&self) -> bool {
+        let Some(leader) = self.unreaped_leader() else {
+            return true;
+        };
+        let limit = self.sweep_limit;
+        match tokio::task::spawn_blocking(move || kill_descendants(leader, limit)).await {
+            Ok(swept) => {
+                if swept.killed > 0 {
+                    tracing::debug!(killed = swept.killed, "Ended the processes a run left.");
+                }
+                swept.left == 0
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "The process sweep did not run."),
+            Err(e) => {
+                tracing::warn!(error = %e, "The process sweep did not run.");
+                false
+            }
         }
     }
 
@@ -288,15 +301,19 @@ impl Runner for ProcessRunner {
         }
     }
 
-    async fn end_job(&mut self) {
+    async fn end_job(&mut self) -> bool {
         // The runner stays (warm mode) or is destroyed next: either way
-        // nothing the job started may outlive it.
-        self.sweep_descendants().await;
+        // nothing the job started may outlive it. Not stopped meanwhile (a
+        // server killed then would leave it stopped for good): what it
+        // starts during the sweep is found by the next pass.
+        self.sweep_descendants().await
     }
 
     async fn kill(&mut self) {
         self.stop_leader();
-        self.sweep_descendants().await;
+        // Whatever is left past the sweep's bound gets the group's SIGKILL
+        // at least.
+        let _ = self.sweep_descendants().await;
         self.kill_group();
         if self.status.is_none() {
             // Reap the SIGKILLed leader (bounded; tokio reaps orphans otherwise).
@@ -331,7 +348,7 @@ impl Drop for ProcessRunner {
         // with `dir`.
         self.stop_leader();
         if let Some(leader) = self.unreaped_leader() {
-            kill_descendants(leader);
+            kill_descendants(leader, self.sweep_limit);
         }
         self.kill_group();
     }

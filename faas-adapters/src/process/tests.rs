@@ -303,6 +303,44 @@ async fn detached_and_setsid_processes_die_with_their_run_in_every_mode_and_end(
     }
 }
 
+/// A warm runner whose sweep could not end everything its run left is not
+/// kept: the next run of the key does not get it.
+#[tokio::test]
+async fn a_warm_runner_with_processes_left_after_its_sweep_is_not_reused() {
+    let config = ProcessRuntimeConfig {
+        execution: ExecutionConfig {
+            mode: ExecutionMode::Warm,
+            prewarm_pool_size: 0,
+            ..ExecutionConfig::default()
+        },
+        ..ProcessRuntimeConfig::default()
+    };
+    // A zero bound: a sweep that finds any process gives up at once.
+    let rt = ProcessRuntime::build(config, Duration::ZERO).unwrap();
+    let quiet = job("export async function handler() { return { ok: true, data: process.pid }; }");
+    let first = rt.run(quiet.clone()).await.unwrap();
+    let second = rt.run(quiet).await.unwrap();
+    assert_eq!(second.start_kind, StartKind::Warm, "a clean runner is kept");
+    assert_eq!(envelope(&first)["value"]["data"], envelope(&second)["value"]["data"]);
+
+    let mut leaves = job(r#"
+        import { spawn } from "node:child_process";
+        export async function handler() {
+          spawn(process.env.SLEEP, ["1000"], { stdio: "ignore" });
+          return { ok: true, data: process.pid };
+        }"#);
+    let sleep = resolve_program(Path::new("sleep"));
+    leaves.env.insert("SLEEP".into(), sleep.display().to_string());
+    let first = rt.run(leaves.clone()).await.unwrap();
+    let runner = envelope(&first)["value"]["data"].as_i64().unwrap();
+    let second = rt.run(leaves).await.unwrap();
+    assert_ne!(second.start_kind, StartKind::Warm);
+    assert_ne!(envelope(&second)["value"]["data"].as_i64(), Some(runner));
+    // Discarded: killed with its group, the sleep included.
+    assert_dead(runner).await;
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_log_cap_follows_the_job() {
     let mut job = job("export async function handler() { for (let i = 0; i < 100; i++) console.log('entry', i); return { ok: true }; }");

@@ -13,7 +13,7 @@
 //!   it;
 //! - a sweep repeats until a pass finds no live descendant (a process may
 //!   fork while it is swept: its orphans come to the runner and the next
-//!   pass finds them), bounded by [`SWEEP_TIME_LIMIT`];
+//!   pass finds them), bounded in time ([`SWEEP_TIME_LIMIT`] for runners);
 //! - it never signals the runner itself.
 
 use std::collections::{HashMap, HashSet};
@@ -102,8 +102,8 @@ pub(super) struct Swept {
 }
 
 /// SIGKILLs every descendant of `root` (not `root`), pass after pass until a
-/// pass finds none or [`SWEEP_TIME_LIMIT`] passes. Blocking (reads `/proc`).
-pub(super) fn kill_descendants(root: Pid) -> Swept {
+/// pass finds none or `limit` passes. Blocking (reads `/proc`).
+pub(super) fn kill_descendants(root: Pid, limit: Duration) -> Swept {
     let started = Instant::now();
     let mut signalled = HashSet::new();
     loop {
@@ -114,7 +114,7 @@ pub(super) fn kill_descendants(root: Pid) -> Swept {
                 left: 0,
             };
         }
-        if started.elapsed() >= SWEEP_TIME_LIMIT {
+        if started.elapsed() >= limit {
             tracing::warn!(
                 runner = root.as_raw(),
                 left = live.len(),
@@ -175,6 +175,43 @@ mod tests {
         found.sort_unstable();
         assert_eq!(found, [11, 13, 14]);
         assert!(live_descendants(14, &table).is_empty());
+    }
+
+    /// Children of this test process (so their pids stay ours until reaped).
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep").arg("1000").spawn().unwrap()
+    }
+
+    #[test]
+    fn a_sweep_kills_the_whole_tree_below_its_root_and_reports_what_its_bound_left() {
+        // root: `sh` with a child `sleep` and a grandchild through a subshell.
+        let mut root = std::process::Command::new("sh")
+            .args(["-c", "sleep 1000 & (sleep 1000 & wait) & wait"])
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(root.id()).unwrap());
+        let mut beside = sleeper();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live_descendants(pid.as_raw(), &snapshot()).len() < 3 {
+            assert!(Instant::now() < deadline, "the tree did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A zero bound reports what is there and kills nothing.
+        let left = kill_descendants(pid, Duration::ZERO);
+        assert_eq!((left.killed, left.left), (0, 3));
+        let swept = kill_descendants(pid, SWEEP_TIME_LIMIT);
+        assert_eq!((swept.killed, swept.left), (3, 0));
+        assert!(live_descendants(pid.as_raw(), &snapshot()).is_empty());
+        // Processes beside the tree are untouched; the root was not
+        // signalled (its `wait` returns once its children are gone).
+        assert!(
+            beside.try_wait().unwrap().is_none(),
+            "a process outside the tree was killed"
+        );
+        beside.kill().unwrap();
+        beside.wait().unwrap();
+        let status = root.wait().unwrap();
+        assert!(status.code().is_some(), "the root was signalled: {status}");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! After every job that reached its runner, the runner ends what the job
 //! left running (`Runner::end_job`) before the run answers, whether the
-//! runner is then kept warm or destroyed.
+//! runner is then kept warm or destroyed; one whose clean-up may have left
+//! something is never kept.
 //!
 //! Runners are destroyed off the request path (tracked, so
 //! `Pool::shutdown` waits for them). A pool runner found ended (daemon
@@ -189,13 +190,11 @@ impl Pool {
             };
             tracing::debug!(start_kind = kind.as_str(), "Runner taken.");
             let served = serve_job(&mut *runner, &job, deadline, memory_mb).await;
-            if !matches!(served, Served::Lost(_)) {
-                // Before the run answers: nothing it started outlives it.
-                runner.end_job().await;
-            }
+            // Before the run answers: nothing it started outlives it.
+            let clean = matches!(served, Served::Lost(_)) || runner.end_job().await;
             match served {
                 Served::Verdict { outcome, reusable } => {
-                    match (&key, reusable) {
+                    match (&key, reusable && clean) {
                         (Some(key), true) => inner.park(key.clone(), runner),
                         _ => inner.discard(runner),
                     }
