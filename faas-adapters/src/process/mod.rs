@@ -20,10 +20,13 @@
 //!   ([`tree`]); a runner that is not kept is SIGSTOPped, swept, then
 //!   SIGKILLed with its group: at the deadline, when destroyed, when its
 //!   leader exits, and when dropped;
-//! - not covered: the descendants of a runner that exits by itself
-//!   (`process.exit()`, a crash, out of memory) are reparented by the kernel
-//!   when it dies, before anything can sweep them; processes started through
-//!   another service (`systemd-run`, cron, a Docker daemon) are not the run's;
+//! - a runner that exits by itself (`process.exit()` in a handler, an idle
+//!   exit) SIGKILLs its descendants first (`bootstrap.mjs`, the `exit`
+//!   event). Not covered: the descendants of a runner killed outright (V8
+//!   out of memory, a crash, its own deadline watchdog once the server is
+//!   gone) are reparented by the kernel before anything can sweep them;
+//!   processes started through another service (`systemd-run`, cron, a
+//!   Docker daemon) are not the run's;
 //! - its workspace is removed with it; a workspace is named after the
 //!   server's pid, and workspaces of servers that are gone (a `kill -9`) are
 //!   removed at start-up ([`sweep_stale_workspaces`]);

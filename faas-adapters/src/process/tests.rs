@@ -303,6 +303,25 @@ async fn detached_and_setsid_processes_die_with_their_run_in_every_mode_and_end(
     }
 }
 
+/// A runner that exits by itself mid-run (`process.exit()` in the handler)
+/// ends the processes below it first: the kernel would hand them to PID 1.
+#[tokio::test]
+async fn a_runner_that_exits_by_itself_takes_its_processes_along() {
+    let mut job = escaping_job("return");
+    job.source_code = ESCAPING_HANDLER.replace(
+        r#"if (input.end === "throw")"#,
+        r#"if (input.end === "exit") process.exit(3); if (input.end === "throw")"#,
+    );
+    job.input_json = br#"{"end":"exit"}"#.to_vec();
+    let failure = runtime().run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::ExitedWithoutOutput, "{}", failure.message);
+    assert!(failure.message.contains("exit status: 3"), "{}", failure.message);
+    let report: Value = serde_json::from_str(&log_messages(&failure.logs)[0]).unwrap();
+    for pid in report["pids"].as_array().unwrap() {
+        assert_dead(pid.as_i64().unwrap()).await;
+    }
+}
+
 /// A warm runner whose sweep could not end everything its run left is not
 /// kept: the next run of the key does not get it.
 #[tokio::test]
