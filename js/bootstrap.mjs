@@ -356,6 +356,72 @@ function asyncFailure(prefix, err) {
 process.on('uncaughtException', (err) => asyncFailure('uncaught exception', err));
 process.on('unhandledRejection', (reason) => asyncFailure('unhandled promise rejection', reason));
 
+// ---------------------------------------------------------------------------
+// Processes left behind. The process runtime starts a runner as a child
+// subreaper, so what a handler started (`detached`, a `setsid` double fork)
+// stays below it, and the runtime SIGKILLs it after every job. A runner that
+// exits by itself (process.exit() in a handler, an idle or error exit) would
+// hand those processes to PID 1 as it dies: it SIGKILLs them first. Linux
+// only (/proc); a SIGKILL or a V8 abort skips it. Runs synchronously in the
+// 'exit' event, with references taken before user code runs.
+
+const listDir = fs.readdirSync;
+const readText = fs.readFileSync;
+const signal = process.kill.bind(process);
+const OWN_PID = process.pid;
+
+function liveChildrenByParent() {
+  const children = new Map();
+  for (const name of listDir('/proc')) {
+    const pid = Number(name);
+    if (!isSafeInteger(pid) || pid <= 0) continue;
+    let stat;
+    try {
+      stat = readText(`/proc/${pid}/stat`, 'latin1');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') continue;
+    const ppid = Number(fields[1]);
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(pid);
+  }
+  return children;
+}
+
+function killDescendants() {
+  try {
+    // Bounded passes: a process may fork while it is swept.
+    for (let pass = 0; pass < 50; pass++) {
+      const children = liveChildrenByParent();
+      const stack = [OWN_PID];
+      const seen = new Set(stack);
+      const found = [];
+      while (stack.length > 0) {
+        for (const child of children.get(stack.pop()) ?? []) {
+          if (seen.has(child)) continue; // a torn snapshot
+          seen.add(child);
+          found.push(child);
+          stack.push(child);
+        }
+      }
+      if (found.length === 0) return;
+      for (const pid of found) {
+        try {
+          signal(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  } catch {
+    // no /proc: nothing to do here
+  }
+}
+
+process.on('exit', killDescendants);
+
 // The event loop ran dry while the handler's promise was still pending (it
 // never settles and nothing else is scheduled). Say so on stderr; the runtime
 // reports EXITED_WITHOUT_OUTPUT with this line. (Serving, stdin is unref'd

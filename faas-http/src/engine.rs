@@ -40,7 +40,8 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
             Arc::new(
                 FsSourceStore::new(data_dir.clone())
                     .map_err(adapter_error("LOWCODE_FAAS_DATA_DIR"))?
-                    .with_timeout(settings.storage_timeout),
+                    .with_timeout(settings.storage_timeout)
+                    .with_max_source_bytes(settings.limits.max_source_bytes),
             )
         }
         StorageSettings::DbS3(db) => {

@@ -1,14 +1,14 @@
 //! Reading and writing single files: atomic writes (stage a synced temp
 //! file, then rename over the target at the commit point), tolerant
-//! reads of env and meta files, directory syncs.
+//! reads of env and meta files, reads bounded in bytes, directory syncs.
 
 use std::fs::{self, File, Metadata};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 
 use faas_ports::{EnvMap, PortError, Version};
 
-use super::layout::Meta;
+use super::layout::{Meta, MAX_ENV_FILE_BYTES, MAX_META_FILE_BYTES};
 use super::locks::Call;
 use super::Inner;
 
@@ -35,7 +35,7 @@ impl Inner {
     /// The version in a meta file; `None` when the file is missing. A
     /// version below 1 (never written by us) reads as 1, as in Go.
     pub(super) fn read_meta(&self, path: &Path) -> Result<Option<Version>, PortError> {
-        let Some(bytes) = self.read_optional(path)? else {
+        let Some(bytes) = self.read_optional(path, MAX_META_FILE_BYTES)? else {
             return Ok(None);
         };
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
@@ -45,7 +45,7 @@ impl Inner {
     /// An env file; missing is empty. Entries that break today's rules are
     /// dropped with a warning naming their keys (older data checked less).
     pub(super) fn read_env(&self, path: &Path) -> Result<EnvMap, PortError> {
-        let Some(bytes) = self.read_optional(path)? else {
+        let Some(bytes) = self.read_optional(path, MAX_ENV_FILE_BYTES)? else {
             return Ok(EnvMap::new());
         };
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
@@ -63,12 +63,27 @@ impl Inner {
         Ok(env)
     }
 
-    pub(super) fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>, PortError> {
-        match fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-            Err(e) => Err(self.map_error("reading", path, e)),
+    /// A file of at most `cap` bytes; `None` when it is missing. A larger
+    /// file (placed by hand: writes stay far below the caps) is `Internal`
+    /// naming the file and the cap, and is never read past the cap.
+    pub(super) fn read_optional(&self, path: &Path, cap: u64) -> Result<Option<Vec<u8>>, PortError> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
+            Err(e) => return Err(self.map_error("reading", path, e)),
+        };
+        let mut bytes = Vec::new();
+        // One byte more than the cap tells "at the cap" from "over it".
+        file.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.map_error("reading", path, e))?;
+        if bytes.len() as u64 > cap {
+            return Err(PortError::Internal {
+                message: format!("{} is larger than the limit of {cap} bytes", self.rel(path)),
+                source: None,
+            });
         }
+        Ok(Some(bytes))
     }
 
     pub(super) fn write_env(&self, call: &Call, path: &Path, env: &EnvMap) -> Result<(), PortError> {

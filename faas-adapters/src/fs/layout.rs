@@ -32,6 +32,16 @@ pub(super) const LOCKS_DIR: &str = ".locks";
 /// Suffix of the hidden directory a deleted collection is moved into.
 pub(super) const TOMBSTONE_SUFFIX: &str = ".deleted";
 
+/// Largest env file read (`{name}.env.json`, `collection.env.json`): the
+/// env rules allow 256 entries of 256-byte keys and 4096-byte values, which
+/// JSON escaping can make up to six times longer.
+pub(super) const MAX_ENV_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest meta file read (`{"version":N}`).
+pub(super) const MAX_META_FILE_BYTES: u64 = 4096;
+/// The source files read are capped at the larger of this and the
+/// configured source limit ([`super::FsSourceStore::with_max_source_bytes`]).
+pub const MIN_SOURCE_FILE_CAP: u64 = 64 * 1024 * 1024;
+
 /// Content of `{name}.meta.json`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Meta {
@@ -100,6 +110,16 @@ impl Inner {
             file.push(format!("{last}{LOCK_EXT}"));
         }
         file
+    }
+}
+
+impl Inner {
+    /// `.locks/collections/{s1}/…/{sN}/`: the lock files of the children
+    /// of a (non-root) collection.
+    pub(super) fn collection_locks_dir(&self, path: &CollectionPath) -> PathBuf {
+        let mut dir = self.data_dir.join(LOCKS_DIR).join(COLLECTIONS_DIR);
+        dir.extend(path.segments());
+        dir
     }
 }
 

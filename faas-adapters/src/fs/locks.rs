@@ -2,10 +2,17 @@
 //! point), the in-process lock of a function ([`SaveGuard`]), and the
 //! advisory file locks of functions and collections, polled until the
 //! call's deadline.
+//!
+//! Lock files are removed with what they lock, by the holder of their
+//! exclusive lock only, after the data is gone and before the lock is
+//! released. A waiter that then gets the lock of the removed file sees that
+//! it is no longer the file at its path ([`Inner::open_locked`]) and opens
+//! the path again, so two callers never hold "the" lock of one path through
+//! two different files.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -134,8 +141,17 @@ impl Drop for SaveGuard {
 /// The file locks of a write to one function (released on drop, function first).
 #[derive(Debug)]
 pub(super) struct WriteLocks {
-    _function: File,
+    function: File,
+    function_path: PathBuf,
     _collection: Option<File>,
+}
+
+impl WriteLocks {
+    /// Removes the function's lock file, held exclusive (the function is
+    /// gone). A failure is logged: a lock file left over is harmless.
+    pub(super) fn remove_function_lock(&self, inner: &Inner) {
+        inner.remove_held_lock(&self.function, &self.function_path);
+    }
 }
 
 /// How [`Inner::wait_lock`] locks a file.
@@ -170,14 +186,18 @@ impl Inner {
         if let Some(dir) = lock_path.parent() {
             fs::create_dir_all(dir).map_err(|e| self.map_error("creating", dir, e))?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| self.map_error("opening lock file", &lock_path, e))?;
-        self.wait_lock(call, &file, &lock_path, mode)?;
+        let Some(file) = self.open_locked(call, &lock_path, mode, true)? else {
+            // The lock directory went away meanwhile: its collection is gone.
+            return Err(Self::collection_not_found(path));
+        };
+        if !create_for_missing && !self.collection_exists(path)? {
+            // Deleted between the check and the lock (whose file this call
+            // then created again): remove it, but only as its one holder.
+            if fs4::FileExt::try_lock(&file).is_ok() && !self.collection_exists(path)? {
+                self.remove_held_lock(&file, &lock_path);
+            }
+            return Err(Self::collection_not_found(path));
+        }
         Ok(Some(file))
     }
 
@@ -204,22 +224,57 @@ impl Inner {
             }
         }
         let path = self.function_file(collection, name, LOCK_EXT);
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Self::collection_not_found(collection)),
-            Err(e) => return Err(self.map_error("opening lock file", &path, e)),
+        let Some(file) = self.open_locked(call, &path, LockMode::Exclusive, true)? else {
+            return Err(Self::collection_not_found(collection));
         };
-        self.wait_lock(call, &file, &path, LockMode::Exclusive)?;
         Ok(WriteLocks {
-            _function: file,
+            function: file,
+            function_path: path,
             _collection: collection_lock,
         })
+    }
+
+    /// Opens the lock file at `path` (creating it when `create`) and locks
+    /// it, until the file locked is the one at `path`: a lock file is only
+    /// ever removed by the holder of its exclusive lock, so a waiter may get
+    /// the lock of a file removed meanwhile, and then opens the path again.
+    /// `None`: there is no file at `path` (nor, when creating, a directory).
+    pub(super) fn open_locked(
+        &self,
+        call: &Call,
+        path: &Path,
+        mode: LockMode,
+        create: bool,
+    ) -> Result<Option<File>, PortError> {
+        loop {
+            let mut options = OpenOptions::new();
+            options.read(true);
+            if create {
+                options.write(true).create(true).truncate(false);
+            }
+            let file = match options.open(path) {
+                Ok(file) => file,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
+                Err(e) => return Err(self.map_error("opening lock file", path, e)),
+            };
+            self.wait_lock(call, &file, path, mode)?;
+            if is_at(&file, path) {
+                return Ok(Some(file));
+            }
+            call.check()?;
+        }
+    }
+
+    /// Removes the lock file at `path` whose exclusive lock `held` is ours
+    /// (see the module docs). Failures are logged, never returned: the data
+    /// is gone either way and a leftover lock file is harmless.
+    pub(super) fn remove_held_lock(&self, held: &File, path: &Path) {
+        if cfg!(not(unix)) || !is_at(held, path) {
+            return;
+        }
+        if let Err(e) = self.remove_if_exists(path) {
+            tracing::warn!(error = %faas_ports::report::Report(&e), "Could not remove a lock file.");
+        }
     }
 
     /// Takes an advisory lock on `file`, polling until the call's bound so
@@ -242,29 +297,56 @@ impl Inner {
     }
 
     /// Runs `read` under a shared lock of `lock_path` when the file exists.
-    /// Without a lock file no save has started; if one appears meanwhile,
-    /// the read is repeated under the lock.
-    pub(super) fn with_read_lock<T>(
+    /// Without a lock file, the read is repeated under the lock if one
+    /// appears meanwhile, and until two reads in a row agree otherwise.
+    pub(super) fn with_read_lock<T: PartialEq>(
         &self,
         call: &Call,
         lock_path: &Path,
         read: impl Fn() -> Result<T, PortError>,
     ) -> Result<T, PortError> {
-        let open = || match File::open(lock_path) {
-            Ok(file) => {
-                self.wait_lock(call, &file, lock_path, LockMode::Shared)?;
-                Ok(Some(file))
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-            Err(e) => Err(self.map_error("opening lock file", lock_path, e)),
-        };
+        let open = || self.open_locked(call, lock_path, LockMode::Shared, false);
         if let Some(_shared) = open()? {
             return read();
         }
-        let result = read();
-        match open()? {
-            Some(_shared) => read(),
-            None => result,
+        // No lock file: no save had started, or the function was deleted
+        // with its lock. A save that starts now creates the lock first.
+        let mut previous = read();
+        loop {
+            if let Some(_shared) = open()? {
+                return read();
+            }
+            // Still none: no save ran during the read, unless a save and a
+            // delete both did (and removed the lock again). A second read
+            // that agrees confirms the first.
+            let again = read();
+            let agree = match (&previous, &again) {
+                (Ok(a), Ok(b)) => a == b,
+                (Err(_), Err(_)) => true,
+                _ => false,
+            };
+            if agree {
+                return again;
+            }
+            call.check()?;
+            previous = again;
         }
     }
+}
+
+/// Whether `file` is the file now at `path` (same device and inode).
+#[cfg(unix)]
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+        _ => false,
+    }
+}
+
+/// Without inode numbers the identity cannot be checked: lock files are
+/// then never removed (see `remove_held_lock`) and always current.
+#[cfg(not(unix))]
+fn is_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }

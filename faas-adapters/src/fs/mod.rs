@@ -31,9 +31,14 @@
 //! - Saves of one function are serialised twice: an in-process async mutex
 //!   (so waiting saves do not occupy blocking threads) and an advisory lock
 //!   on `functions/{name}.lock` (so two processes on one data directory never
-//!   lose or duplicate a version). Lock files are never deleted by
-//!   `delete_function` (deleting a lock file others wait on breaks the lock);
-//!   they are not functions and disappear with their collection.
+//!   lose or duplicate a version). Lock files go with what they lock: a
+//!   function's when, under its exclusive lock, the function turns out not
+//!   to exist (deleted, never saved, a failed first save); a collection's
+//!   (and the lock directory of its children) when it is deleted. Only the
+//!   exclusive holder removes a lock file, after the data and before it
+//!   unlocks; whoever then gets the lock of the removed file sees that it
+//!   is no longer the file at its path (device + inode) and opens the path
+//!   again (`locks`), so two callers never hold one lock through two files.
 //! - A collection's deletion and every write into it are mutually exclusive,
 //!   in-process and across processes sharing the data directory, through an
 //!   advisory lock on `.locks/collections/{path}.lock`: saves and deletes of
@@ -42,8 +47,8 @@
 //!   `delete_collection` takes it exclusive, then checks emptiness. The lock
 //!   files live outside the collection tree, so deleting a collection never
 //!   deletes a lock someone waits on, and they never show up as collections
-//!   or functions; they are never deleted (one empty file per collection
-//!   path ever created; a call naming a missing collection creates none). A save that answered `Ok` is therefore never lost
+//!   or functions; they are removed with their collection (a call naming
+//!   a missing collection leaves none). A save that answered `Ok` is therefore never lost
 //!   to a concurrent delete: the delete either ran first (the save answers
 //!   `CollectionNotFound`) or sees the function (`CollectionNotEmpty`).
 //! - Deleting a collection moves its directory in one rename into a hidden
@@ -56,13 +61,19 @@
 //!   stages the source, env and meta first and renames them in that order,
 //!   then fsyncs the directory. Readers of a whole function take a shared
 //!   lock on the lock file, so they never see the source of one version with
-//!   the number of another.
+//!   the number of another; without a lock file (no function, or one placed
+//!   by hand) a read is repeated until two agree, or under the lock once one
+//!   appears.
 //! - Data written by older implementations is read tolerantly: missing env
 //!   and meta files, env entries that break today's rules (dropped with a
 //!   warning naming the keys), unrelated files and directories (ignored),
 //!   names that are not valid function names or collection segments
 //!   (skipped with a warning). A file that is not JSON at all is
 //!   `Internal` with its path.
+//! - Every file is read with a byte cap (`layout`: sources the larger of
+//!   [`MIN_SOURCE_FILE_CAP`] and [`FsSourceStore::with_max_source_bytes`],
+//!   env files 8 MiB, meta files 4 KiB): a larger file, placed by hand, is
+//!   `Internal` naming it and the cap, never read past the cap.
 //! - Paths are built only from validated [`CollectionPath`] segments and
 //!   [`FunctionName`]s, never from raw strings.
 //! - All file work runs on `spawn_blocking`; no std lock is held across an
@@ -96,6 +107,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -107,6 +119,7 @@ use faas_ports::{
 
 use tokio::sync::Mutex as AsyncMutex;
 
+pub use self::layout::MIN_SOURCE_FILE_CAP;
 use self::locks::{Call, LockKey, SaveGuard};
 use crate::AdapterError;
 
@@ -207,6 +220,7 @@ impl FsSourceStore {
             inner: Arc::new(Inner {
                 data_dir,
                 save_locks: Mutex::new(HashMap::new()),
+                max_source_file_bytes: AtomicU64::new(MIN_SOURCE_FILE_CAP),
             }),
             timeout: DEFAULT_TIMEOUT,
         })
@@ -219,6 +233,20 @@ impl FsSourceStore {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Source files larger than the larger of `limit` and
+    /// [`MIN_SOURCE_FILE_CAP`] (64 MiB) are not read: such a file (placed by
+    /// hand; saves keep to `LOWCODE_FAAS_MAX_SOURCE_BYTES`) answers
+    /// `Internal` naming it. Pass the configured source limit, so that a
+    /// source saved under it always reads back. Applies to every clone of
+    /// this store.
+    #[must_use]
+    pub fn with_max_source_bytes(self, limit: u64) -> Self {
+        self.inner
+            .max_source_file_bytes
+            .store(limit.max(MIN_SOURCE_FILE_CAP), std::sync::atomic::Ordering::Relaxed);
         self
     }
 
@@ -292,6 +320,8 @@ struct Inner {
     data_dir: PathBuf,
     /// One async mutex per function being saved or deleted in this process.
     save_locks: Mutex<HashMap<LockKey, Arc<AsyncMutex<()>>>>,
+    /// Source files larger than this are not read.
+    max_source_file_bytes: AtomicU64,
 }
 
 impl Inner {

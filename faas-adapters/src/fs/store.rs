@@ -208,7 +208,7 @@ impl Inner {
                 "the root collection cannot be deleted".into(),
             ));
         };
-        let _lock = self.lock_collection(call, path, LockMode::Exclusive, false)?;
+        let lock = self.lock_collection(call, path, LockMode::Exclusive, false)?;
         self.require_collection(path)?;
         let dir = self.collection_dir(path);
         if !self.child_collections(&dir, path)?.is_empty() || !self.list_functions(path)?.is_empty() {
@@ -235,6 +235,18 @@ impl Inner {
                 error = %e,
                 "Could not remove the files of a deleted collection; they stay hidden."
             );
+        }
+        // Its locks go with it, still held exclusive: the lock directory of
+        // its children first (nobody can hold one: taking a child's lock
+        // takes this one's first, top-down), then its own lock file.
+        let child_locks = self.collection_locks_dir(path);
+        match fs::remove_dir_all(&child_locks) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %self.rel(&child_locks), error = %e, "Could not remove lock files."),
+        }
+        if let Some(held) = &lock {
+            self.remove_held_lock(held, &self.collection_lock_file(path));
         }
         Ok(())
     }
@@ -327,11 +339,15 @@ impl Inner {
                     current: found.version.get(),
                 });
             }
-            let source_code = match fs::read_to_string(&found.source) {
-                Ok(source) => source,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Err(self.not_found(collection, name)),
-                Err(e) => return Err(self.map_error("reading", &found.source, e)),
+            let Some(bytes) = self.read_optional(
+                &found.source,
+                self.max_source_file_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            )?
+            else {
+                return Err(self.not_found(collection, name));
             };
+            let source_code = String::from_utf8(bytes)
+                .map_err(|e| self.map_error("reading", &found.source, io::Error::new(ErrorKind::InvalidData, e)))?;
             Ok(Deployment {
                 collection_path: collection.clone(),
                 name: name.clone(),
@@ -389,10 +405,31 @@ impl Inner {
         Ok(out)
     }
 
+    /// Runs `op` under the write locks of a function; then, when the
+    /// function does not exist (deleted, or a first save that failed), its
+    /// lock file goes, still held exclusive (see `locks`).
+    fn with_write_locks<T>(
+        &self,
+        call: &Call,
+        collection: &CollectionPath,
+        name: &FunctionName,
+        op: impl FnOnce() -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        let locks = self.lock_exclusive(call, collection, name)?;
+        let result = op();
+        if matches!(self.find(collection, name), Ok(None)) {
+            locks.remove_function_lock(self);
+        }
+        result
+    }
+
     pub(super) fn save_function(&self, call: &Call, new: &NewVersion) -> Result<Deployment, PortError> {
+        self.with_write_locks(call, &new.collection_path, &new.name, || self.save_locked(call, new))
+    }
+
+    fn save_locked(&self, call: &Call, new: &NewVersion) -> Result<Deployment, PortError> {
         let collection = &new.collection_path;
         let name = &new.name;
-        let _locks = self.lock_exclusive(call, collection, name)?;
         let current = self.find(collection, name)?.map(|f| f.version);
         let version = current.map_or(Version::FIRST, Version::next);
 
@@ -435,19 +472,21 @@ impl Inner {
         collection: &CollectionPath,
         name: &FunctionName,
     ) -> Result<(), PortError> {
-        let _locks = self.lock_exclusive(call, collection, name)?;
-        self.find_required(collection, name)?;
-        call.commit_point()?;
-        // The source first: once it is gone, the function is gone.
-        for ext in [SOURCE_EXT, ENV_EXT, META_EXT] {
-            self.remove_if_exists(&self.function_file(collection, name, ext))?;
-        }
-        if collection.is_root() {
-            for ext in [SOURCE_EXT, ENV_EXT] {
-                self.remove_if_exists(&self.legacy_file(name, ext))?;
+        self.with_write_locks(call, collection, name, || {
+            self.find_required(collection, name)?;
+            call.commit_point()?;
+            // The source first: once it is gone, the function is gone.
+            for ext in [SOURCE_EXT, ENV_EXT, META_EXT] {
+                self.remove_if_exists(&self.function_file(collection, name, ext))?;
             }
-        }
-        Ok(())
+            if collection.is_root() {
+                for ext in [SOURCE_EXT, ENV_EXT] {
+                    self.remove_if_exists(&self.legacy_file(name, ext))?;
+                }
+            }
+            // The lock file goes last, still held (`with_write_locks`).
+            Ok(())
+        })
     }
 
     pub(super) fn health(&self) -> Result<(), PortError> {

@@ -641,3 +641,257 @@ fn stale_temp_files_of_interrupted_writes_are_swept() {
     assert!(!stale.exists());
     assert!(source.exists() && hidden_other.exists());
 }
+
+/// The lock files below the data directory, relative to it.
+fn lock_files(data: &Path) -> Vec<String> {
+    tree(data).into_iter().filter(|f| f.ends_with(".lock")).collect()
+}
+
+/// Issue 12, item 6: `<name>.lock` stayed after a delete, and collection
+/// locks after their collection. Now a lock file goes with what it locks,
+/// and calls that find nothing leave none.
+#[tokio::test]
+async fn lock_files_go_with_what_they_lock() {
+    let (_dir, store) = store();
+    let data = store.data_dir().to_owned();
+    store.create_collection(&cp("a"), &EnvMap::new()).await.unwrap();
+    store.create_collection(&cp("a/b"), &EnvMap::new()).await.unwrap();
+    store.save_function(&new_version("", "top", "t", &[])).await.unwrap();
+    store
+        .save_function(&new_version("a/b", "f", "f", &[("K", "v")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        lock_files(&data),
+        [
+            ".locks/collections/a.lock",
+            ".locks/collections/a/b.lock",
+            "collections/__root__/functions/top.lock",
+            "collections/a/b/functions/f.lock",
+        ]
+    );
+
+    store
+        .delete_function(&CollectionPath::root(), &name("top"))
+        .await
+        .unwrap();
+    store.delete_function(&cp("a/b"), &name("f")).await.unwrap();
+    // Deleting or reading what does not exist leaves no lock either.
+    let missing = store.delete_function(&cp("a/b"), &name("never")).await.unwrap_err();
+    assert_eq!(missing.code(), "FUNCTION_NOT_FOUND");
+    let missing = store.get_function(&cp("a/b"), &name("never"), None).await.unwrap_err();
+    assert_eq!(missing.code(), "FUNCTION_NOT_FOUND");
+    assert_eq!(
+        lock_files(&data),
+        [".locks/collections/a.lock", ".locks/collections/a/b.lock"]
+    );
+
+    store.delete_collection(&cp("a/b")).await.unwrap();
+    assert_eq!(lock_files(&data), [".locks/collections/a.lock"]);
+    store.delete_collection(&cp("a")).await.unwrap();
+    assert!(lock_files(&data).is_empty(), "{:?}", tree(&data));
+    assert!(tree(&data.join(".locks")).is_empty());
+
+    // Racing deletes of one collection (two processes) and saves into it
+    // leave no lock file either.
+    let other = FsSourceStore::new(&data).unwrap();
+    for round in 0..20 {
+        store.create_collection(&cp("gone"), &EnvMap::new()).await.unwrap();
+        let (a, b, c) = (store.clone(), other.clone(), other.clone());
+        let (x, y, z) = tokio::join!(
+            tokio::spawn(async move { a.delete_collection(&cp("gone")).await }),
+            tokio::spawn(async move { b.delete_collection(&cp("gone")).await }),
+            tokio::spawn(async move { c.set_collection_env(&cp("gone"), &env(&[("K", "v")])).await }),
+        );
+        let outcomes = [x.unwrap(), y.unwrap(), z.unwrap()];
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(()) | Err(PortError::CollectionNotFound(_)))),
+            "round {round}: {outcomes:?}"
+        );
+        assert_eq!(outcomes[..2].iter().filter(|o| o.is_ok()).count(), 1, "round {round}");
+        assert!(lock_files(&data).is_empty(), "round {round}: {:?}", lock_files(&data));
+    }
+
+    // A path used again gets fresh locks that work.
+    store.create_collection(&cp("a"), &EnvMap::new()).await.unwrap();
+    let saved = store.save_function(&new_version("a", "f", "again", &[])).await.unwrap();
+    assert_eq!(saved.version, Version::FIRST);
+    assert_eq!(
+        lock_files(&data),
+        [".locks/collections/a.lock", "collections/a/functions/f.lock"]
+    );
+}
+
+/// Whether the files of `f` at rest are whole: a source with its env and
+/// meta, or nothing at all (and then no lock file).
+fn assert_whole_or_gone(functions: &Path, round: usize) {
+    let source = fs::read_to_string(functions.join("f.mjs")).ok();
+    let env = fs::read_to_string(functions.join("f.env.json")).ok();
+    let meta = functions.join("f.meta.json").exists();
+    let lock = functions.join("f.lock").exists();
+    match source {
+        Some(source) => {
+            let i = source.strip_prefix("// save ").unwrap();
+            assert_eq!(
+                env.as_deref(),
+                Some(format!("{{\"I\":\"{i}\"}}").as_str()),
+                "round {round}"
+            );
+            assert!(meta && lock, "round {round}: meta {meta}, lock {lock}");
+        }
+        None => assert!(
+            env.is_none() && !meta && !lock,
+            "round {round}: leftovers without a source: env {env:?}, meta {meta}, lock {lock}"
+        ),
+    }
+}
+
+/// Saves and deletes of one function from two stores on one directory (two
+/// processes: only the file locks keep them apart) while the lock file is
+/// being removed and re-created: never two writers at once, so the files
+/// at rest are whole or gone, and every save numbers from what it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_racing_deletes_of_one_function_across_stores_stay_whole() {
+    let (_dir, first) = store();
+    let second = FsSourceStore::new(first.data_dir()).unwrap();
+    first.create_collection(&cp("race"), &EnvMap::new()).await.unwrap();
+    let functions = first.data_dir().join("collections/race/functions");
+    let (mut saved_fresh, mut deleted) = (0, 0);
+    for round in 0..60 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let (saver, deleter) = if (round + i) % 2 == 0 {
+                (first.clone(), second.clone())
+            } else {
+                (second.clone(), first.clone())
+            };
+            tasks.spawn(async move {
+                let tag = format!("{round}.{i}");
+                let new = new_version("race", "f", &format!("// save {tag}"), &[("I", &tag)]);
+                saver.save_function(&new).await.map(|d| (Some(d), false))
+            });
+            tasks.spawn(async move {
+                match deleter.delete_function(&cp("race"), &name("f")).await {
+                    Ok(()) => Ok((None, true)),
+                    Err(PortError::FunctionNotFound(_)) => Ok((None, false)),
+                    Err(e) => Err(e),
+                }
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap().unwrap() {
+                (Some(d), _) if d.version == Version::FIRST => saved_fresh += 1,
+                (_, true) => deleted += 1,
+                _ => {}
+            }
+        }
+        assert_whole_or_gone(&functions, round);
+        // A read sees a whole version: its env belongs to its source.
+        if let Ok(d) = second.get_function(&cp("race"), &name("f"), None).await {
+            let i = d.source_code.strip_prefix("// save ").unwrap();
+            assert_eq!(d.env.iter().collect::<Vec<_>>(), [("I", i)]);
+        }
+    }
+    // Saves after a delete start again at version 1.
+    assert!(
+        saved_fresh > 0 && deleted > 0,
+        "no interleaving: {saved_fresh} {deleted}"
+    );
+    first.delete_function(&cp("race"), &name("f")).await.ok();
+    assert_eq!(lock_files(first.data_dir()), [".locks/collections/race.lock"]);
+}
+
+/// Issue 12, item 8: sources, env and meta files were read whole whatever
+/// their size. A hand-placed oversize file is now an `Internal` error naming
+/// the file and the limit, read no further than the cap (the files below
+/// are sparse: gigabytes long, nothing on disk).
+#[tokio::test]
+async fn oversize_files_are_refused_without_reading_them_whole() {
+    let (_dir, store) = store();
+    let data = store.data_dir().to_owned();
+    let functions = data.join("collections/__root__/functions");
+    let sparse = |path: &Path, len: u64| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        File::create(path).unwrap().set_len(len).unwrap();
+    };
+    let get = |fname: &'static str| {
+        let store = store.clone();
+        async move { store.get_function(&CollectionPath::root(), &name(fname), None).await }
+    };
+
+    write(
+        &functions.join("big.mjs"),
+        "export const handler = () => ({ ok: true });",
+    );
+    sparse(&functions.join("big.env.json"), 4 << 30);
+    let err = get("big").await.unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "internal error: collections/__root__/functions/big.env.json is larger than the limit of {} bytes",
+            layout::MAX_ENV_FILE_BYTES
+        )
+    );
+
+    write(&functions.join("meta.mjs"), "m");
+    sparse(&functions.join("meta.meta.json"), 1 << 30);
+    let err = get("meta").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("meta.meta.json is larger than the limit of 4096 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        store.list_functions(&CollectionPath::root()).await.unwrap_err().code(),
+        "INTERNAL"
+    );
+    fs::remove_file(functions.join("meta.meta.json")).unwrap();
+
+    sparse(&data.join("collections/__root__/collection.env.json"), 1 << 30);
+    let err = store.collection_env(&CollectionPath::root()).await.unwrap_err();
+    assert!(err.to_string().contains("collection.env.json is larger than"), "{err}");
+    fs::remove_file(data.join("collections/__root__/collection.env.json")).unwrap();
+
+    // Sources: the larger of 64 MiB and the configured source limit (set
+    // on a clone: it applies to every clone).
+    let _configured = store.clone().with_max_source_bytes(10);
+    assert_eq!(
+        store
+            .inner
+            .max_source_file_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        MIN_SOURCE_FILE_CAP
+    );
+    sparse(&functions.join("huge.mjs"), 8 << 30);
+    let err = get("huge").await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "huge.mjs is larger than the limit of {MIN_SOURCE_FILE_CAP} bytes"
+        )),
+        "{err}"
+    );
+    let configured = store.clone().with_max_source_bytes(MIN_SOURCE_FILE_CAP * 2);
+    assert_eq!(
+        store
+            .inner
+            .max_source_file_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        MIN_SOURCE_FILE_CAP * 2
+    );
+    configured
+        .inner
+        .max_source_file_bytes
+        .store(40, std::sync::atomic::Ordering::Relaxed);
+    write(&functions.join("edge.mjs"), &"x".repeat(40));
+    assert_eq!(get("edge").await.unwrap().source_code.len(), 40);
+    write(&functions.join("edge.mjs"), &"x".repeat(41));
+    assert!(get("edge").await.unwrap_err().to_string().contains("limit of 40 bytes"));
+    // A source that is not UTF-8 is Internal too, naming the file.
+    fs::write(functions.join("edge.mjs"), [0xff, 0xfe]).unwrap();
+    let err = get("edge").await.unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(err.to_string().contains("edge.mjs"), "{err}");
+}

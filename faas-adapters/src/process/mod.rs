@@ -6,22 +6,37 @@
 //! stdout ([`crate::runner`]); the execution modes are the Docker runtime's
 //! ([`ExecutionConfig`]).
 //!
-//! **Not an isolation boundary**: the function runs as the service's user,
-//! sees the host file system and network, and a process that leaves its
-//! process group (`setsid`, `detached: true`) escapes the kill. Only the
-//! environment is isolated (cleared, then exactly the job's env).
+//! **Not an isolation boundary**: the function runs as the service's user
+//! and sees the host file system and network. What is isolated: the
+//! environment (cleared, then exactly the job's env) and the lifetime of
+//! the processes a run starts (below).
 //!
 //! Invariants:
-//! - a runner leads its own process group; the whole group gets SIGKILL at
-//!   the deadline, when the runner is destroyed after its run (unless it
-//!   stays warm), when its leader exits, and when it is dropped;
-//! - its workspace is removed with it;
+//! - a runner is a child subreaper leading its own process group, so every
+//!   process a run starts stays its descendant, `detached: true` and
+//!   `setsid` double forks included;
+//! - after every job (success, failure, timeout; warm mode included) every
+//!   descendant of the runner is SIGKILLed before the run answers
+//!   ([`tree`]); a runner that is not kept is SIGSTOPped, swept, then
+//!   SIGKILLed with its group: at the deadline, when destroyed, when its
+//!   leader exits, and when dropped;
+//! - a runner that exits by itself (`process.exit()` in a handler, an idle
+//!   exit) SIGKILLs its descendants first (`bootstrap.mjs`, the `exit`
+//!   event). Not covered: the descendants of a runner killed outright (V8
+//!   out of memory, a crash, its own deadline watchdog once the server is
+//!   gone) are reparented by the kernel before anything can sweep them;
+//!   processes started through another service (`systemd-run`, cron, a
+//!   Docker daemon) are not the run's;
+//! - its workspace is removed with it; a workspace is named after the
+//!   server's pid, and workspaces of servers that are gone (a `kill -9`) are
+//!   removed at start-up ([`sweep_stale_workspaces`]);
 //! - stdin, stdout and stderr are pipes; reads are bounded as in
 //!   [`crate::runner`].
 
 mod runner;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -71,10 +86,18 @@ pub struct ProcessRuntime {
 }
 
 impl ProcessRuntime {
-    /// Checks the settings and resolves the `node` binary. A binary that is
+    /// Checks the settings, removes the workspaces of servers that are gone
+    /// ([`sweep_stale_workspaces`] over the temp directory) and resolves
+    /// the `node` binary. A binary that is
     /// not found is not an error here: runs then fail with
     /// `RUNTIME_UNAVAILABLE` and [`faas_ports::ContainerRuntime::health`] reports it.
     pub fn new(config: ProcessRuntimeConfig) -> Result<Self, AdapterError> {
+        Self::build(config, tree::SWEEP_TIME_LIMIT)
+    }
+
+    /// [`Self::new`] with the bound of one sweep of a runner's descendants
+    /// (tests: a zero bound leaves every descendant to the group kill).
+    fn build(config: ProcessRuntimeConfig, sweep_limit: Duration) -> Result<Self, AdapterError> {
         if config.node_bin.as_os_str().is_empty() {
             return Err(AdapterError::Config("node_bin must not be empty".into()));
         }
@@ -82,6 +105,10 @@ impl ProcessRuntime {
             return Err(AdapterError::Config("memory_mb must be at least 1".into()));
         }
         config.execution.validate()?;
+        let removed = sweep_stale_workspaces(&std::env::temp_dir());
+        if removed > 0 {
+            tracing::info!(removed, "Removed runner workspaces left by a server that is gone.");
+        }
         let node_bin = resolve_program(&config.node_bin);
         tracing::warn!(
             node = %node_bin.display(),
@@ -91,6 +118,7 @@ impl ProcessRuntime {
             node_bin,
             memory_mb: config.memory_mb,
             max_idle: config.execution.runner_max_idle(),
+            sweep_limit,
         });
         let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, config.execution);
         Ok(Self { launcher, pool })
@@ -167,4 +195,57 @@ fn sanitize(raw: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(64)
         .collect()
+}
+
+/// Names of runner workspaces start with this, then the owning server's pid
+/// and `-`.
+const WORKSPACE_MARK: &str = "lowcode-faas-w";
+
+/// The name prefix of this server's runner workspaces: `lowcode-faas-w<pid>-`.
+fn workspace_prefix() -> String {
+    format!("{WORKSPACE_MARK}{}-", std::process::id())
+}
+
+/// Directory entries the workspace sweep looks at most.
+const SWEEP_MAX_ENTRIES: usize = 100_000;
+
+/// Removes the runner workspaces (`lowcode-faas-w<pid>-…` directories)
+/// directly under `temp_dir` whose server is gone: no process has that pid
+/// any more (a reused pid keeps its workspaces: the sweep errs on the side
+/// of keeping). Returns how many went; problems are logged and skipped, the
+/// sweep never fails a start. Blocking.
+pub fn sweep_stale_workspaces(temp_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return 0;
+    };
+    let own = std::process::id();
+    let mut removed = 0;
+    for entry in entries.flatten().take(SWEEP_MAX_ENTRIES) {
+        let name = entry.file_name();
+        let Some(owner) = name.to_str().and_then(workspace_owner) else {
+            continue;
+        };
+        // `file_type` does not follow symlinks: only real directories go.
+        let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        if !is_dir || owner == own || Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "Cannot remove a stale runner workspace.")
+            }
+        }
+    }
+    removed
+}
+
+/// The server pid in a workspace name `lowcode-faas-w<pid>-…`.
+fn workspace_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(WORKSPACE_MARK)?;
+    let (pid, _) = rest.split_once('-')?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }

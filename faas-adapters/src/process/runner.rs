@@ -1,4 +1,5 @@
-//! Starting runners as `node` processes and talking to one over its pipes.
+//! Starting runners as `node` processes and talking to one over its pipes,
+//! and ending every process a run started ([`super::tree`]).
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-use super::{node_health, sanitize};
+use super::tree::kill_descendants;
+use super::{node_health, sanitize, workspace_prefix};
 use crate::bootstrap::{BOOTSTRAP_FILE, BOOTSTRAP_MJS};
 use crate::runner::{Chunk, Exit, Launcher, Purpose, Runner, EXIT_TIMEOUT};
 
@@ -31,14 +33,16 @@ pub(super) struct ProcessLauncher {
     pub(super) memory_mb: u64,
     /// `--max-idle-ms` of every runner.
     pub(super) max_idle: Duration,
+    /// Bound on one sweep of a runner's descendants.
+    pub(super) sweep_limit: Duration,
 }
 
 #[async_trait]
 impl Launcher for ProcessLauncher {
     async fn launch(&self, purpose: Purpose<'_>, _deadline: Instant) -> Result<Box<dyn Runner>, RunFailure> {
         let prefix = match purpose {
-            Purpose::Run(job) => format!("lowcode-faas-{}-", sanitize(job.run_id.as_str())),
-            Purpose::Pool => "lowcode-faas-runner-".to_string(),
+            Purpose::Run(job) => format!("{}{}-", workspace_prefix(), sanitize(job.run_id.as_str())),
+            Purpose::Pool => format!("{}runner-", workspace_prefix()),
         };
         let dir = tokio::task::spawn_blocking(move || prepare_workspace(&prefix))
             .await
@@ -51,7 +55,8 @@ impl Launcher for ProcessLauncher {
                     Vec::new(),
                 )
             })?;
-        let mut child = Command::new(&self.node_bin)
+        let mut command = Command::new(&self.node_bin);
+        command
             .arg(format!("--max-old-space-size={}", self.memory_mb))
             .arg(BOOTSTRAP_FILE)
             .arg("--serve")
@@ -62,15 +67,15 @@ impl Launcher for ProcessLauncher {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                RunFailure::new(
-                    ErrorCode::RuntimeUnavailable,
-                    format!("cannot start node ({}): {e}", self.node_bin.display()),
-                    Vec::new(),
-                )
-            })?;
+            .kill_on_drop(true);
+        become_subreaper(&mut command);
+        let mut child = command.spawn().map_err(|e| {
+            RunFailure::new(
+                ErrorCode::RuntimeUnavailable,
+                format!("cannot start node ({}): {e}", self.node_bin.display()),
+                Vec::new(),
+            )
+        })?;
         let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         Ok(Box::new(ProcessRunner {
@@ -80,6 +85,7 @@ impl Launcher for ProcessLauncher {
             stdout,
             stderr,
             dir: Some(dir),
+            sweep_limit: self.sweep_limit,
             stash: VecDeque::new(),
             status: None,
             drain_until: None,
@@ -93,6 +99,23 @@ impl Launcher for ProcessLauncher {
 
     async fn health(&self) -> Result<(), PortError> {
         node_health(&self.node_bin).await
+    }
+}
+
+/// Makes the runner a child subreaper (`PR_SET_CHILD_SUBREAPER`) between
+/// fork and exec (the attribute survives `exec`): a descendant whose parent
+/// dies is reparented to the runner instead of PID 1, so the sweep of
+/// [`super::tree`] finds every process of the run, `detached` and `setsid`
+/// ones included.
+#[allow(unsafe_code)]
+fn become_subreaper(command: &mut Command) {
+    // SAFETY: the hook runs in the forked child before `exec`; it makes one
+    // prctl(2) system call (async-signal-safe), allocates nothing and
+    // touches no lock or shared state of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_child_subreaper(true).map_err(|errno| io::Error::from_raw_os_error(errno as i32))
+        });
     }
 }
 
@@ -112,6 +135,7 @@ pub(super) struct ProcessRunner {
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     dir: Option<tempfile::TempDir>,
+    sweep_limit: Duration,
     stash: VecDeque<Chunk>,
     /// Set once the leader exited.
     status: Option<ExitStatus>,
@@ -140,6 +164,45 @@ impl ProcessRunner {
             }
             if self.status.is_some() {
                 self.group = None;
+            }
+        }
+    }
+
+    /// The leader while its pid is still ours (running, or exited but not
+    /// reaped): only then may its descendants be looked up by parent links.
+    fn unreaped_leader(&self) -> Option<Pid> {
+        self.group.filter(|_| self.status.is_none())
+    }
+
+    /// Ends every descendant of the leader (not the leader), off the async
+    /// threads; bounded by `sweep_limit`. False when some may be
+    /// left (the sweep hit its bound or did not run).
+    async fn sweep_descendants(&self) -> bool {
+        let Some(leader) = self.unreaped_leader() else {
+            return true;
+        };
+        let limit = self.sweep_limit;
+        match tokio::task::spawn_blocking(move || kill_descendants(leader, limit)).await {
+            Ok(swept) => {
+                if swept.killed > 0 {
+                    tracing::debug!(killed = swept.killed, "Ended the processes a run left.");
+                }
+                swept.left == 0
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The process sweep did not run.");
+                false
+            }
+        }
+    }
+
+    /// SIGSTOPs the leader so that it starts nothing while its descendants
+    /// are swept; the SIGKILL of its group follows.
+    fn stop_leader(&self) {
+        if let Some(leader) = self.unreaped_leader() {
+            match nix::sys::signal::kill(leader, Signal::SIGSTOP) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => tracing::warn!(pid = leader.as_raw(), error = %e, "Cannot stop a runner."),
             }
         }
     }
@@ -238,7 +301,19 @@ impl Runner for ProcessRunner {
         }
     }
 
+    async fn end_job(&mut self) -> bool {
+        // The runner stays (warm mode) or is destroyed next: either way
+        // nothing the job started may outlive it. Not stopped meanwhile (a
+        // server killed then would leave it stopped for good): what it
+        // starts during the sweep is found by the next pass.
+        self.sweep_descendants().await
+    }
+
     async fn kill(&mut self) {
+        self.stop_leader();
+        // Whatever is left past the sweep's bound gets the group's SIGKILL
+        // at least.
+        let _ = self.sweep_descendants().await;
         self.kill_group();
         if self.status.is_none() {
             // Reap the SIGKILLed leader (bounded; tokio reaps orphans otherwise).
@@ -269,7 +344,12 @@ impl Runner for ProcessRunner {
 impl Drop for ProcessRunner {
     fn drop(&mut self) {
         // tokio's kill_on_drop reaches only the leader; this reaches every
-        // process still in the group. The workspace goes with `dir`.
+        // process the run started, in the group or not. The workspace goes
+        // with `dir`.
+        self.stop_leader();
+        if let Some(leader) = self.unreaped_leader() {
+            kill_descendants(leader, self.sweep_limit);
+        }
         self.kill_group();
     }
 }

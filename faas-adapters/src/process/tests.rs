@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use faas_ports::{ContainerRuntime, ErrorCode, StartKind};
+use faas_ports::{ContainerRuntime, ErrorCode, RunId, StartKind};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
@@ -68,7 +68,10 @@ async fn a_run_has_its_own_workspace_removed_after_it() {
     let output = runtime().run(job).await.unwrap();
     assert_eq!(output.start_kind, StartKind::Cold);
     let cwd = envelope(&output)["value"]["data"].as_str().unwrap().to_string();
-    assert!(cwd.contains("lowcode-faas-run-"), "{cwd}");
+    assert!(
+        cwd.contains(&format!("lowcode-faas-w{}-run-", std::process::id())),
+        "{cwd}"
+    );
     assert_removed(&cwd).await;
 }
 
@@ -214,6 +217,149 @@ async fn dropping_the_run_kills_the_group_and_removes_the_workspace() {
     assert_dead(report["child"].as_i64().unwrap()).await;
 }
 
+/// Spawns a `detached` child and a `setsid` double fork, logs their pids
+/// (and the parent the double-forked `sleep` was given), then ends as
+/// `input.end` says: `return`, `throw` or `hang` (past the deadline).
+const ESCAPING_HANDLER: &str = r#"
+    import { spawn } from "node:child_process";
+    import { readFileSync } from "node:fs";
+    const parentOf = (pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(" ")[1]);
+    export async function handler(input) {
+      const { SLEEP, SETSID, SH } = process.env;
+      const detached = spawn(SLEEP, ["1000"], { detached: true, stdio: "ignore" });
+      detached.unref();
+      const forker = spawn(SETSID, [SH, "-c", `${SLEEP} 1000 </dev/null >/dev/null 2>&1 & echo $!`], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      let out = "";
+      forker.stdout.on("data", (d) => { out += d; });
+      await new Promise((resolve) => forker.on("close", resolve));
+      const forked = Number(out.trim());
+      console.log(JSON.stringify({ runner: process.pid, pids: [detached.pid, forked], forkedParent: parentOf(forked) }));
+      if (input.end === "throw") throw new Error("failed on purpose");
+      if (input.end === "hang") await new Promise(() => setInterval(() => {}, 1000));
+      return { ok: true };
+    }"#;
+
+fn escaping_job(end: &str) -> faas_ports::RunJob {
+    let mut job = job(ESCAPING_HANDLER);
+    for (key, program) in [("SLEEP", "sleep"), ("SETSID", "setsid"), ("SH", "sh")] {
+        let path = resolve_program(Path::new(program));
+        assert!(path.is_absolute(), "{program} is not installed");
+        job.env.insert(key.into(), path.display().to_string());
+    }
+    job.input_json = serde_json::to_vec(&json!({ "end": end })).unwrap();
+    job.timeout = Duration::from_secs(5);
+    job
+}
+
+/// Whether `pid` runs (not gone, not a zombie).
+fn is_running(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| text.rsplit(')').next().and_then(|rest| rest.trim().chars().next()))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
+/// Issue 12, item 3: a `detached` child and a `setsid` double fork used to
+/// survive every run (reparented to PID 1). Now none outlives its run, in
+/// either mode and whatever the run's end; the warm runner itself stays.
+#[tokio::test]
+async fn detached_and_setsid_processes_die_with_their_run_in_every_mode_and_end() {
+    for mode in [ExecutionMode::Cold, ExecutionMode::Warm] {
+        let rt = runtime_in(mode, 1);
+        for end in ["return", "throw", "hang"] {
+            let (logs, kept) = match rt.run(escaping_job(end)).await {
+                Ok(output) => {
+                    // A throw is an error envelope: the engine judges it.
+                    let expected = if end == "throw" { "error" } else { "result" };
+                    assert_eq!(envelope(&output)["type"], expected, "{mode:?} {end}");
+                    (output.logs, mode == ExecutionMode::Warm)
+                }
+                Err(failure) => {
+                    assert_eq!(end, "hang");
+                    assert_eq!(failure.code, ErrorCode::Timeout, "{mode:?}: {}", failure.message);
+                    (failure.logs, false)
+                }
+            };
+            let messages = log_messages(&logs);
+            let report: Value = serde_json::from_str(&messages[0]).expect("the handler's report");
+            let runner = report["runner"].as_i64().unwrap();
+            // The double-forked process was reparented to the runner (a
+            // child subreaper), not to PID 1.
+            assert_eq!(report["forkedParent"].as_i64(), Some(runner), "{mode:?} {end}");
+            // Swept before the run answered: no waiting here.
+            for pid in report["pids"].as_array().unwrap() {
+                let pid = pid.as_i64().unwrap();
+                assert!(!is_running(pid), "{mode:?} {end}: process {pid} outlived its run");
+            }
+            if kept {
+                assert!(is_running(runner), "{mode:?} {end}: the warm runner was killed");
+            } else {
+                assert_dead(runner).await;
+            }
+        }
+        rt.shutdown().await;
+    }
+}
+
+/// A runner that exits by itself mid-run (`process.exit()` in the handler)
+/// ends the processes below it first: the kernel would hand them to PID 1.
+#[tokio::test]
+async fn a_runner_that_exits_by_itself_takes_its_processes_along() {
+    let mut job = escaping_job("return");
+    job.source_code = ESCAPING_HANDLER.replace(
+        r#"if (input.end === "throw")"#,
+        r#"if (input.end === "exit") process.exit(3); if (input.end === "throw")"#,
+    );
+    job.input_json = br#"{"end":"exit"}"#.to_vec();
+    let failure = runtime().run(job).await.unwrap_err();
+    assert_eq!(failure.code, ErrorCode::ExitedWithoutOutput, "{}", failure.message);
+    assert!(failure.message.contains("exit status: 3"), "{}", failure.message);
+    let report: Value = serde_json::from_str(&log_messages(&failure.logs)[0]).unwrap();
+    for pid in report["pids"].as_array().unwrap() {
+        assert_dead(pid.as_i64().unwrap()).await;
+    }
+}
+
+/// A warm runner whose sweep could not end everything its run left is not
+/// kept: the next run of the key does not get it.
+#[tokio::test]
+async fn a_warm_runner_with_processes_left_after_its_sweep_is_not_reused() {
+    let config = ProcessRuntimeConfig {
+        execution: ExecutionConfig {
+            mode: ExecutionMode::Warm,
+            prewarm_pool_size: 0,
+            ..ExecutionConfig::default()
+        },
+        ..ProcessRuntimeConfig::default()
+    };
+    // A zero bound: a sweep that finds any process gives up at once.
+    let rt = ProcessRuntime::build(config, Duration::ZERO).unwrap();
+    let quiet = job("export async function handler() { return { ok: true, data: process.pid }; }");
+    let first = rt.run(quiet.clone()).await.unwrap();
+    let second = rt.run(quiet).await.unwrap();
+    assert_eq!(second.start_kind, StartKind::Warm, "a clean runner is kept");
+    assert_eq!(envelope(&first)["value"]["data"], envelope(&second)["value"]["data"]);
+
+    let mut leaves = job(r#"
+        import { spawn } from "node:child_process";
+        export async function handler() {
+          spawn(process.env.SLEEP, ["1000"], { stdio: "ignore" });
+          return { ok: true, data: process.pid };
+        }"#);
+    let sleep = resolve_program(Path::new("sleep"));
+    leaves.env.insert("SLEEP".into(), sleep.display().to_string());
+    let first = rt.run(leaves.clone()).await.unwrap();
+    let runner = envelope(&first)["value"]["data"].as_i64().unwrap();
+    let second = rt.run(leaves).await.unwrap();
+    assert_ne!(second.start_kind, StartKind::Warm);
+    assert_ne!(envelope(&second)["value"]["data"].as_i64(), Some(runner));
+    // Discarded: killed with its group, the sleep included.
+    assert_dead(runner).await;
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_log_cap_follows_the_job() {
     let mut job = job("export async function handler() { for (let i = 0; i < 100; i++) console.log('entry', i); return { ok: true }; }");
@@ -331,4 +477,79 @@ fn a_bare_program_name_is_resolved_on_the_host_path() {
     assert!(resolved.is_absolute(), "{}", resolved.display());
     assert_eq!(resolve_program(Path::new("./node")), PathBuf::from("./node"));
     assert_eq!(sanitize("run-0190/../x"), "run-0190x");
+}
+
+/// A pid no process has now: one of a child that ended and was reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new(resolve_program(Path::new("true")))
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    pid
+}
+
+/// Issue 12, item 6: the workspaces of a server killed with `kill -9` were
+/// never removed. Start-up removes those whose server is gone and keeps
+/// those of live servers (this one, PID 1) and everything else.
+#[test]
+fn workspaces_of_servers_that_are_gone_are_swept_at_start_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dead = dead_pid();
+    let own = std::process::id();
+    for dir in [
+        format!("lowcode-faas-w{dead}-run-0190-abc"),
+        format!("lowcode-faas-w{dead}-runner-def"),
+        format!("lowcode-faas-w{own}-runner-ghi"),
+        "lowcode-faas-w1-runner-jkl".to_string(),
+        "lowcode-faas-wx1-runner".to_string(),
+        "lowcode-faas-run-legacy".to_string(),
+    ] {
+        std::fs::create_dir(tmp.path().join(&dir)).unwrap();
+        std::fs::write(tmp.path().join(&dir).join("bootstrap.mjs"), "x").unwrap();
+    }
+    std::fs::write(tmp.path().join(format!("lowcode-faas-w{dead}-file")), "x").unwrap();
+
+    assert_eq!(sweep_stale_workspaces(tmp.path()), 2);
+
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        format!("lowcode-faas-w{dead}-file"),
+        format!("lowcode-faas-w{own}-runner-ghi"),
+        "lowcode-faas-run-legacy".to_string(),
+        "lowcode-faas-w1-runner-jkl".to_string(),
+        "lowcode-faas-wx1-runner".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert_eq!(sweep_stale_workspaces(&tmp.path().join("missing")), 0);
+
+    // The runtime sweeps the temp directory when it is built.
+    let stale = std::env::temp_dir().join(format!("lowcode-faas-w{dead}-runner-{}", RunId::generate()));
+    std::fs::create_dir(&stale).unwrap();
+    let _rt = runtime();
+    assert!(!stale.exists());
+}
+
+#[test]
+fn workspace_names_carry_their_server() {
+    assert_eq!(workspace_owner("lowcode-faas-w42-runner-x"), Some(42));
+    assert_eq!(
+        workspace_owner(&format!("{}run-1", workspace_prefix())),
+        Some(std::process::id())
+    );
+    for name in [
+        "lowcode-faas-w-x",
+        "lowcode-faas-w+4-x",
+        "lowcode-faas-w42",
+        "lowcode-faas-run-1",
+        "x",
+    ] {
+        assert_eq!(workspace_owner(name), None, "{name}");
+    }
 }

@@ -251,6 +251,14 @@ pub(crate) trait Runner: Send + fmt::Debug + 'static {
         *self.stash() = stash;
         liveness
     }
+    /// After each job that reached its runner, whatever its outcome: ends
+    /// what the job left running beside the runner (the process runtime's
+    /// sweep of the runner's descendants; nothing for containers, whose
+    /// processes go with the container). Bounded. False when something may
+    /// be left: the runner must not serve another job.
+    async fn end_job(&mut self) -> bool {
+        true
+    }
     /// Why it ended, once [`Runner::recv`] said so (bounded).
     async fn exit(&mut self) -> Exit;
     /// Stops it now (SIGKILL), bounded.

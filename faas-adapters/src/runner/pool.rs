@@ -11,6 +11,11 @@
 //!   variables) for later runs of exactly that key, one at a time, until it
 //!   idles past the TTL or is evicted (least recently used) to make room.
 //!
+//! After every job that reached its runner, the runner ends what the job
+//! left running (`Runner::end_job`) before the run answers, whether the
+//! runner is then kept warm or destroyed; one whose clean-up may have left
+//! something is never kept.
+//!
 //! Runners are destroyed off the request path (tracked, so
 //! `Pool::shutdown` waits for them). A pool runner found ended (daemon
 //! restart, removed from outside) is discarded and replaced, never handed a
@@ -184,9 +189,12 @@ impl Pool {
                 }
             };
             tracing::debug!(start_kind = kind.as_str(), "Runner taken.");
-            match serve_job(&mut *runner, &job, deadline, memory_mb).await {
+            let served = serve_job(&mut *runner, &job, deadline, memory_mb).await;
+            // Before the run answers: nothing it started outlives it.
+            let clean = matches!(served, Served::Lost(_)) || runner.end_job().await;
+            match served {
                 Served::Verdict { outcome, reusable } => {
-                    match (&key, reusable) {
+                    match (&key, reusable && clean) {
                         (Some(key), true) => inner.park(key.clone(), runner),
                         _ => inner.discard(runner),
                     }

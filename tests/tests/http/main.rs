@@ -7,6 +7,7 @@ mod browser;
 mod connections;
 mod dispatcher;
 mod docker;
+mod isolation;
 mod log_sinks;
 mod multi_worker;
 mod worker;
