@@ -413,38 +413,32 @@ async fn main() {
     let worker_tmp = work.path().join("worker-tmp");
     std::fs::create_dir_all(&worker_tmp).unwrap();
     let instance = format!("soak-{}", std::process::id());
-    let mut worker = Server::start(
-        "faas-worker",
-        "LOWCODE_FAAS_WORKER_LISTEN",
-        &[
-            ("LOWCODE_FAAS_RUNTIME", runtime.clone()),
-            ("LOWCODE_FAAS_NODE_DOCKER_IMAGE", image.clone()),
-            ("LOWCODE_FAAS_INSTANCE_ID", instance.clone()),
-            ("LOWCODE_FAAS_CONTAINER_MEMORY_MB", "128".into()),
-            ("LOWCODE_FAAS_FUNCTION_LOGS", "false".into()),
-            ("TMPDIR", worker_tmp.display().to_string()),
-        ],
-        None,
-    )
-    .await;
+    // The worker reads the same storage as the dispatcher (it never writes it).
+    let storage: Vec<(&str, String)> = vec![
+        ("LOWCODE_FAAS_STORAGE", "db_s3".into()),
+        ("LOWCODE_FAAS_POSTGRES_DSN", dsn.clone()),
+        ("LOWCODE_FAAS_S3_ENDPOINT", format!("http://127.0.0.1:{}", s3.port)),
+        ("LOWCODE_FAAS_S3_BUCKET", S3::BUCKET.into()),
+        ("LOWCODE_FAAS_S3_ACCESS_KEY", S3::KEY.into()),
+        ("LOWCODE_FAAS_S3_SECRET_KEY", S3::SECRET.into()),
+        ("LOWCODE_FAAS_FUNCTION_LOGS", "false".into()),
+    ];
+    let mut worker_vars = storage.clone();
+    worker_vars.extend([
+        ("LOWCODE_FAAS_RUNTIME", runtime.clone()),
+        ("LOWCODE_FAAS_NODE_DOCKER_IMAGE", image.clone()),
+        ("LOWCODE_FAAS_INSTANCE_ID", instance.clone()),
+        ("LOWCODE_FAAS_CONTAINER_MEMORY_MB", "128".into()),
+        ("TMPDIR", worker_tmp.display().to_string()),
+    ]);
+    let mut worker = Server::start("faas-worker", "LOWCODE_FAAS_WORKER_LISTEN", &worker_vars, None).await;
     worker.log_to(work.path().join("worker.log"));
-    let mut dispatcher = Server::start(
-        "faas-server",
-        "LOWCODE_FAAS_LISTEN",
-        &[
-            ("LOWCODE_FAAS_STORAGE", "db_s3".into()),
-            ("LOWCODE_FAAS_POSTGRES_DSN", dsn.clone()),
-            ("LOWCODE_FAAS_S3_ENDPOINT", format!("http://127.0.0.1:{}", s3.port)),
-            ("LOWCODE_FAAS_S3_BUCKET", S3::BUCKET.into()),
-            ("LOWCODE_FAAS_S3_ACCESS_KEY", S3::KEY.into()),
-            ("LOWCODE_FAAS_S3_SECRET_KEY", S3::SECRET.into()),
-            ("LOWCODE_FAAS_WORKER_URL", worker.base.clone()),
-            ("LOWCODE_FAAS_INSTANCE_ID", format!("{instance}-dispatcher")),
-            ("LOWCODE_FAAS_FUNCTION_LOGS", "false".into()),
-        ],
-        None,
-    )
-    .await;
+    let mut dispatcher_vars = storage.clone();
+    dispatcher_vars.extend([
+        ("LOWCODE_FAAS_WORKER_URL", worker.base.clone()),
+        ("LOWCODE_FAAS_INSTANCE_ID", format!("{instance}-dispatcher")),
+    ]);
+    let mut dispatcher = Server::start("faas-server", "LOWCODE_FAAS_LISTEN", &dispatcher_vars, None).await;
     dispatcher.log_to(work.path().join("dispatcher.log"));
     let base = dispatcher.base.clone();
     let client = reqwest::Client::new();
