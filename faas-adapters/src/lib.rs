@@ -13,6 +13,7 @@
 //! | `logs` | [`logs`] | `LogSink`s: stdout lines, docker_json lines, the in-memory buffer, fan-out |
 //! | `loki` | [`loki`] | `LogSink` pushing batches to Grafana Loki |
 //! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (docs/api.md) |
+//! | `encryption` | [`encryption`] | `SourceStore` decorator: env values encrypted at rest (docs/api.md) |
 //! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (docs/api.md) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
@@ -31,6 +32,9 @@ pub use error::AdapterError;
 
 #[cfg(feature = "fs")]
 pub mod fs;
+
+#[cfg(feature = "encryption")]
+pub mod encryption;
 
 #[cfg(any(feature = "process", feature = "docker"))]
 pub mod runner;
