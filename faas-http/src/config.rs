@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use faas_adapters::db_s3::DbS3Config;
 use faas_adapters::docker::DockerConfig;
+use faas_adapters::encryption::EnvEncryptionConfig;
 use faas_adapters::loki::LokiConfig;
 use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
 use faas_adapters::AdapterError;
@@ -82,6 +83,10 @@ pub const KEYS: &[&str] = &[
     "source_fetch_allow_private",
     "ui",
     "cors_origins",
+    "redact_env",
+    "allow_unauthenticated",
+    "env_encryption_key",
+    "env_encryption_previous_keys",
 ];
 
 /// Variables of ours that are not setting keys, read elsewhere:
@@ -300,6 +305,17 @@ pub struct Settings {
     /// Bounds of every HTTP connection (not configurable by variables; tests
     /// and embedders set them here).
     pub connection_limits: crate::serve::ConnectionLimits,
+    /// `LOWCODE_FAAS_REDACT_ENV`: responses show env keys with every value
+    /// as `***` (writes still take values, runs still get them).
+    pub redact_env: bool,
+    /// `LOWCODE_FAAS_ALLOW_UNAUTHENTICATED`: a worker may listen on a
+    /// non-loopback address without `LOWCODE_FAAS_WORKER_TOKEN` (with a
+    /// warning; see [`crate::exposure`]).
+    pub allow_unauthenticated: bool,
+    /// `LOWCODE_FAAS_ENV_ENCRYPTION_KEY` and `_PREVIOUS_KEYS`: env values
+    /// encrypted at rest (checked by the adapter's own config type; its
+    /// `Debug` shows key ids only).
+    pub env_encryption: EnvEncryptionConfig,
 }
 
 impl Settings {
@@ -602,7 +618,25 @@ impl Raw {
                 }
             },
             connection_limits: crate::serve::ConnectionLimits::default(),
+            redact_env: self.bool_or("redact_env", false)?,
+            allow_unauthenticated: self.bool_or("allow_unauthenticated", false)?,
+            env_encryption: self.env_encryption()?,
         })
+    }
+
+    /// The env encryption keys, checked by the adapter's own
+    /// [`EnvEncryptionConfig::validate`] (its messages name the variable,
+    /// never the key).
+    fn env_encryption(&self) -> Result<EnvEncryptionConfig, ServerError> {
+        let config = EnvEncryptionConfig {
+            key: self.string("env_encryption_key"),
+            previous_keys: self
+                .string("env_encryption_previous_keys")
+                .map(|raw| EnvEncryptionConfig::parse_previous_keys(&raw))
+                .unwrap_or_default(),
+        };
+        config.validate().map_err(adapter_config)?;
+        Ok(config)
     }
 
     /// The `db_s3` settings, checked by the adapter's own
