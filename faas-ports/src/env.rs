@@ -138,12 +138,16 @@ impl EnvMap {
     /// Reads an env map as stored by this or an older implementation: `null`
     /// is empty; an object keeps its valid string entries and names the
     /// dropped keys (non-strings and entries that break the rules), sorted;
-    /// anything else is `Err` with the JSON that was found instead.
+    /// anything else is `Err` naming the kind of JSON found instead (`an
+    /// array` …), never its content, which may hold secrets and ends up in logs.
     pub fn from_stored_json(value: serde_json::Value) -> Result<(Self, Vec<String>), String> {
         let object = match value {
             serde_json::Value::Null => return Ok((Self::new(), Vec::new())),
             serde_json::Value::Object(object) => object,
-            other => return Err(other.to_string()),
+            serde_json::Value::Array(_) => return Err("an array".into()),
+            serde_json::Value::String(_) => return Err("a string".into()),
+            serde_json::Value::Number(_) => return Err("a number".into()),
+            serde_json::Value::Bool(_) => return Err("a boolean".into()),
         };
         let mut strings = BTreeMap::new();
         let mut dropped = Vec::new();
@@ -321,7 +325,8 @@ mod tests {
         assert_eq!(env.len(), 1);
         assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
         assert!(EnvMap::from_stored_json(json!(null)).unwrap().0.is_empty());
-        assert_eq!(EnvMap::from_stored_json(json!([1])).unwrap_err(), "[1]");
+        assert_eq!(EnvMap::from_stored_json(json!(["s3cr3t"])).unwrap_err(), "an array");
+        assert_eq!(EnvMap::from_stored_json(json!("s3cr3t")).unwrap_err(), "a string");
     }
 
     #[test]

@@ -700,7 +700,9 @@ fn env_values_never_reach_the_service_log_at_any_level() {
     let (code, _) = terminate(child);
     assert_eq!(code, Some(0));
     let log = log.join().unwrap();
-    assert!(log.contains("TRACE") && log.contains("request served"), "trace output was captured");
+    // RUST_LOG=trace enables every level (nothing in the tree emits TRACE
+    // events on these paths; DEBUG ones show the filter let them through).
+    assert!(log.contains("DEBUG") && log.contains("request served"), "the log was captured: {log}");
     for secret in SECRETS.iter().chain([&KEY]) {
         assert!(!log.contains(secret), "{secret} is in the service log");
     }
