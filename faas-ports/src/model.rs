@@ -115,8 +115,8 @@ pub struct FunctionSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// The `Function` body of the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `Function` body of the API. Its `Debug` shows env keys only.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Function {
     /// Function id.
     pub id: String,
@@ -139,6 +139,22 @@ pub struct Function {
     pub version: u64,
     /// Deployment id.
     pub deployment_id: String,
+}
+
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Function")
+            .field("id", &self.id)
+            .field("collection_path", &self.collection_path)
+            .field("name", &self.name)
+            .field("language", &self.language)
+            .field("source_code_bytes", &self.source_code.len())
+            .field("env", &crate::redact(&self.env))
+            .field("created_at", &self.created_at)
+            .field("version", &self.version)
+            .field("deployment_id", &self.deployment_id)
+            .finish()
+    }
 }
 
 impl Function {
@@ -568,6 +584,7 @@ mod tests {
         };
         assert!(!format!("{d:?}").contains("s3cr3t"));
         let f = Function::from(&d);
+        assert!(!format!("{f:?}").contains("s3cr3t"));
         assert_eq!(f.env["TOKEN"], "s3cr3t", "responses show values unless redacted");
         let v = serde_json::to_value(f.with_env_redacted()).unwrap();
         assert_eq!(v["env"], serde_json::json!({"TOKEN": "***"}));
