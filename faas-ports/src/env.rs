@@ -124,7 +124,8 @@ impl EnvMap {
         let mut kept = BTreeMap::new();
         let mut dropped = Vec::new();
         for (key, value) in map {
-            if kept.len() < MAX_ENV_ENTRIES && check_key(&key).is_ok()
+            if kept.len() < MAX_ENV_ENTRIES
+                && check_key(&key).is_ok()
                 && check_value(&key, &value, Origin::Stored).is_ok()
             {
                 kept.insert(key, value);
@@ -198,9 +199,7 @@ impl EnvMap {
 
 /// `map` with every value replaced by [`REDACTED_ENV_VALUE`] (the keys kept).
 pub fn redact(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    map.keys()
-        .map(|k| (k.clone(), REDACTED_ENV_VALUE.to_owned()))
-        .collect()
+    map.keys().map(|k| (k.clone(), REDACTED_ENV_VALUE.to_owned())).collect()
 }
 
 impl fmt::Debug for EnvMap {
@@ -260,7 +259,11 @@ fn check_value(key: &str, value: &str, origin: Origin) -> Result<(), PortError> 
             "value of '{key}' starts with '{SEALED_ENV_PREFIX}', which is reserved for values encrypted at rest"
         )));
     }
-    let max = if sealed { MAX_SEALED_ENV_VALUE_LEN } else { MAX_ENV_VALUE_LEN };
+    let max = if sealed {
+        MAX_SEALED_ENV_VALUE_LEN
+    } else {
+        MAX_ENV_VALUE_LEN
+    };
     if value.len() > max {
         return Err(PortError::InvalidEnv(format!(
             "value of '{key}' is longer than {max} bytes"
@@ -336,7 +339,10 @@ mod tests {
         assert_eq!(err.code(), "INVALID_ENV");
         assert!(err.to_string().contains("reserved"), "{err}");
         let map = BTreeMap::from([("K".to_owned(), sealed.clone())]);
-        assert_eq!(EnvMap::parse_stored(map.clone()).unwrap().get("K"), Some(sealed.as_str()));
+        assert_eq!(
+            EnvMap::parse_stored(map.clone()).unwrap().get("K"),
+            Some(sealed.as_str())
+        );
         let (env, dropped) = EnvMap::parse_lenient(map);
         assert_eq!(env.get("K"), Some(sealed.as_str()));
         assert!(dropped.is_empty());
@@ -352,10 +358,16 @@ mod tests {
         let env = EnvMap::from_json(&json!({"API_KEY": "s3cr3t-value", "B": "other"})).unwrap();
         let debug = format!("{env:?} {env:#?}");
         assert!(!debug.contains("s3cr3t-value") && !debug.contains("other"), "{debug}");
-        assert!(debug.contains("API_KEY") && debug.contains(REDACTED_ENV_VALUE), "{debug}");
+        assert!(
+            debug.contains("API_KEY") && debug.contains(REDACTED_ENV_VALUE),
+            "{debug}"
+        );
         assert_eq!(
             env.redacted(),
-            BTreeMap::from([("API_KEY".to_owned(), "***".to_owned()), ("B".to_owned(), "***".to_owned())])
+            BTreeMap::from([
+                ("API_KEY".to_owned(), "***".to_owned()),
+                ("B".to_owned(), "***".to_owned())
+            ])
         );
     }
 

@@ -463,9 +463,11 @@ pub struct RunRequest {
 impl fmt::Debug for RunRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let env = self.env.as_ref().map(|env| match env {
-            serde_json::Value::Object(map) => {
-                serde_json::Value::Object(map.keys().map(|k| (k.clone(), crate::REDACTED_ENV_VALUE.into())).collect())
-            }
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.keys()
+                    .map(|k| (k.clone(), crate::REDACTED_ENV_VALUE.into()))
+                    .collect(),
+            ),
             serde_json::Value::Null => serde_json::Value::Null,
             _ => serde_json::Value::String(crate::REDACTED_ENV_VALUE.into()),
         });

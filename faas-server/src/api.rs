@@ -7,8 +7,8 @@ use std::sync::Arc;
 use faas_adapters::logs::LogBuffer;
 use faas_domain::{CreateFunction, Engine, InvokeRequest, SourceSpec, UpdateFunction};
 use faas_ports::{
-    CollectionInfo, CollectionPath, Deployment, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, RunRequest,
-    SourceUrl, Version,
+    CollectionInfo, CollectionPath, Deployment, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError,
+    RunRequest, SourceUrl, Version,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};

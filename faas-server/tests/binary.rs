@@ -654,20 +654,39 @@ fn env_values_never_reach_the_service_log_at_any_level() {
     rt.block_on(async {
         let client = reqwest::Client::new();
         let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-            client.request(method, format!("http://{addr}{path}")).json(&body).send()
+            client
+                .request(method, format!("http://{addr}{path}"))
+                .json(&body)
+                .send()
         };
         use reqwest::Method;
-        let source = "export async function handler(){ return { ok: true, data: process.env.R === 'request-secret-c03d' }; }";
+        let source =
+            "export async function handler(){ return { ok: true, data: process.env.R === 'request-secret-c03d' }; }";
         let steps = [
-            (Method::POST, "/collections", serde_json::json!({"path": "team", "env": {"C": SECRETS[0]}}), 201),
-            (Method::PUT, "/collections/team/env", serde_json::json!({"env": {"C": SECRETS[0]}}), 200),
+            (
+                Method::POST,
+                "/collections",
+                serde_json::json!({"path": "team", "env": {"C": SECRETS[0]}}),
+                201,
+            ),
+            (
+                Method::PUT,
+                "/collections/team/env",
+                serde_json::json!({"env": {"C": SECRETS[0]}}),
+                200,
+            ),
             (
                 Method::POST,
                 "/collections/team/functions",
                 serde_json::json!({"name": "f", "source_code": source, "env": {"F": SECRETS[1]}}),
                 201,
             ),
-            (Method::PUT, "/collections/team/functions/f", serde_json::json!({"env": {"F": SECRETS[4]}}), 200),
+            (
+                Method::PUT,
+                "/collections/team/functions/f",
+                serde_json::json!({"env": {"F": SECRETS[4]}}),
+                200,
+            ),
             (
                 Method::PUT,
                 "/collections/team/env",
@@ -683,7 +702,12 @@ fn env_values_never_reach_the_service_log_at_any_level() {
         ];
         for (method, path, body, status) in steps {
             let r = send(method.clone(), path, body).await.unwrap();
-            assert_eq!(r.status().as_u16(), status, "{method} {path}: {}", r.text().await.unwrap());
+            assert_eq!(
+                r.status().as_u16(),
+                status,
+                "{method} {path}: {}",
+                r.text().await.unwrap()
+            );
         }
         let r: serde_json::Value = send(
             Method::POST,
@@ -702,7 +726,10 @@ fn env_values_never_reach_the_service_log_at_any_level() {
     let log = log.join().unwrap();
     // RUST_LOG=trace enables every level (nothing in the tree emits TRACE
     // events on these paths; DEBUG ones show the filter let them through).
-    assert!(log.contains("DEBUG") && log.contains("request served"), "the log was captured: {log}");
+    assert!(
+        log.contains("DEBUG") && log.contains("request served"),
+        "the log was captured: {log}"
+    );
     for secret in SECRETS.iter().chain([&KEY]) {
         assert!(!log.contains(secret), "{secret} is in the service log");
     }
@@ -734,7 +761,10 @@ fn the_dispatcher_warns_when_its_api_or_worker_hop_has_no_token() {
     let (_, stderr) = open(&[("LOWCODE_FAAS_API_TOKEN", "t")]);
     assert!(!stderr.contains("SECURITY"), "{stderr}");
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let worker = format!("http://{closed}");
     let (child, _, log) = start_capturing(data.path(), &[("LOWCODE_FAAS_WORKER_URL", &worker)]);
     let (code, _) = terminate(child);

@@ -83,7 +83,10 @@ fn a_worker_without_a_token_refuses_a_non_loopback_address() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("SECURITY") && stderr.contains("cannot listen"), "{stderr}");
+    assert!(
+        stderr.contains("SECURITY") && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
 
     // With a token: no warning, it goes on to the bind.
     let out = worker_at("192.0.2.1:0", data.path(), &[("LOWCODE_FAAS_WORKER_TOKEN", "t")])
@@ -91,7 +94,10 @@ fn a_worker_without_a_token_refuses_a_non_loopback_address() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("SECURITY") && stderr.contains("cannot listen"), "{stderr}");
+    assert!(
+        !stderr.contains("SECURITY") && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
 }
 
 #[test]

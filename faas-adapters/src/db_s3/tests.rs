@@ -205,9 +205,18 @@ async fn encrypted_env_at_rest_in_postgresql() {
     let team = cp("team");
     let secret = env(&[("TOKEN", SECRET)]);
     store.create_collection(&team, &secret).await.unwrap();
-    store.set_collection_env(&CollectionPath::root(), &secret).await.unwrap();
-    store.save_function(&new_version(&team, "f", "v1", &secret)).await.unwrap();
-    store.save_function(&new_version(&team, "f", "v2", &env(&[]))).await.unwrap();
+    store
+        .set_collection_env(&CollectionPath::root(), &secret)
+        .await
+        .unwrap();
+    store
+        .save_function(&new_version(&team, "f", "v1", &secret))
+        .await
+        .unwrap();
+    store
+        .save_function(&new_version(&team, "f", "v2", &env(&[])))
+        .await
+        .unwrap();
 
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT env_json::text FROM collection_paths UNION ALL SELECT env_json::text FROM functions \
@@ -217,14 +226,22 @@ async fn encrypted_env_at_rest_in_postgresql() {
     .await
     .unwrap();
     assert!(rows.iter().all(|r| !r.contains(SECRET)), "{rows:?}");
-    let sealed = rows.iter().filter(|r| r.contains(faas_ports::SEALED_ENV_PREFIX)).count();
+    let sealed = rows
+        .iter()
+        .filter(|r| r.contains(faas_ports::SEALED_ENV_PREFIX))
+        .count();
     assert_eq!(sealed, 3, "root, team and version 1: {rows:?}");
 
     assert_eq!(store.collection_env(&team).await.unwrap(), secret);
     assert_eq!(store.collection_env(&CollectionPath::root()).await.unwrap(), secret);
     let pinned = store.get_function(&team, &name("f"), Some(v(1))).await.unwrap();
     assert_eq!(pinned.env, secret);
-    assert!(store.get_function(&team, &name("f"), None).await.unwrap().env.is_empty());
+    assert!(store
+        .get_function(&team, &name("f"), None)
+        .await
+        .unwrap()
+        .env
+        .is_empty());
     let keyless = EncryptedStore::new(inner.clone(), crate::encryption::Keyring::default());
     let err = keyless.get_function(&team, &name("f"), Some(v(1))).await.unwrap_err();
     assert!(err.to_string().contains("cannot be decrypted"), "{err}");

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use faas_ports::{
-    CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion,
-    PortError, Revision, SourceStore, Version, VersionHistory, VersionItem,
+    CollectionInfo, CollectionPath, Deployment, EnvMap, FunctionName, FunctionSummary, NewVersion, PortError, Revision,
+    SourceStore, Version, VersionHistory, VersionItem,
 };
 
 pub use keys::{EnvEncryptionConfig, Keyring, OpenError, KEY_BYTES, KEY_VARIABLE, PREVIOUS_KEYS_VARIABLE};

@@ -57,11 +57,20 @@ fn a_wrong_or_missing_key_is_a_clear_error() {
     let id = keyring(Some(1), &[]).current_key_id().unwrap().to_owned();
     assert_eq!(other.open("TOKEN", &sealed), Err(OpenError::UnknownKey(id.clone())));
     let err = other
-        .open_env(&EnvMap::parse_stored(BTreeMap::from([("TOKEN".into(), sealed.clone())])).unwrap(), "function 'f' version 1")
+        .open_env(
+            &EnvMap::parse_stored(BTreeMap::from([("TOKEN".into(), sealed.clone())])).unwrap(),
+            "function 'f' version 1",
+        )
         .unwrap_err();
     assert_eq!(err.code(), "INTERNAL");
     let text = err.to_string();
-    for want in ["TOKEN", "function 'f' version 1", &id, KEY_VARIABLE, PREVIOUS_KEYS_VARIABLE] {
+    for want in [
+        "TOKEN",
+        "function 'f' version 1",
+        &id,
+        KEY_VARIABLE,
+        PREVIOUS_KEYS_VARIABLE,
+    ] {
         assert!(text.contains(want), "{text} should name {want}");
     }
     let none = Keyring::default();
@@ -77,7 +86,10 @@ fn tampered_moved_or_malformed_values_are_refused() {
     let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    let tampered = format!("{head}:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
+    let tampered = format!(
+        "{head}:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
+    );
     assert!(matches!(keys.open("TOKEN", &tampered), Err(OpenError::Forged(_))));
     assert!(
         matches!(keys.open("OTHER", &sealed), Err(OpenError::Forged(_))),
@@ -89,7 +101,10 @@ fn tampered_moved_or_malformed_values_are_refused() {
         format!("{head}:***"),
         format!("{head}:AAAA"),
     ] {
-        assert!(matches!(keys.open("TOKEN", &bad), Err(OpenError::Malformed(_))), "{bad}");
+        assert!(
+            matches!(keys.open("TOKEN", &bad), Err(OpenError::Malformed(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -109,7 +124,10 @@ fn keys_are_checked_naming_the_variable_and_never_shown() {
     let text = bad(Some(&short), &[]);
     assert!(text.contains("32 bytes") && !text.contains(&short), "{text}");
     let text = bad(Some(&key(1)), &[&key(2), "nope"]);
-    assert!(text.contains(PREVIOUS_KEYS_VARIABLE) && text.contains("key 2"), "{text}");
+    assert!(
+        text.contains(PREVIOUS_KEYS_VARIABLE) && text.contains("key 2"),
+        "{text}"
+    );
     assert_eq!(
         EnvEncryptionConfig::parse_previous_keys(" a, ,b ,"),
         vec!["a".to_owned(), "b".to_owned()]
@@ -120,7 +138,10 @@ fn keys_are_checked_naming_the_variable_and_never_shown() {
     };
     let debug = format!("{config:?} {:?}", config.keyring().unwrap());
     assert!(!debug.contains(&key(1)) && !debug.contains(&key(2)), "{debug}");
-    assert!(debug.contains(keyring(Some(1), &[]).current_key_id().unwrap()), "{debug}");
+    assert!(
+        debug.contains(keyring(Some(1), &[]).current_key_id().unwrap()),
+        "{debug}"
+    );
 }
 
 fn fs_store(dir: &Path) -> Arc<FsSourceStore> {
@@ -169,13 +190,19 @@ async fn files_on_disk_hold_sealed_values_and_reads_return_plain_ones() {
     let team = CollectionPath::parse("team").unwrap();
     let secret = env(&[("TOKEN", SECRET)]);
     store.create_collection(&team, &secret).await.unwrap();
-    store.set_collection_env(&CollectionPath::root(), &secret).await.unwrap();
+    store
+        .set_collection_env(&CollectionPath::root(), &secret)
+        .await
+        .unwrap();
     let saved = store.save_function(&new_version(&team, "f", &secret)).await.unwrap();
     assert_eq!(saved.env, secret);
 
     let files = files_under(dir.path());
     assert!(files.iter().all(|(_, text)| !text.contains(SECRET)), "{files:?}");
-    let sealed = files.iter().filter(|(_, text)| text.contains(SEALED_ENV_PREFIX)).count();
+    let sealed = files
+        .iter()
+        .filter(|(_, text)| text.contains(SEALED_ENV_PREFIX))
+        .count();
     assert_eq!(sealed, 3, "root env, collection env, function env: {files:?}");
 
     assert_eq!(store.collection_env(&team).await.unwrap(), secret);
@@ -202,7 +229,11 @@ async fn rotation_reads_with_previous_keys_and_reseals_on_the_next_write() {
     plain.create_collection(&team, &secret).await.unwrap();
     let old = EncryptedStore::new(fs_store(dir.path()), keyring(Some(1), &[]));
     old.save_function(&new_version(&team, "f", &secret)).await.unwrap();
-    assert_eq!(old.collection_env(&team).await.unwrap(), secret, "plain values stay readable");
+    assert_eq!(
+        old.collection_env(&team).await.unwrap(),
+        secret,
+        "plain values stay readable"
+    );
 
     // Rotated: key 2 current, key 1 previous.
     let rotated = EncryptedStore::new(fs_store(dir.path()), keyring(Some(2), &[1]));

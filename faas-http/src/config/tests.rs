@@ -265,7 +265,10 @@ fn secrets_settings() {
     let err = Settings::from_vars(vars(&[("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", "c2hvcnQ=")]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("LOWCODE_FAAS_ENV_ENCRYPTION_KEY") && !err.contains("c2hvcnQ="), "{err}");
+    assert!(
+        err.contains("LOWCODE_FAAS_ENV_ENCRYPTION_KEY") && !err.contains("c2hvcnQ="),
+        "{err}"
+    );
     check_error(
         &[
             ("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", key),

@@ -52,7 +52,10 @@ async fn redact_env_masks_every_value_in_responses_while_writes_and_runs_use_the
     let masked = json!({"F_SECRET": "***"});
 
     let r = app
-        .post("/collections", json!({"path": "team", "env": {"C_SECRET": COLLECTION_SECRET}}))
+        .post(
+            "/collections",
+            json!({"path": "team", "env": {"C_SECRET": COLLECTION_SECRET}}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_no_secret("collection create", &r);
@@ -172,7 +175,10 @@ async fn env_values_are_encrypted_at_rest_and_keys_rotate() {
     let storage = storage_vars().await;
     let app = app_with(data.path(), &storage, &[("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", KEY_1)]).await;
     let r = app
-        .post("/collections", json!({"path": "team", "env": {"C_SECRET": COLLECTION_SECRET}}))
+        .post(
+            "/collections",
+            json!({"path": "team", "env": {"C_SECRET": COLLECTION_SECRET}}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = app
@@ -185,13 +191,21 @@ async fn env_values_are_encrypted_at_rest_and_keys_rotate() {
     run_sees_every_value(&app).await;
     let sealed_v1 = at_rest(data.path(), &storage).await;
     assert!(
-        sealed_v1.iter().all(|t| !t.contains(COLLECTION_SECRET) && !t.contains(FUNCTION_SECRET)),
+        sealed_v1
+            .iter()
+            .all(|t| !t.contains(COLLECTION_SECRET) && !t.contains(FUNCTION_SECRET)),
         "{sealed_v1:?}"
     );
-    assert_eq!(sealed_v1.iter().filter(|t| t.contains("lcfaas:enc:v1:")).count(), if db_s3_mode() { 3 } else { 2 });
+    assert_eq!(
+        sealed_v1.iter().filter(|t| t.contains("lcfaas:enc:v1:")).count(),
+        if db_s3_mode() { 3 } else { 2 }
+    );
     // A request value that looks sealed is refused.
     let r = app
-        .put("/collections/team/env", json!({"env": {"C_SECRET": "lcfaas:enc:v1:x:y"}}))
+        .put(
+            "/collections/team/env",
+            json!({"env": {"C_SECRET": "lcfaas:enc:v1:x:y"}}),
+        )
         .await;
     assert_eq!((r.status, r.code()), (400, "INVALID_ENV"), "{}", r.text);
     app.stop().await;
@@ -223,13 +237,19 @@ async fn env_values_are_encrypted_at_rest_and_keys_rotate() {
     let r = rotated
         .put("/collections/team/functions/f", json!({"source_code": READS_ENV}))
         .await;
-    assert_eq!(r.body["env"], json!({"F_SECRET": FUNCTION_SECRET}), "an update keeps the env");
+    assert_eq!(
+        r.body["env"],
+        json!({"F_SECRET": FUNCTION_SECRET}),
+        "an update keeps the env"
+    );
     rotated.stop().await;
 
     let only_new = app_with(data.path(), &storage, &[("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", KEY_2)]).await;
     run_sees_every_value(&only_new).await;
     let now = at_rest(data.path(), &storage).await;
-    assert!(now.iter().all(|t| !t.contains(COLLECTION_SECRET) && !t.contains(FUNCTION_SECRET)));
+    assert!(now
+        .iter()
+        .all(|t| !t.contains(COLLECTION_SECRET) && !t.contains(FUNCTION_SECRET)));
     let r: Value = only_new.get("/collections/team/functions/f").await.body;
     assert_eq!(r["env"], json!({"F_SECRET": FUNCTION_SECRET}));
 }
