@@ -3,7 +3,7 @@
 // the page runs under `script-src 'self'; style-src 'self'`.
 
 import { ApiError, call, collectionEnvPath, functionPath, functionsPath, getToken, setToken, setTokenPrompt } from './api.js';
-import { formatEnv, parseEnv } from './env.js';
+import { envForSave, formatEnv, parseEnv } from './env.js';
 
 const HISTORY_SIZE = 5;
 const TEMPLATE = `export async function handler(input, context) {
@@ -311,7 +311,9 @@ async function saveFunction() {
     status('viewing an old version: go back to the current one to save');
     return;
   }
-  const env = parseEnv($('function-env').value);
+  // Left out when the box is unchanged: the stored env is kept (and a
+  // redacted one is never written back as ***).
+  const env = envForSave($('function-env').value, state.fn.env);
   const { data } = await call('PUT', functionPath(state.collection, state.fn.name), {
     source_code: editor.getValue(),
     env,

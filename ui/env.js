@@ -51,3 +51,25 @@ export function formatEnv(env) {
     .map(([k, v]) => `${k}=${v}`)
     .join('\n');
 }
+
+/** What a function response shows for every env value when the server
+ * redacts env (LOWCODE_FAAS_REDACT_ENV). */
+export const REDACTED = '***';
+
+/**
+ * The `env` of a save from the env box and the env the box was loaded with:
+ * `undefined` (the field is left out, so the stored env is kept) when the
+ * box is unchanged, which also keeps a redacted env from being written
+ * back as `***`; otherwise the parsed box. A key still showing `***` as
+ * loaded is refused: its real value is hidden, type it again or remove it.
+ */
+export function envForSave(text, loaded) {
+  if ((text || '').trim() === formatEnv(loaded).trim()) return undefined;
+  const env = parseEnv(text);
+  for (const [k, v] of Object.entries(env)) {
+    if (v === REDACTED && (loaded || {})[k] === REDACTED) {
+      throw new Error(`the value of ${k} is hidden by the server: type it again or remove the line`);
+    }
+  }
+  return env;
+}

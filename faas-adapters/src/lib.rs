@@ -16,6 +16,7 @@
 //! | `webhook` | [`webhook`] | `LogSink` posting each entry to an HTTP endpoint |
 //! | `outbound-proxy` | [`outbound`] | `HTTP(S)_PROXY` / `NO_PROXY` for clients of our own infrastructure |
 //! | `postgres` + `s3` | `db_s3` | `SourceStore` over PostgreSQL metadata and S3 sources (docs/api.md) |
+//! | `encryption` | [`encryption`] | `SourceStore` decorator: env values encrypted at rest (docs/api.md) |
 //! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (docs/api.md) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
 //!
@@ -34,6 +35,9 @@ pub use error::AdapterError;
 
 #[cfg(feature = "fs")]
 pub mod fs;
+
+#[cfg(feature = "encryption")]
+pub mod encryption;
 
 #[cfg(any(feature = "process", feature = "docker"))]
 pub mod runner;

@@ -16,6 +16,7 @@ use faas_adapters::docker::DockerConfig;
 use faas_adapters::elasticsearch::EsConfig;
 use faas_adapters::logs::push::BatchConfig;
 use faas_adapters::logs::QueueLimits;
+use faas_adapters::encryption::EnvEncryptionConfig;
 use faas_adapters::loki::LokiConfig;
 use faas_adapters::outbound::OutboundProxy;
 use faas_adapters::runner::{ExecutionConfig, ExecutionMode};
@@ -97,6 +98,10 @@ pub const KEYS: &[&str] = &[
     "source_fetch_allow_private",
     "ui",
     "cors_origins",
+    "redact_env",
+    "allow_unauthenticated",
+    "env_encryption_key",
+    "env_encryption_previous_keys",
 ];
 
 /// Variables of ours that are not setting keys, read elsewhere:
@@ -336,6 +341,17 @@ pub struct Settings {
     /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (or lowercase): the proxy of
     /// the worker hop and the log sinks' clients, never of the source fetcher.
     pub proxy: OutboundProxy,
+    /// `LOWCODE_FAAS_REDACT_ENV`: responses show env keys with every value
+    /// as `***` (writes still take values, runs still get them).
+    pub redact_env: bool,
+    /// `LOWCODE_FAAS_ALLOW_UNAUTHENTICATED`: a worker may listen on a
+    /// non-loopback address without `LOWCODE_FAAS_WORKER_TOKEN` (with a
+    /// warning; see [`crate::exposure`]).
+    pub allow_unauthenticated: bool,
+    /// `LOWCODE_FAAS_ENV_ENCRYPTION_KEY` and `_PREVIOUS_KEYS`: env values
+    /// encrypted at rest (checked by the adapter's own config type; its
+    /// `Debug` shows key ids only).
+    pub env_encryption: EnvEncryptionConfig,
 }
 
 impl Settings {
@@ -612,6 +628,9 @@ impl Raw {
             },
             connection_limits: crate::serve::ConnectionLimits::default(),
             proxy: self.proxy.clone(),
+            redact_env: self.bool_or("redact_env", false)?,
+            allow_unauthenticated: self.bool_or("allow_unauthenticated", false)?,
+            env_encryption: self.env_encryption()?,
         })
     }
 
@@ -715,6 +734,21 @@ impl Raw {
             }
         }
         Ok(logs)
+    }
+
+    /// The env encryption keys, checked by the adapter's own
+    /// [`EnvEncryptionConfig::validate`] (its messages name the variable,
+    /// never the key).
+    fn env_encryption(&self) -> Result<EnvEncryptionConfig, ServerError> {
+        let config = EnvEncryptionConfig {
+            key: self.string("env_encryption_key"),
+            previous_keys: self
+                .string("env_encryption_previous_keys")
+                .map(|raw| EnvEncryptionConfig::parse_previous_keys(&raw))
+                .unwrap_or_default(),
+        };
+        config.validate().map_err(adapter_config)?;
+        Ok(config)
     }
 
     /// The `db_s3` settings, checked by the adapter's own

@@ -11,6 +11,7 @@ use faas_adapters::cache::CachedSourceStore;
 use faas_adapters::db_s3::DbS3SourceStore;
 use faas_adapters::docker::DockerRuntime;
 use faas_adapters::elasticsearch::EsSink;
+use faas_adapters::encryption::EncryptedStore;
 use faas_adapters::fs::FsSourceStore;
 use faas_adapters::logs::push::PushQueue;
 use faas_adapters::logs::{FanoutSink, LogBuffer, SinkStats, StdoutFormat, StdoutSink};
@@ -32,7 +33,9 @@ pub fn adapter_error(context: &str) -> impl FnOnce(faas_adapters::AdapterError) 
     }
 }
 
-/// Builds the storage adapter of the settings and checks it answers.
+/// Builds the storage adapter of the settings and checks it answers; env
+/// values are sealed at rest by [`EncryptedStore`] (below the function
+/// cache, which holds plain values in memory).
 pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, ServerError> {
     let store: Arc<dyn SourceStore> = match &settings.storage {
         StorageSettings::Files { data_dir } => {
@@ -57,6 +60,20 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn SourceStore>, Se
         context: "storage health check failed".into(),
         source: Box::new(e),
     })?;
+    // Always in place, key or not: a value sealed earlier is then an error
+    // naming the missing key instead of ciphertext handed to a run.
+    let keys = settings
+        .env_encryption
+        .keyring()
+        .map_err(adapter_error("LOWCODE_FAAS_ENV_ENCRYPTION_KEY"))?;
+    if let Some(id) = keys.current_key_id() {
+        tracing::info!(
+            key_id = id,
+            previous_keys = settings.env_encryption.previous_keys.len(),
+            "env values are encrypted at rest"
+        );
+    }
+    let store: Arc<dyn SourceStore> = Arc::new(EncryptedStore::new(store, keys));
     // The cache takes the store's own word on which versions it keeps.
     match NonZeroUsize::new(settings.function_cache_size).filter(|_| settings.function_cache) {
         Some(size) => Ok(Arc::new(CachedSourceStore::new(store, size))),

@@ -10,6 +10,8 @@
 //!   constant-time bearer auth, bounded bodies, per-request span, request
 //!   metrics) around a [`http::Service`];
 //! - [`browser`]: the cross-site rule, CORS and the JSON media type;
+//! - [`exposure`]: the worker's refusal to listen beyond loopback without a
+//!   token, and the dispatcher's warnings;
 //! - [`router`]: 404 vs 405 with `Allow` over a binary's own route table;
 //! - [`replies`]: `/healthz`, `/readyz`, `/metrics` and a validated in-process run;
 //! - [`logs_api`]: `GET …/function-logs` and the query hints;
@@ -25,6 +27,7 @@ pub mod browser;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod exposure;
 pub mod http;
 pub mod logs_api;
 pub mod metrics;

@@ -26,6 +26,10 @@ Settings (environment variables, above the optional TOML file named by LOWCODE_F
   HTTP_PROXY, HTTPS_PROXY, NO_PROXY       proxy of log sinks and the worker hop     [default: none]
   LOWCODE_FAAS_UI                         dispatcher: the playground at /ui/        [default: true]
   LOWCODE_FAAS_CORS_ORIGINS               dispatcher: origins allowed cross-origin  [default: none]
+  LOWCODE_FAAS_ALLOW_UNAUTHENTICATED      worker: listen beyond loopback, no token  [default: false]
+  LOWCODE_FAAS_REDACT_ENV                 responses show env values as ***          [default: false]
+  LOWCODE_FAAS_ENV_ENCRYPTION_KEY         base64 32-byte key: env encrypted at rest [default: none]
+  LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS  earlier keys, read only (rotation)     [default: none]
   LOWCODE_FAAS_CONFIG                     optional TOML file                        [default: none]
   RUST_LOG                                service log filter (stderr)               [default: info]
 Every variable: README.md, section Configuration.";

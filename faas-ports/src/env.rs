@@ -1,6 +1,7 @@
 //! Validated environment maps (docs/api.md).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,24 @@ pub const RESERVED_ENV_PREFIX: &str = "LOWCODE_FAAS_";
 pub const RUNTIME_ENV_NAMES: [&str; 3] = ["PATH", "NODE_OPTIONS", "NODE_PATH"];
 /// Prefixes of such variables (the dynamic loader's `LD_PRELOAD`, `LD_LIBRARY_PATH` …).
 pub const RUNTIME_ENV_PREFIXES: [&str; 1] = ["LD_"];
+/// Prefix of a value sealed (encrypted) at rest by the storage decorator of
+/// `faas-adapters` (`lcfaas:enc:v1:<key id>:<ciphertext>`). Request values
+/// may not start with it, so a stored value that does is always a sealed one.
+pub const SEALED_ENV_PREFIX: &str = "lcfaas:enc:";
+/// Maximum bytes of a sealed value as a store holds it (a sealed
+/// [`MAX_ENV_VALUE_LEN`]-byte value is about 5.6 KiB).
+pub const MAX_SEALED_ENV_VALUE_LEN: usize = 8192;
+/// What a redacted env shows in place of every value
+/// (`LOWCODE_FAAS_REDACT_ENV`, `Debug`).
+pub const REDACTED_ENV_VALUE: &str = "***";
+
+/// Where a map comes from: a request (plain values only) or a store
+/// (sealed values allowed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Request,
+    Stored,
+}
 
 /// An environment map of a collection, a function or a request.
 ///
@@ -28,8 +47,13 @@ pub const RUNTIME_ENV_PREFIXES: [&str; 1] = ["LD_"];
 /// at most 256 bytes, are not `PORT` and do not start with `LOWCODE_FAAS_`,
 /// and are none of [`RUNTIME_ENV_NAMES`] nor start with one of
 /// [`RUNTIME_ENV_PREFIXES`];
-/// values are at most 4096 bytes with no NUL, CR or LF.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// values are at most 4096 bytes with no NUL, CR or LF and do not start
+/// with [`SEALED_ENV_PREFIX`] (a map read back from a store may hold sealed
+/// values instead, see [`EnvMap::parse_stored`]).
+///
+/// Its `Debug` shows the keys only (values as [`REDACTED_ENV_VALUE`]), so an
+/// env never reaches a log through `{:?}`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
 pub struct EnvMap(BTreeMap<String, String>);
 
@@ -41,6 +65,23 @@ impl EnvMap {
 
     /// Validates a map.
     pub fn parse(map: BTreeMap<String, String>) -> Result<Self, PortError> {
+        Self::parse_from(map, Origin::Request)
+    }
+
+    /// Validates a map as a store holds it: like [`EnvMap::parse`], but a
+    /// value may also be a sealed value ([`SEALED_ENV_PREFIX`], at most
+    /// [`MAX_SEALED_ENV_VALUE_LEN`] bytes). Only the sealing decorator of a
+    /// store builds these; values reaching a run are always plain.
+    pub fn parse_stored(map: BTreeMap<String, String>) -> Result<Self, PortError> {
+        Self::parse_from(map, Origin::Stored)
+    }
+
+    /// True when `value` is a sealed (encrypted at rest) value.
+    pub fn is_sealed_value(value: &str) -> bool {
+        value.starts_with(SEALED_ENV_PREFIX)
+    }
+
+    fn parse_from(map: BTreeMap<String, String>, origin: Origin) -> Result<Self, PortError> {
         if map.len() > MAX_ENV_ENTRIES {
             return Err(PortError::InvalidEnv(format!(
                 "{} entries, at most {MAX_ENV_ENTRIES} allowed",
@@ -49,7 +90,7 @@ impl EnvMap {
         }
         for (key, value) in &map {
             check_key(key)?;
-            check_value(key, value)?;
+            check_value(key, value, origin)?;
         }
         Ok(Self(map))
     }
@@ -76,14 +117,17 @@ impl EnvMap {
         }
     }
 
-    /// Like [`EnvMap::parse`] but drops invalid entries instead of failing,
-    /// returning the names of the dropped keys. For data written by older
-    /// implementations, which checked less.
+    /// Like [`EnvMap::parse_stored`] but drops invalid entries instead of
+    /// failing, returning the names of the dropped keys. For data written by
+    /// older implementations, which checked less.
     pub fn parse_lenient(map: BTreeMap<String, String>) -> (Self, Vec<String>) {
         let mut kept = BTreeMap::new();
         let mut dropped = Vec::new();
         for (key, value) in map {
-            if kept.len() < MAX_ENV_ENTRIES && check_key(&key).is_ok() && check_value(&key, &value).is_ok() {
+            if kept.len() < MAX_ENV_ENTRIES
+                && check_key(&key).is_ok()
+                && check_value(&key, &value, Origin::Stored).is_ok()
+            {
                 kept.insert(key, value);
             } else {
                 dropped.push(key);
@@ -95,12 +139,16 @@ impl EnvMap {
     /// Reads an env map as stored by this or an older implementation: `null`
     /// is empty; an object keeps its valid string entries and names the
     /// dropped keys (non-strings and entries that break the rules), sorted;
-    /// anything else is `Err` with the JSON that was found instead.
+    /// anything else is `Err` naming the kind of JSON found instead (`an
+    /// array` …), never its content, which may hold secrets and ends up in logs.
     pub fn from_stored_json(value: serde_json::Value) -> Result<(Self, Vec<String>), String> {
         let object = match value {
             serde_json::Value::Null => return Ok((Self::new(), Vec::new())),
             serde_json::Value::Object(object) => object,
-            other => return Err(other.to_string()),
+            serde_json::Value::Array(_) => return Err("an array".into()),
+            serde_json::Value::String(_) => return Err("a string".into()),
+            serde_json::Value::Number(_) => return Err("a number".into()),
+            serde_json::Value::Bool(_) => return Err("a boolean".into()),
         };
         let mut strings = BTreeMap::new();
         let mut dropped = Vec::new();
@@ -141,6 +189,22 @@ impl EnvMap {
     /// The underlying map.
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
+    }
+
+    /// The keys with every value replaced by [`REDACTED_ENV_VALUE`].
+    pub fn redacted(&self) -> BTreeMap<String, String> {
+        redact(&self.0)
+    }
+}
+
+/// `map` with every value replaced by [`REDACTED_ENV_VALUE`] (the keys kept).
+pub fn redact(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.keys().map(|k| (k.clone(), REDACTED_ENV_VALUE.to_owned())).collect()
+}
+
+impl fmt::Debug for EnvMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EnvMap").field(&redact(&self.0)).finish()
     }
 }
 
@@ -188,10 +252,21 @@ fn check_key(key: &str) -> Result<(), PortError> {
     Ok(())
 }
 
-fn check_value(key: &str, value: &str) -> Result<(), PortError> {
-    if value.len() > MAX_ENV_VALUE_LEN {
+fn check_value(key: &str, value: &str, origin: Origin) -> Result<(), PortError> {
+    let sealed = EnvMap::is_sealed_value(value);
+    if sealed && origin == Origin::Request {
         return Err(PortError::InvalidEnv(format!(
-            "value of '{key}' is longer than {MAX_ENV_VALUE_LEN} bytes"
+            "value of '{key}' starts with '{SEALED_ENV_PREFIX}', which is reserved for values encrypted at rest"
+        )));
+    }
+    let max = if sealed {
+        MAX_SEALED_ENV_VALUE_LEN
+    } else {
+        MAX_ENV_VALUE_LEN
+    };
+    if value.len() > max {
+        return Err(PortError::InvalidEnv(format!(
+            "value of '{key}' is longer than {max} bytes"
         )));
     }
     if value.contains(['\0', '\r', '\n']) {
@@ -253,7 +328,47 @@ mod tests {
         assert_eq!(env.len(), 1);
         assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
         assert!(EnvMap::from_stored_json(json!(null)).unwrap().0.is_empty());
-        assert_eq!(EnvMap::from_stored_json(json!([1])).unwrap_err(), "[1]");
+        assert_eq!(EnvMap::from_stored_json(json!(["s3cr3t"])).unwrap_err(), "an array");
+        assert_eq!(EnvMap::from_stored_json(json!("s3cr3t")).unwrap_err(), "a string");
+    }
+
+    #[test]
+    fn sealed_values_are_refused_in_requests_and_kept_from_stores() {
+        let sealed = format!("{SEALED_ENV_PREFIX}v1:0011aabb:{}", "A".repeat(5600));
+        let err = EnvMap::from_json(&json!({"K": "lcfaas:enc:v1:x:y"})).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ENV");
+        assert!(err.to_string().contains("reserved"), "{err}");
+        let map = BTreeMap::from([("K".to_owned(), sealed.clone())]);
+        assert_eq!(
+            EnvMap::parse_stored(map.clone()).unwrap().get("K"),
+            Some(sealed.as_str())
+        );
+        let (env, dropped) = EnvMap::parse_lenient(map);
+        assert_eq!(env.get("K"), Some(sealed.as_str()));
+        assert!(dropped.is_empty());
+        let too_long = BTreeMap::from([("K".to_owned(), "x".repeat(5000))]);
+        assert!(EnvMap::parse_stored(too_long).is_err(), "plain values keep their limit");
+        let huge = BTreeMap::from([("K".to_owned(), format!("{SEALED_ENV_PREFIX}{}", "A".repeat(8192)))]);
+        assert!(EnvMap::parse_stored(huge).is_err());
+        assert!(EnvMap::from_json(&json!({"K": "my lcfaas:enc: value"})).is_ok());
+    }
+
+    #[test]
+    fn debug_and_redacted_show_keys_only() {
+        let env = EnvMap::from_json(&json!({"API_KEY": "s3cr3t-value", "B": "other"})).unwrap();
+        let debug = format!("{env:?} {env:#?}");
+        assert!(!debug.contains("s3cr3t-value") && !debug.contains("other"), "{debug}");
+        assert!(
+            debug.contains("API_KEY") && debug.contains(REDACTED_ENV_VALUE),
+            "{debug}"
+        );
+        assert_eq!(
+            env.redacted(),
+            BTreeMap::from([
+                ("API_KEY".to_owned(), "***".to_owned()),
+                ("B".to_owned(), "***".to_owned())
+            ])
+        );
     }
 
     #[test]

@@ -115,8 +115,8 @@ pub struct FunctionSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// The `Function` body of the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `Function` body of the API. Its `Debug` shows env keys only.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Function {
     /// Function id.
     pub id: String,
@@ -139,6 +139,32 @@ pub struct Function {
     pub version: u64,
     /// Deployment id.
     pub deployment_id: String,
+}
+
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Function")
+            .field("id", &self.id)
+            .field("collection_path", &self.collection_path)
+            .field("name", &self.name)
+            .field("language", &self.language)
+            .field("source_code_bytes", &self.source_code.len())
+            .field("env", &crate::redact(&self.env))
+            .field("created_at", &self.created_at)
+            .field("version", &self.version)
+            .field("deployment_id", &self.deployment_id)
+            .finish()
+    }
+}
+
+impl Function {
+    /// The same function with every env value shown as
+    /// [`crate::REDACTED_ENV_VALUE`] (`LOWCODE_FAAS_REDACT_ENV`).
+    #[must_use]
+    pub fn with_env_redacted(mut self) -> Self {
+        self.env = crate::redact(&self.env);
+        self
+    }
 }
 
 impl From<&Deployment> for Function {
@@ -407,8 +433,9 @@ pub struct RunLog {
 /// The body of the worker's `POST /v1/run` (docs/api.md), as sent on the wire.
 ///
 /// Fields are raw: the receiving side validates them into the domain's
-/// invoke request exactly as it validates a public invoke.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// invoke request exactly as it validates a public invoke. Its `Debug`
+/// shows the keys of `env` only.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
     /// Collection path; absent or empty = root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -431,6 +458,29 @@ pub struct RunRequest {
     /// Return the run's `console.*` calls in the RunResult (`logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_logs: Option<bool>,
+}
+
+impl fmt::Debug for RunRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env = self.env.as_ref().map(|env| match env {
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.keys()
+                    .map(|k| (k.clone(), crate::REDACTED_ENV_VALUE.into()))
+                    .collect(),
+            ),
+            serde_json::Value::Null => serde_json::Value::Null,
+            _ => serde_json::Value::String(crate::REDACTED_ENV_VALUE.into()),
+        });
+        f.debug_struct("RunRequest")
+            .field("collection_path", &self.collection_path)
+            .field("function_name", &self.function_name)
+            .field("input", &self.input)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("env", &env)
+            .field("version", &self.version)
+            .field("include_logs", &self.include_logs)
+            .finish()
+    }
 }
 
 /// Level of a captured `console.*` call.
@@ -521,6 +571,38 @@ mod tests {
         let v = serde_json::to_value(Function::from(&nested)).unwrap();
         assert_eq!(v["collection_path"], "a/b");
         assert_eq!(v["id"], "a/b/hello");
+    }
+
+    #[test]
+    fn env_values_stay_out_of_debug_and_redacted_functions() {
+        let d = Deployment {
+            collection_path: CollectionPath::root(),
+            name: FunctionName::parse("hello").unwrap(),
+            language: Language::Javascript,
+            source_code: "x".into(),
+            env: EnvMap::from_json(&serde_json::json!({"TOKEN": "s3cr3t"})).unwrap(),
+            version: Version::FIRST,
+            created_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        };
+        assert!(!format!("{d:?}").contains("s3cr3t"));
+        let f = Function::from(&d);
+        assert!(!format!("{f:?}").contains("s3cr3t"));
+        assert_eq!(f.env["TOKEN"], "s3cr3t", "responses show values unless redacted");
+        let v = serde_json::to_value(f.with_env_redacted()).unwrap();
+        assert_eq!(v["env"], serde_json::json!({"TOKEN": "***"}));
+        for env in [serde_json::json!({"TOKEN": "s3cr3t"}), serde_json::json!("s3cr3t")] {
+            let run = RunRequest {
+                collection_path: None,
+                function_name: "hello".into(),
+                input: None,
+                timeout_ms: None,
+                env: Some(env),
+                version: None,
+                include_logs: None,
+            };
+            let debug = format!("{run:?}");
+            assert!(!debug.contains("s3cr3t"), "{debug}");
+        }
     }
 
     #[test]

@@ -100,8 +100,9 @@ pub struct Revision {
 }
 
 /// Everything a runtime needs for one run. The runtime adds the embedded
-/// bootstrap itself; the domain decides everything else.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// bootstrap itself; the domain decides everything else. Its `Debug` shows
+/// neither the env values nor the source and input.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RunJob {
     /// The run's id (container label, temp dir name).
     pub run_id: RunId,
@@ -124,6 +125,22 @@ pub struct RunJob {
     /// wanted (capture is off): the bootstrap captures nothing and the
     /// runtime does not read the log file.
     pub max_log_bytes: u64,
+}
+
+impl std::fmt::Debug for RunJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunJob")
+            .field("run_id", &self.run_id)
+            .field("function_id", &self.function_id)
+            .field("deployment_id", &self.deployment_id)
+            .field("source_code_bytes", &self.source_code.len())
+            .field("input_json_bytes", &self.input_json.len())
+            .field("env", &crate::redact(&self.env))
+            .field("timeout", &self.timeout)
+            .field("max_output_bytes", &self.max_output_bytes)
+            .field("max_log_bytes", &self.max_log_bytes)
+            .finish()
+    }
 }
 
 /// What a finished run left behind: the bootstrap's result envelope and its
@@ -242,4 +259,29 @@ pub trait SourceFetcher: Send + Sync + std::fmt::Debug + 'static {
     /// The body of `url` as UTF-8 text. `SourceTooLarge` past `max_bytes`,
     /// `SourceUrlForbidden` for a refused address, `SourceFetchFailed` otherwise.
     async fn fetch(&self, url: &SourceUrl, max_bytes: u64) -> Result<String, PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_job_debug_shows_no_env_value_source_or_input() {
+        let job = RunJob {
+            run_id: RunId::generate(),
+            function_id: "f".into(),
+            deployment_id: "f@v1".into(),
+            source_code: "const SOURCE_MARK = 1".into(),
+            input_json: b"{\"INPUT_MARK\":1}".to_vec(),
+            env: BTreeMap::from([("TOKEN".to_owned(), "s3cr3t".to_owned())]),
+            timeout: Duration::from_secs(1),
+            max_output_bytes: 1,
+            max_log_bytes: 0,
+        };
+        let debug = format!("{job:?}");
+        for hidden in ["s3cr3t", "SOURCE_MARK", "INPUT_MARK"] {
+            assert!(!debug.contains(hidden), "{debug}");
+        }
+        assert!(debug.contains("TOKEN") && debug.contains("f@v1"), "{debug}");
+    }
 }

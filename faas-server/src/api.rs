@@ -7,8 +7,8 @@ use std::sync::Arc;
 use faas_adapters::logs::LogBuffer;
 use faas_domain::{CreateFunction, Engine, InvokeRequest, SourceSpec, UpdateFunction};
 use faas_ports::{
-    CollectionInfo, CollectionPath, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError, RunRequest,
-    SourceUrl, Version,
+    CollectionInfo, CollectionPath, Deployment, EnvMap, Function, FunctionListItem, FunctionName, Language, PortError,
+    RunRequest, SourceUrl, Version,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -163,7 +163,7 @@ impl Service for Dispatcher {
                     Method::GET => {
                         let version = req.query("version").map(Version::parse).transpose()?;
                         let d = self.engine.get_function(&cp, &name, version).await?;
-                        Ok(http::json(StatusCode::OK, &Function::from(&d)))
+                        Ok(self.function_reply(StatusCode::OK, &d))
                     }
                     Method::PUT => self.update_function(cp, name, &mut req).await,
                     _ => {
@@ -186,7 +186,7 @@ impl Service for Dispatcher {
                 let url = body.source_url.ok_or(faas_domain::DomainError::SourceRequired)?;
                 let url = SourceUrl::parse(&url)?;
                 let d = self.engine.pull_function(&cp, &name, &url).await?;
-                Ok(http::json(StatusCode::OK, &Function::from(&d)))
+                Ok(self.function_reply(StatusCode::OK, &d))
             }
             Route::LogsQuery | Route::Logs => match &self.proxy {
                 Some(workers) => {
@@ -207,6 +207,18 @@ impl Service for Dispatcher {
 }
 
 impl Dispatcher {
+    /// A `Function` body; with `LOWCODE_FAAS_REDACT_ENV` its env values are
+    /// masked (the one place a response shows env).
+    fn function_reply(&self, status: StatusCode, d: &Deployment) -> Response {
+        let function = Function::from(d);
+        let function = if self.settings.redact_env {
+            function.with_env_redacted()
+        } else {
+            function
+        };
+        http::json(status, &function)
+    }
+
     async fn readyz(&self) -> Response {
         match &self.proxy {
             // Proxy mode runs nothing here: storage must answer and at
@@ -277,7 +289,7 @@ impl Dispatcher {
                 env,
             })
             .await?;
-        Ok(http::json(StatusCode::CREATED, &Function::from(&d)))
+        Ok(self.function_reply(StatusCode::CREATED, &d))
     }
 
     async fn update_function(
@@ -302,7 +314,7 @@ impl Dispatcher {
                 env,
             })
             .await?;
-        Ok(http::json(StatusCode::OK, &Function::from(&d)))
+        Ok(self.function_reply(StatusCode::OK, &d))
     }
 
     async fn invoke(&self, url_cp: Option<&str>, name: &str, req: &mut Incoming) -> Result<Response, ApiError> {

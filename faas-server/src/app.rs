@@ -31,6 +31,7 @@ pub async fn build_dispatcher_with(
     settings: Settings,
     resolver: Arc<dyn Resolve>,
 ) -> Result<Arc<Dispatcher>, ServerError> {
+    faas_http::exposure::warn_dispatcher(&settings);
     let proxy_mode = !settings.worker_urls.is_empty();
     let runtime: Option<Arc<dyn ContainerRuntime>> = proxy_mode.then(|| {
         Arc::new(UnavailableRuntime::new(
@@ -129,6 +130,7 @@ pub struct DispatcherBuilder {
     grafana_explore_url_template: Option<String>,
     cors_origins: Vec<String>,
     playground: bool,
+    redact_env: bool,
 }
 
 impl DispatcherBuilder {
@@ -143,6 +145,7 @@ impl DispatcherBuilder {
             grafana_explore_url_template: None,
             cors_origins: Vec::new(),
             playground: true,
+            redact_env: false,
         }
     }
 
@@ -160,6 +163,13 @@ impl DispatcherBuilder {
     #[must_use]
     pub fn without_playground(mut self) -> Self {
         self.playground = false;
+        self
+    }
+
+    /// Responses show env keys with masked values (`LOWCODE_FAAS_REDACT_ENV`).
+    #[must_use]
+    pub fn redact_env(mut self) -> Self {
+        self.redact_env = true;
         self
     }
 
@@ -203,6 +213,7 @@ impl DispatcherBuilder {
         settings.logs.grafana_explore_url_template = self.grafana_explore_url_template;
         settings.cors_origins = self.cors_origins;
         settings.ui = self.playground;
+        settings.redact_env = self.redact_env;
         Ok(Arc::new(Dispatcher {
             browser: BrowserPolicy::SameOrigin {
                 cors_origins: settings.cors_origins.clone(),
@@ -279,6 +290,20 @@ mod tests {
             .await;
         assert_eq!(res.status(), 201, "{:?}", res.body());
         assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+    }
+
+    #[tokio::test]
+    async fn the_builder_can_redact_env() {
+        let api = super::routes(super::DispatcherBuilder::new(engine()).redact_env().build().unwrap());
+        let res = warp::test::request()
+            .method("POST")
+            .path("/functions")
+            .body(r#"{"name":"f","source_code":"export async function handler(){return {ok:true}}","env":{"K":"s3cr3t"}}"#)
+            .reply(&api)
+            .await;
+        assert_eq!(res.status(), 201, "{:?}", res.body());
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(body["env"], serde_json::json!({"K": "***"}));
     }
 
     #[test]

@@ -691,3 +691,194 @@ fn proxy_variables_of_the_process_reach_the_log_sinks_but_never_the_source_fetch
         "only the log push went through the proxy (flushed at SIGTERM)"
     );
 }
+
+/// Starts the binary on 127.0.0.1:0 keeping all of its stderr: the child,
+/// its address, and the thread that returns the stderr once the child ends.
+fn start_capturing(data: &std::path::Path, extra: &[(&str, &str)]) -> (Child, String, std::thread::JoinHandle<String>) {
+    let mut cmd = server();
+    cmd.env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
+        .env("LOWCODE_FAAS_RUNTIME", "process")
+        .env("LOWCODE_FAAS_DATA_DIR", data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("dispatcher listening") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .map(|a| a.trim_matches('"').to_owned());
+                let _ = tx.send(addr);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Some(addr)) => (child, addr, reader),
+        _ => {
+            let _ = child.kill();
+            panic!("the dispatcher did not log its address: {}", reader.join().unwrap());
+        }
+    }
+}
+
+/// Env values (of collections, functions and requests, valid or refused)
+/// and the encryption key never reach the service log, at any level.
+#[test]
+fn env_values_never_reach_the_service_log_at_any_level() {
+    const SECRETS: [&str; 5] = [
+        "collection-secret-a81f",
+        "function-secret-b92e",
+        "request-secret-c03d",
+        "refused-secret-d14c",
+        "updated-secret-e25b",
+    ];
+    const KEY: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, log) = start_capturing(
+        data.path(),
+        &[("RUST_LOG", "trace"), ("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", KEY)],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+            client
+                .request(method, format!("http://{addr}{path}"))
+                .json(&body)
+                .send()
+        };
+        use reqwest::Method;
+        let source =
+            "export async function handler(){ return { ok: true, data: process.env.R === 'request-secret-c03d' }; }";
+        let steps = [
+            (
+                Method::POST,
+                "/collections",
+                serde_json::json!({"path": "team", "env": {"C": SECRETS[0]}}),
+                201,
+            ),
+            (
+                Method::PUT,
+                "/collections/team/env",
+                serde_json::json!({"env": {"C": SECRETS[0]}}),
+                200,
+            ),
+            (
+                Method::POST,
+                "/collections/team/functions",
+                serde_json::json!({"name": "f", "source_code": source, "env": {"F": SECRETS[1]}}),
+                201,
+            ),
+            (
+                Method::PUT,
+                "/collections/team/functions/f",
+                serde_json::json!({"env": {"F": SECRETS[4]}}),
+                200,
+            ),
+            (
+                Method::PUT,
+                "/collections/team/env",
+                serde_json::json!({"env": {"PATH": SECRETS[3], "OK": SECRETS[3]}}),
+                400,
+            ),
+            (
+                Method::POST,
+                "/collections/team/functions/f/invoke",
+                serde_json::json!({"env": {"R": SECRETS[2], "NODE_OPTIONS": SECRETS[3]}}),
+                400,
+            ),
+        ];
+        for (method, path, body, status) in steps {
+            let r = send(method.clone(), path, body).await.unwrap();
+            assert_eq!(
+                r.status().as_u16(),
+                status,
+                "{method} {path}: {}",
+                r.text().await.unwrap()
+            );
+        }
+        let r: serde_json::Value = send(
+            Method::POST,
+            "/collections/team/functions/f/invoke",
+            serde_json::json!({"env": {"R": SECRETS[2]}}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(r["output"]["data"], true, "the run got the real value: {r}");
+    });
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    let log = log.join().unwrap();
+    // RUST_LOG=trace enables every level (nothing in the tree emits TRACE
+    // events on these paths; DEBUG ones show the filter let them through).
+    assert!(
+        log.contains("DEBUG") && log.contains("request served"),
+        "the log was captured: {log}"
+    );
+    for secret in SECRETS.iter().chain([&KEY]) {
+        assert!(!log.contains(secret), "{secret} is in the service log");
+    }
+}
+
+#[test]
+fn the_dispatcher_warns_when_its_api_or_worker_hop_has_no_token() {
+    let data = tempfile::tempdir().unwrap();
+    // A non-loopback address nobody has (TEST-NET-1): the warning comes
+    // before binding, which then fails, so nothing is ever exposed.
+    let open = |extra: &[(&str, &str)]| {
+        let mut cmd = server();
+        cmd.env("LOWCODE_FAAS_LISTEN", "192.0.2.1:0")
+            .env("LOWCODE_FAAS_RUNTIME", "process")
+            .env("LOWCODE_FAAS_DATA_DIR", data.path());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = open(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(
+        stderr.contains("SECURITY") && stderr.contains("without LOWCODE_FAAS_API_TOKEN"),
+        "{stderr}"
+    );
+    let (_, stderr) = open(&[("LOWCODE_FAAS_API_TOKEN", "t")]);
+    assert!(!stderr.contains("SECURITY"), "{stderr}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let worker = format!("http://{closed}");
+    let (child, _, log) = start_capturing(data.path(), &[("LOWCODE_FAAS_WORKER_URL", &worker)]);
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("SECURITY") && log.contains("without LOWCODE_FAAS_WORKER_TOKEN"),
+        "{log}"
+    );
+    assert!(!log.contains("without LOWCODE_FAAS_API_TOKEN"), "loopback API: {log}");
+    let (child, _, log) = start_capturing(
+        data.path(),
+        &[("LOWCODE_FAAS_WORKER_URL", &worker), ("LOWCODE_FAAS_WORKER_TOKEN", "t")],
+    );
+    terminate(child);
+    assert!(!log.join().unwrap().contains("SECURITY"));
+}

@@ -11,7 +11,8 @@
 //!
 //! Invariants: the worker reads the same storage as the dispatcher and never
 //! writes it; with `LOWCODE_FAAS_WORKER_TOKEN` set, every route but the health
-//! checks needs that bearer token.
+//! checks needs that bearer token, and without it the worker only listens on
+//! a loopback address (unless `LOWCODE_FAAS_ALLOW_UNAUTHENTICATED=true`).
 #![warn(missing_docs)]
 
 use std::sync::Arc;
@@ -153,7 +154,11 @@ impl Service for Worker {
 }
 
 /// Builds the worker: engine with the configured storage and runtime.
+/// Refuses (a configuration error) a non-loopback listen address without
+/// `LOWCODE_FAAS_WORKER_TOKEN` unless `LOWCODE_FAAS_ALLOW_UNAUTHENTICATED`
+/// is true ([`faas_http::exposure::check_worker`]).
 pub async fn build_worker(settings: Settings) -> Result<Arc<Worker>, ServerError> {
+    faas_http::exposure::check_worker(&settings)?;
     let built = build_engine(&settings, settings.worker_listen, None, None).await?;
     Ok(Arc::new(Worker {
         engine: built.engine,

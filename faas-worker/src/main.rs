@@ -29,6 +29,10 @@ async fn main() -> ExitCode {
     };
     let worker = match faas_worker::build_worker(settings).await {
         Ok(w) => w,
+        Err(e @ faas_http::ServerError::Config(_)) => {
+            eprintln!("faas-worker: {}", Report(&e));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("faas-worker: {}", Report(&e));
             return ExitCode::FAILURE;

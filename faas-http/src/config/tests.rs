@@ -356,3 +356,37 @@ fn log_sink_errors_name_the_variable_and_never_the_secret() {
         .to_string();
     assert!(err.contains("HTTP_PROXY") && !err.contains("pw123"), "{err}");
 }
+
+#[test]
+fn secrets_settings() {
+    let s = Settings::from_vars(vars(&[])).unwrap();
+    assert!(!s.redact_env && !s.allow_unauthenticated && !s.env_encryption.enabled());
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let old = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_REDACT_ENV", "true"),
+        ("LOWCODE_FAAS_ALLOW_UNAUTHENTICATED", "1"),
+        ("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", key),
+        ("LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS", &format!("{old}, ")),
+    ]))
+    .unwrap();
+    assert!(s.redact_env && s.allow_unauthenticated && s.env_encryption.enabled());
+    assert_eq!(s.env_encryption.previous_keys, vec![old.to_owned()]);
+    let debug = format!("{s:?}");
+    assert!(!debug.contains(key) && !debug.contains(old), "keys never in Debug");
+    check_error(&[("LOWCODE_FAAS_REDACT_ENV", "maybe")], "LOWCODE_FAAS_REDACT_ENV");
+    let err = Settings::from_vars(vars(&[("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", "c2hvcnQ=")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("LOWCODE_FAAS_ENV_ENCRYPTION_KEY") && !err.contains("c2hvcnQ="),
+        "{err}"
+    );
+    check_error(
+        &[
+            ("LOWCODE_FAAS_ENV_ENCRYPTION_KEY", key),
+            ("LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS", "nope"),
+        ],
+        "LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS",
+    );
+}

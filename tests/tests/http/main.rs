@@ -10,4 +10,5 @@ mod docker;
 mod isolation;
 mod log_sinks;
 mod multi_worker;
+mod secrets;
 mod worker;
