@@ -8,4 +8,5 @@ mod connections;
 mod dispatcher;
 mod docker;
 mod multi_worker;
+mod openapi;
 mod worker;
