@@ -39,6 +39,9 @@ cargo test --workspace --all-features
 echo "== cargo test (black-box suite again, on PostgreSQL + S3)"
 FAAS_TESTS_STORAGE=db_s3 cargo test -p faas-tests --test http
 
+echo "== OpenAPI documents against the running servers (Schemathesis, files + db_s3 + worker)"
+bash scripts/schemathesis.sh
+
 echo "== playground in a real browser (scripts/ui-test.py against the dispatcher)"
 bash scripts/ui-browser-test.sh --screenshots "$target_dir/ui-screenshots"
 

@@ -102,7 +102,13 @@ pub const KEYS: &[&str] = &[
     "allow_unauthenticated",
     "env_encryption_key",
     "env_encryption_previous_keys",
+    "header_read_timeout_ms",
+    "idle_timeout_ms",
+    "max_connections",
 ];
+
+/// The largest `LOWCODE_FAAS_MAX_CONNECTIONS` accepted.
+pub const MAX_CONNECTIONS_CAP: u64 = 1 << 20;
 
 /// Variables of ours that are not setting keys, read elsewhere:
 /// `LOWCODE_FAAS_CONFIG` names the file, `LOWCODE_FAAS_LOG_FORMAT` is read
@@ -335,8 +341,9 @@ pub struct Settings {
     /// `LOWCODE_FAAS_CORS_ORIGINS`: exact origins allowed cross-origin
     /// (CORS), empty by default (see [`crate::browser`]).
     pub cors_origins: Vec<String>,
-    /// Bounds of every HTTP connection (not configurable by variables; tests
-    /// and embedders set them here).
+    /// Bounds of every HTTP connection: `LOWCODE_FAAS_HEADER_READ_TIMEOUT_MS`,
+    /// `LOWCODE_FAAS_IDLE_TIMEOUT_MS`, `LOWCODE_FAAS_MAX_CONNECTIONS`; the
+    /// head caps are code defaults (tests and embedders set them here).
     pub connection_limits: crate::serve::ConnectionLimits,
     /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (or lowercase): the proxy of
     /// the worker hop and the log sinks' clients, never of the source fetcher.
@@ -626,11 +633,31 @@ impl Raw {
                     crate::browser::parse_cors_origins(&raw).map_err(|why| invalid("cors_origins", &raw, &why))?
                 }
             },
-            connection_limits: crate::serve::ConnectionLimits::default(),
+            connection_limits: self.connection_limits()?,
             proxy: self.proxy.clone(),
             redact_env: self.bool_or("redact_env", false)?,
             allow_unauthenticated: self.bool_or("allow_unauthenticated", false)?,
             env_encryption: self.env_encryption()?,
+        })
+    }
+
+    /// `LOWCODE_FAAS_HEADER_READ_TIMEOUT_MS`, `_IDLE_TIMEOUT_MS`, `_MAX_CONNECTIONS`.
+    fn connection_limits(&self) -> Result<crate::serve::ConnectionLimits, ServerError> {
+        let defaults = crate::serve::ConnectionLimits::default();
+        let max_connections = self.positive_u64_or("max_connections", defaults.max_connections as u64)?;
+        if max_connections > MAX_CONNECTIONS_CAP {
+            return Err(invalid(
+                "max_connections",
+                &max_connections.to_string(),
+                &format!("must be at most {MAX_CONNECTIONS_CAP}"),
+            ));
+        }
+        Ok(crate::serve::ConnectionLimits {
+            header_read_timeout: self.ms_or("header_read_timeout_ms", ms(defaults.header_read_timeout))?,
+            idle_timeout: self.ms_or("idle_timeout_ms", ms(defaults.idle_timeout))?,
+            max_connections: usize::try_from(max_connections)
+                .map_err(|_| invalid("max_connections", &max_connections.to_string(), "too large"))?,
+            ..defaults
         })
     }
 

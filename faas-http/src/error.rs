@@ -64,6 +64,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "INVALID_JSON", message)
     }
 
+    /// 414 `URI_TOO_LONG`: the request target (path and query) is longer
+    /// than [`crate::http::MAX_URI_BYTES`].
+    pub fn uri_too_long() -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("the request URI is longer than {} bytes", crate::http::MAX_URI_BYTES),
+        )
+    }
+
     /// 404 `NOT_FOUND` for an unknown path.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")

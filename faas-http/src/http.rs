@@ -28,6 +28,10 @@ use crate::ApiError;
 /// connection and a buffer; this bounds both).
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Longest request target (path and query string) in bytes; a longer one
+/// is answered 414 `URI_TOO_LONG` before routing.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -273,6 +277,9 @@ async fn serve_one<S: Service>(
     let policy = service.browser_policy();
     let cors_origin = policy.cors_origin(&headers);
     let (label, mut response) = async {
+        if path.len() + query.len() > MAX_URI_BYTES {
+            return ("unmatched", error_reply(&ApiError::uri_too_long()));
+        }
         // A CORS preflight is answered before routing and auth (a browser
         // never sends the token with it).
         if is_preflight(&method, &headers) {

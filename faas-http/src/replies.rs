@@ -137,6 +137,17 @@ pub fn readiness_with(checks: &[(&str, Result<(), String>)], extra: Option<(&str
     http::json(status, &body)
 }
 
+/// `GET /openapi.json`: a server's OpenAPI document, exactly as embedded
+/// (`docs/openapi.json`, `docs/openapi-worker.json`).
+pub fn openapi(document: &'static str) -> Response {
+    let mut res = Response::new(document.into());
+    res.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
 /// The Prometheus text reply.
 pub fn metrics_reply(text: String) -> Response {
     let mut res = Response::new(text.into());

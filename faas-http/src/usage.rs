@@ -30,6 +30,9 @@ Settings (environment variables, above the optional TOML file named by LOWCODE_F
   LOWCODE_FAAS_REDACT_ENV                 responses show env values as ***          [default: false]
   LOWCODE_FAAS_ENV_ENCRYPTION_KEY         base64 32-byte key: env encrypted at rest [default: none]
   LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS  earlier keys, read only (rotation)     [default: none]
+  LOWCODE_FAAS_HEADER_READ_TIMEOUT_MS     time to send a request head, ms           [default: 10000]
+  LOWCODE_FAAS_IDLE_TIMEOUT_MS            idle keep-alive connection closed after   [default: 30000]
+  LOWCODE_FAAS_MAX_CONNECTIONS            open connections at once (more wait)      [default: 512]
   LOWCODE_FAAS_CONFIG                     optional TOML file                        [default: none]
   RUST_LOG                                service log filter (stderr)               [default: info]
 Every variable: README.md, section Configuration.";

@@ -15,6 +15,10 @@ pub const MAX_FUNCTION_NAME_LEN: usize = 64;
 pub const MAX_COLLECTION_PATH_LEN: usize = 256;
 /// Maximum number of segments of a collection path.
 pub const MAX_COLLECTION_SEGMENTS: usize = 32;
+/// Maximum length of one segment of a collection path in bytes (a segment
+/// is a directory name, plus `.lock`, in the `files` storage: far below the
+/// 255 bytes file systems allow).
+pub const MAX_COLLECTION_SEGMENT_LEN: usize = 64;
 /// Segments that may never appear in a collection path.
 pub const RESERVED_SEGMENTS: [&str; 3] = ["__root__", "functions", "env"];
 
@@ -119,6 +123,12 @@ impl CollectionPath {
             if RESERVED_SEGMENTS.contains(segment) {
                 return Err(PortError::InvalidCollectionPath(format!(
                     "segment '{segment}' is reserved"
+                )));
+            }
+            if segment.len() > MAX_COLLECTION_SEGMENT_LEN {
+                return Err(PortError::InvalidCollectionPath(format!(
+                    "segment '{}' is longer than {MAX_COLLECTION_SEGMENT_LEN} bytes",
+                    truncate_for_message(segment)
                 )));
             }
         }
@@ -446,6 +456,11 @@ mod tests {
         check_path(&vec!["a"; 32].join("/"), Some(&vec!["a"; 32].join("/")));
         check_path(&vec!["a"; 33].join("/"), None);
         check_path(&"a".repeat(257), None);
+        // One segment is at most 64 bytes (a 256-byte one was a file name
+        // too long for the files storage: 503 instead of 400).
+        check_path(&"a".repeat(64), Some(&"a".repeat(64)));
+        check_path(&"a".repeat(65), None);
+        check_path(&format!("b/{}", "a".repeat(65)), None);
     }
 
     #[test]

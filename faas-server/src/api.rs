@@ -20,7 +20,7 @@ use faas_http::http::{self, Incoming, RouteInfo, Service};
 use faas_http::logs_api;
 use faas_http::metrics::Metrics;
 use faas_http::replies::{
-    engine_readiness, healthz, include_logs_query, metrics_reply, readiness_with, run_in_process, validate_run,
+    engine_readiness, healthz, include_logs_query, metrics_reply, openapi, readiness_with, run_in_process, validate_run,
 };
 
 use crate::proxy::{route_key, WorkerPool, WORKER_GRACE};
@@ -132,6 +132,7 @@ impl Service for Dispatcher {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(self.readyz().await),
+            Route::OpenApi => Ok(openapi(crate::openapi::DOCUMENT)),
             Route::Metrics => Ok(metrics_reply(
                 self.metrics
                     .render(Some(self.engine.stats()), Some(self.engine.runtime_status())),

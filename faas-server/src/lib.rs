@@ -11,6 +11,7 @@
 //! - [`app::spawn`] starts a dispatcher in the background (tests use it with
 //!   `LOWCODE_FAAS_LISTEN=127.0.0.1:0`);
 //! - [`ui`] is the embedded playground served at `/ui/`;
+//! - [`openapi`] is the OpenAPI 3.1 document served at `/openapi.json`;
 //! - `router` is the pure path → route table (404 vs 405 with `Allow`);
 //! - [`proxy`] is proxy mode: the workers of `LOWCODE_FAAS_WORKER_URL`,
 //!   the rendezvous choice of one per invoke, failover only when a run
@@ -28,6 +29,7 @@
 pub mod api;
 pub mod app;
 pub mod handler_kit;
+pub mod openapi;
 pub mod proxy;
 mod router;
 pub mod ui;

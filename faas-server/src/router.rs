@@ -19,6 +19,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`
     Metrics,
+    /// `GET /openapi.json`: the OpenAPI document of this API.
+    OpenApi,
     /// `GET|POST /collections`
     Collections,
     /// `PUT /collections/env`, `PUT /collections/{cp}/env`
@@ -48,9 +50,13 @@ pub enum Route {
 impl RouteSpec for Route {
     fn allowed(&self) -> &'static [Method] {
         match self {
-            Route::Healthz | Route::Readyz | Route::Metrics | Route::Versions(..) | Route::LogsQuery | Route::Logs => {
-                &[Method::GET]
-            }
+            Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::OpenApi
+            | Route::Versions(..)
+            | Route::LogsQuery
+            | Route::Logs => &[Method::GET],
             Route::Collections | Route::Functions(_) => &[Method::GET, Method::POST],
             Route::CollectionEnv(_) => &[Method::PUT],
             Route::Collection(_) => &[Method::DELETE],
@@ -68,6 +74,7 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             Route::Collections => "/collections",
             Route::CollectionEnv(_) => "/collections/{cp}/env",
             Route::Collection(_) => "/collections/{cp}",
@@ -82,10 +89,10 @@ impl Route {
         }
     }
 
-    /// Health endpoints and the playground's static files are open even
+    /// Health endpoints, the OpenAPI document and the playground's static files are open even
     /// when an API token is set (the page's API calls carry the token).
     pub fn is_public(&self) -> bool {
-        matches!(self, Route::Healthz | Route::Readyz) || self.is_ui()
+        matches!(self, Route::Healthz | Route::Readyz | Route::OpenApi) || self.is_ui()
     }
 
     /// A playground route (`/ui`, `/ui/…`).
@@ -120,6 +127,7 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["healthz"] => Some(Route::Healthz),
         ["readyz"] => Some(Route::Readyz),
         ["metrics"] => Some(Route::Metrics),
+        ["openapi.json"] => Some(Route::OpenApi),
         ["function-logs"] => Some(Route::Logs),
         ["function-logs", "query"] => Some(Route::LogsQuery),
         ["functions", rest @ ..] => function_route(None, rest),
@@ -183,6 +191,7 @@ mod tests {
     #[test]
     fn routing_table() {
         check("/healthz", Some(Route::Healthz));
+        check("/openapi.json", Some(Route::OpenApi));
         check("/functions", Some(Route::Functions(None)));
         check("/functions/", Some(Route::Functions(None)));
         check("/functions/hello", Some(Route::Function(None, s("hello"))));

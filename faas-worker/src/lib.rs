@@ -3,8 +3,8 @@
 //! The lowcode-faas worker (docs/api.md): `POST /v1/run` runs a function
 //! through exactly the same [`faas_domain::Engine`] and adapters as the
 //! dispatcher's in-process path, so a run behaves identically either way.
-//! Also serves `/healthz`, `/readyz`, `/metrics` and the function-log routes
-//! under `/v1/`. A composition root only: validation is
+//! Also serves `/healthz`, `/readyz`, `/metrics`, its OpenAPI document at
+//! `/openapi.json` ([`OPENAPI`]) and the function-log routes under `/v1/`. A composition root only: validation is
 //! [`faas_http::replies::validate_run`], errors map through
 //! [`faas_http::ApiError`]. It depends on `faas-http`, never on the
 //! dispatcher crate, and builds no source fetcher.
@@ -32,6 +32,10 @@ use faas_ports::RunRequest;
 use warp::http::Method;
 use warp::reply::Response;
 
+/// The worker's OpenAPI 3.1 document (`docs/openapi-worker.json`, byte for
+/// byte), served at `GET /openapi.json` (public, like `/healthz`).
+pub const OPENAPI: &str = include_str!("../../docs/openapi-worker.json");
+
 /// Every endpoint of the worker (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -41,6 +45,8 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`
     Metrics,
+    /// `GET /openapi.json`: the worker's OpenAPI document ([`OPENAPI`]).
+    OpenApi,
     /// `POST /v1/run`
     Run,
     /// `GET /v1/function-logs`
@@ -65,6 +71,7 @@ impl Route {
             "/healthz" => Some(Route::Healthz),
             "/readyz" => Some(Route::Readyz),
             "/metrics" => Some(Route::Metrics),
+            "/openapi.json" => Some(Route::OpenApi),
             "/v1/run" => Some(Route::Run),
             "/v1/function-logs" => Some(Route::Logs),
             "/v1/function-logs/query" => Some(Route::LogsQuery),
@@ -78,6 +85,7 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             Route::Run => "/v1/run",
             Route::Logs => "/v1/function-logs",
             Route::LogsQuery => "/v1/function-logs/query",
@@ -107,7 +115,7 @@ impl Service for Worker {
     fn route(&self, method: &Method, path: &str) -> Result<RouteInfo<Route>, ApiError> {
         let route = check_method(method, Route::match_path(path))?;
         Ok(RouteInfo {
-            public: matches!(route, Route::Healthz | Route::Readyz),
+            public: matches!(route, Route::Healthz | Route::Readyz | Route::OpenApi),
             label: route.label(),
             route,
         })
@@ -135,6 +143,7 @@ impl Service for Worker {
         match routed.route {
             Route::Healthz => Ok(healthz()),
             Route::Readyz => Ok(engine_readiness(&self.engine).await),
+            Route::OpenApi => Ok(faas_http::replies::openapi(OPENAPI)),
             Route::Metrics => Ok(metrics_reply(
                 self.metrics
                     .render(Some(self.engine.stats()), Some(self.engine.runtime_status())),
@@ -182,4 +191,100 @@ pub async fn spawn(settings: Settings) -> Result<RunningServer, ServerError> {
     let limits = worker.settings.connection_limits;
     let cleanup = worker.cleanup.clone();
     spawn_filter(routes(worker), addr, grace, limits, cleanup).await
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    use serde_json::Value;
+    use warp::http::Method;
+
+    use super::*;
+
+    fn document() -> Value {
+        serde_json::from_str(OPENAPI).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(Method, String)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                out.push((
+                    Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                    path.clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Every route; the `match` has no wildcard, so a new route does not
+    /// compile until it is listed, and then it must be in the document.
+    fn every_route() -> Vec<Route> {
+        let all = vec![
+            Route::Healthz,
+            Route::Readyz,
+            Route::Metrics,
+            Route::OpenApi,
+            Route::Run,
+            Route::Logs,
+            Route::LogsQuery,
+        ];
+        for route in &all {
+            match route {
+                Route::Healthz
+                | Route::Readyz
+                | Route::Metrics
+                | Route::OpenApi
+                | Route::Run
+                | Route::Logs
+                | Route::LogsQuery => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_document_and_the_router_agree() {
+        let doc = document();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."));
+        let documented: Vec<(Method, Route)> = operations(&doc)
+            .into_iter()
+            .map(|(method, path)| {
+                let route = check_method(&method, Route::match_path(&path))
+                    .unwrap_or_else(|e| panic!("{method} {path} is not a route: {e:?}"));
+                let open = doc["paths"][&path][method.as_str().to_lowercase()]["security"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty);
+                assert_eq!(
+                    open,
+                    matches!(route, Route::Healthz | Route::Readyz | Route::OpenApi),
+                    "{path}"
+                );
+                (method, route)
+            })
+            .collect();
+        for route in every_route() {
+            for method in route.allowed() {
+                assert!(
+                    documented.contains(&(method.clone(), route)),
+                    "{method} {} is missing from docs/openapi-worker.json",
+                    route.label()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn errors_and_run_results_are_those_of_the_dispatcher_document() {
+        // The dispatcher's document is checked against docs/api.md and the
+        // source (faas-server `openapi` tests); the worker answers the same shapes.
+        let dispatcher: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let worker = document();
+        for schema in ["Error", "RunResult", "RunLog", "EnvMap", "LogEntry", "LogQueryHints"] {
+            assert_eq!(
+                worker["components"]["schemas"][schema], dispatcher["components"]["schemas"][schema],
+                "{schema}"
+            );
+        }
+    }
 }

@@ -390,3 +390,31 @@ fn secrets_settings() {
         "LOWCODE_FAAS_ENV_ENCRYPTION_PREVIOUS_KEYS",
     );
 }
+
+#[test]
+fn connection_limits_are_settings() {
+    let s = Settings::from_vars(vars(&[])).unwrap();
+    assert_eq!(s.connection_limits, crate::serve::ConnectionLimits::default());
+    assert_eq!(s.connection_limits.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.connection_limits.idle_timeout, Duration::from_secs(30));
+    assert_eq!(s.connection_limits.max_connections, 512);
+    let s = Settings::from_vars(vars(&[
+        ("LOWCODE_FAAS_HEADER_READ_TIMEOUT_MS", "1500"),
+        ("LOWCODE_FAAS_IDLE_TIMEOUT_MS", "2500"),
+        ("LOWCODE_FAAS_MAX_CONNECTIONS", "7"),
+    ]))
+    .unwrap();
+    assert_eq!(s.connection_limits.header_read_timeout, Duration::from_millis(1500));
+    assert_eq!(s.connection_limits.idle_timeout, Duration::from_millis(2500));
+    assert_eq!(s.connection_limits.max_connections, 7);
+    for key in ["LOWCODE_FAAS_HEADER_READ_TIMEOUT_MS", "LOWCODE_FAAS_IDLE_TIMEOUT_MS"] {
+        check_error(&[(key, "0")], key);
+        check_error(&[(key, "86400001")], key);
+        check_error(&[(key, "soon")], key);
+    }
+    check_error(&[("LOWCODE_FAAS_MAX_CONNECTIONS", "0")], "LOWCODE_FAAS_MAX_CONNECTIONS");
+    check_error(
+        &[("LOWCODE_FAAS_MAX_CONNECTIONS", "1048577")],
+        "LOWCODE_FAAS_MAX_CONNECTIONS",
+    );
+}

@@ -10,5 +10,6 @@ mod docker;
 mod isolation;
 mod log_sinks;
 mod multi_worker;
+mod openapi;
 mod secrets;
 mod worker;
