@@ -203,6 +203,12 @@ impl WorkerClient {
     }
 }
 
+/// How long an idle keep-alive connection to a worker is kept: below the
+/// worker's own idle timeout (`LOWCODE_FAAS_IDLE_TIMEOUT_MS`, 30 s by
+/// default), so the dispatcher drops a connection before the worker closes
+/// it and never sends a request into a connection being closed.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The shared HTTP client of the dispatcher → worker hop: keep-alive,
 /// bounded connects, through `proxy` (`HTTP_PROXY` / `HTTPS_PROXY` /
 /// `NO_PROXY` of the settings; put the workers in `NO_PROXY` to reach them
@@ -210,7 +216,7 @@ impl WorkerClient {
 pub fn http_client(proxy: &OutboundProxy) -> Result<reqwest::Client, ServerError> {
     let builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true);
     proxy
         .apply(builder)
