@@ -937,7 +937,7 @@ async fn query_hints_escape_hostile_values_and_build_grafana_urls() {
     );
     assert_eq!(
         r.body["grafana_explore_url"],
-        "https://grafana.example/explore?expr=%7Bjob%3D%22docker%22%7D%20%7C%3D%20%22r%5C%221%5C%5Cx%22&run=r%221%5Cx&dep=a%2Fb%2Ff%40v2"
+        "https://grafana.example/explore?expr=%7Bjob%3D%22docker%22%7D+%7C%3D+%22r%5C%221%5C%5Cx%22&run=r%221%5Cx&dep=a%2Fb%2Ff%40v2"
     );
 }
 
