@@ -437,10 +437,11 @@ process.on('beforeExit', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Return value validation (docs/api.md): an object with boolean `ok`; `ok:false`
-// needs a string `error` and, when present, a string `code`. The value is
-// validated as the caller will receive it, i.e. after a JSON round trip
-// (toJSON applied, undefined fields dropped).
+// Return value validation (docs/api.md): a plain object with a boolean `ok`,
+// as the Go version accepted. Anything beside `ok` is the handler's business:
+// `{ok:false}` without a string `error`, or with a numeric `code`, is still a
+// business failure. The value is validated as the caller will receive it,
+// i.e. after a JSON round trip (toJSON applied, undefined fields dropped).
 
 function typeName(v) {
   if (v === null) return 'null';
@@ -475,15 +476,6 @@ function checkReturn(value) {
   if (typeof v.ok !== 'boolean') {
     const got = 'ok' in v ? typeName(v.ok) : 'nothing';
     return [null, `handler return value must have a boolean "ok" field, got ${got}`];
-  }
-  if (v.ok === false) {
-    if (typeof v.error !== 'string') {
-      const got = 'error' in v ? typeName(v.error) : 'nothing';
-      return [null, `handler returned ok:false, so "error" must be a string, got ${got}`];
-    }
-    if ('code' in v && typeof v.code !== 'string') {
-      return [null, `handler returned ok:false with "code" ${typeName(v.code)}; "code" must be a string when present`];
-    }
   }
   return [json, null];
 }

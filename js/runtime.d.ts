@@ -53,7 +53,11 @@ export interface HandlerFailure {
 
 /**
  * What a handler returns. It must survive `JSON.stringify` (no cycles, no
- * BigInt); anything else fails the run with `BAD_RETURN`.
+ * BigInt) and be an object with a boolean `ok`; anything else fails the run
+ * with `BAD_RETURN`. The platform checks only `ok` (as the Go version did):
+ * an `ok:false` without a string `error`, or with a numeric `code`, is still
+ * a business failure returned exactly, but new code should use
+ * `HandlerFailure`.
  */
 export type HandlerOutput = HandlerSuccess | HandlerFailure;
 

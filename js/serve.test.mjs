@@ -202,6 +202,9 @@ test('serve: error envelopes keep the runner usable', async () => {
     assert.equal(thrown.envelope.code, 'HANDLER_THROW');
     const bad = await r.run('export async function handler() { return 1; }');
     assert.equal(bad.envelope.code, 'BAD_RETURN');
+    const goEra = await r.run('export async function handler() { return { ok: false, code: 42 }; }');
+    assert.equal(goEra.end, 'result');
+    assert.deepEqual(goEra.envelope, { type: 'result', value: { ok: false, code: 42 } });
     const input = await r.run('export async function handler() { return { ok: true }; }', { input: '{nope' });
     assert.equal(input.envelope.code, 'BAD_INPUT');
     const syntax = await r.run('export async function handler( {');

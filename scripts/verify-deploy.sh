@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Verifies the systemd units with systemd-analyze (installed from Debian's
+# Verifies the deployment files: the systemd units with systemd-analyze (installed from Debian's
 # packages when missing). The units reference the installed binaries, so
 # this script puts the freshly built ones at a temporary root.
 set -euo pipefail
@@ -24,13 +24,28 @@ for unit in lowcode-faas.service lowcode-faas-worker.service; do
   echo "verified $unit"
 done
 
-# The development stack's compose file (docker compose v2, or docker-compose v1).
+# The compose files (docker compose v2, or docker-compose v1): the Go-style
+# stack (docker-compose.yml) and the development stack.
 if docker compose version >/dev/null 2>&1; then
-  docker compose -f docker-compose.dev.yml config -q
+  compose=(docker compose)
 elif command -v docker-compose >/dev/null; then
-  docker-compose -f docker-compose.dev.yml config -q
+  compose=(docker-compose)
 else
   apt-get update && apt-get install -y --no-install-recommends docker-compose
-  docker-compose -f docker-compose.dev.yml config -q
+  compose=(docker-compose)
 fi
-echo "verified docker-compose.dev.yml"
+for file in docker-compose.yml docker-compose.dev.yml; do
+  "${compose[@]}" -f "$file" config -q
+  echo "verified $file"
+done
+# The Go-style stack runs the image's Go names on the Go mount, and the
+# worker on the Docker runtime through the socket.
+config=$("${compose[@]}" -f docker-compose.yml config)
+for want in 'command:' '- worker' '- dispatcher' '/app/data' '/var/run/docker.sock:/var/run/docker.sock' 'LOWCODE_FAAS_RUNTIME: docker' 'LOWCODE_FAAS_WORKER_URL: http://worker:9090'; do
+  grep -qF -- "$want" <<<"$config" || { echo "docker-compose.yml: expected '$want'" >&2; exit 1; }
+done
+# The image provides those names and that mount point (Dockerfile).
+for want in 'ln -s faas-server /usr/local/bin/dispatcher' 'ln -s faas-worker /usr/local/bin/worker' 'ln -s /data /app/data' 'LOWCODE_FAAS_DATA_DIR=/data'; do
+  grep -qF -- "$want" Dockerfile || { echo "Dockerfile: expected '$want'" >&2; exit 1; }
+done
+echo "verified Dockerfile names and data mount"

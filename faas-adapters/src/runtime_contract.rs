@@ -32,6 +32,7 @@ pub const ALLOWED_EXTRA_ENV: [&str; 3] = ["PATH", "HOME", "HOSTNAME"];
 pub async fn container_runtime_contract(rt: &dyn ContainerRuntime, expected_uid: u32) {
     check_success(rt).await;
     check_bootstrap_errors(rt).await;
+    check_go_era_returns(rt).await;
     check_exited_without_output(rt).await;
     check_output_too_large(rt).await;
     check_out_of_memory(rt).await;
@@ -339,6 +340,42 @@ pub async fn check_bootstrap_errors(rt: &dyn ContainerRuntime) {
         assert_eq!(env["code"], code, "{env}");
         let text = env["message"].as_str().expect("an error envelope has a message");
         assert!(text.contains(message), "{code}: {text}");
+    }
+}
+
+/// The handler contract as the Go version accepted it: any object with a
+/// boolean `ok` is a result, returned exactly (an `ok:false` without a
+/// string `error`, or with a numeric `code`, included); only returns
+/// without a boolean `ok`, non-objects and non-serialisable ones are
+/// `BAD_RETURN`.
+pub async fn check_go_era_returns(rt: &dyn ContainerRuntime) {
+    let results = [
+        ("return { ok: false };", json!({"ok": false})),
+        ("return { ok: false, code: 42 };", json!({"ok": false, "code": 42})),
+        (
+            "return { ok: false, error: { reason: 'x' }, code: 7 };",
+            json!({"ok": false, "error": {"reason": "x"}, "code": 7}),
+        ),
+        ("return { ok: true, error: 1 };", json!({"ok": true, "error": 1})),
+    ];
+    for (body, want) in results {
+        let job = contract_job(&format!("export async function handler() {{ {body} }}"));
+        let output = rt.run(job).await.expect("a Go-era return is a result");
+        assert_eq!(envelope(&output), json!({"type": "result", "value": want}), "{body}");
+    }
+    let bad = [
+        "return { error: 'x' };",
+        "return { ok: 1 };",
+        "return [{ ok: true }];",
+        "return 'ok';",
+        "const o = { ok: false }; o.self = o; return o;",
+    ];
+    for body in bad {
+        let job = contract_job(&format!("export async function handler() {{ {body} }}"));
+        let output = rt.run(job).await.expect("a bad return is an error envelope");
+        let env = envelope(&output);
+        assert_eq!(env["type"], "error", "{body}: {env}");
+        assert_eq!(env["code"], "BAD_RETURN", "{body}: {env}");
     }
 }
 

@@ -16,6 +16,10 @@ pub enum DomainError {
     /// Neither `source_code` nor `source_url` was given.
     #[error("one of source_code or source_url is required")]
     SourceRequired,
+    /// The source (inline, or as fetched from `source_url`) is empty or
+    /// only whitespace: nothing a run could import.
+    #[error("the function source is empty or only whitespace")]
+    EmptySource,
     /// Both `source_code` and `source_url` were given.
     #[error("source_code and source_url are mutually exclusive")]
     SourceConflict,
@@ -50,6 +54,7 @@ impl DomainError {
             DomainError::Port(e) => e.code(),
             DomainError::UnsupportedLanguage(_) => "UNSUPPORTED_LANGUAGE",
             DomainError::SourceRequired => "SOURCE_REQUIRED",
+            DomainError::EmptySource => "EMPTY_SOURCE",
             DomainError::SourceConflict => "SOURCE_CONFLICT",
             DomainError::InvalidInput => "INVALID_INPUT",
             DomainError::InvalidTimeout { .. } => "INVALID_TIMEOUT",

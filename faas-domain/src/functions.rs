@@ -26,9 +26,12 @@ impl SourceSpec {
         }
     }
 
-    /// At most one of the two (`SOURCE_CONFLICT` for both).
+    /// At most one of the two (`SOURCE_CONFLICT` for both). A blank
+    /// `source_code` next to a URL counts as absent, as the Go version
+    /// treated it (a blank source alone is refused when it is resolved).
     pub fn at_most_one(code: Option<String>, url: Option<SourceUrl>) -> Result<Option<Self>, DomainError> {
         match (code, url) {
+            (Some(code), Some(url)) if code.trim().is_empty() => Ok(Some(SourceSpec::Url(url))),
             (Some(_), Some(_)) => Err(DomainError::SourceConflict),
             (Some(code), None) => Ok(Some(SourceSpec::Code(code))),
             (None, Some(url)) => Ok(Some(SourceSpec::Url(url))),
@@ -207,7 +210,7 @@ impl Engine {
     async fn resolve_source(&self, spec: &SourceSpec) -> Result<String, DomainError> {
         match spec {
             SourceSpec::Code(code) => {
-                self.check_source_size(code)?;
+                self.check_source(code)?;
                 Ok(code.clone())
             }
             SourceSpec::Url(url) => self.fetch(url).await,
@@ -219,11 +222,16 @@ impl Engine {
             return Err(PortError::SourceFetchFailed("this engine has no source fetcher".into()).into());
         };
         let code = fetcher.fetch(url, self.limits.max_source_bytes).await?;
-        self.check_source_size(&code)?;
+        self.check_source(&code)?;
         Ok(code)
     }
 
-    fn check_source_size(&self, code: &str) -> Result<(), DomainError> {
+    /// A source a run can import: not blank (`EMPTY_SOURCE`, as the Go
+    /// version refused it), within the size limit.
+    fn check_source(&self, code: &str) -> Result<(), DomainError> {
+        if code.trim().is_empty() {
+            return Err(DomainError::EmptySource);
+        }
         if code.len() as u64 > self.limits.max_source_bytes {
             return Err(PortError::SourceTooLarge {
                 limit: self.limits.max_source_bytes,

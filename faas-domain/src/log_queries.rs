@@ -30,6 +30,8 @@ pub struct LogQueries {
     pub loki_logql_substr: String,
     /// `run_id:"…"`, else `function_name:"…"`, else `deployment_id:"…"`.
     pub elasticsearch_query_string: String,
+    /// The same Lucene query under the Go version's name.
+    pub elasticsearch_lucene: String,
     /// `fields @timestamp, @message | filter @message like /…/` (run id only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_cloudwatch_logs_insights: Option<String>,
@@ -49,6 +51,9 @@ pub struct LogQueryHints {
     /// Echoed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// `function` again, under the Go version's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<String>,
     /// Echoed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collection_path: Option<String>,
@@ -61,7 +66,17 @@ pub struct LogQueryHints {
     /// `{{deployment_id}}` URL-encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grafana_explore_url: Option<String>,
+    /// [`NOTES`]: how to adapt the Loki selector (as the Go version said).
+    pub notes: &'static str,
 }
+
+/// The `notes` of every hints reply, in English and Simplified Chinese (the
+/// Go version said it in Chinese only).
+pub const NOTES: &str = "The Loki queries select {job=\"docker\"}, the label of Promtail's Docker service discovery \
+     without relabelling (deploy/promtail-dev.yml); adapt the selector to your real labels, e.g. \
+     {compose_service=\"worker\"}. \
+     Loki 查询使用 {job=\"docker\"} 选择器，即 Promtail 的 Docker 服务发现在未做 relabel 时的标签\
+     （见 deploy/promtail-dev.yml）；请按实际的标签修改选择器，例如 {compose_service=\"worker\"}。";
 
 /// The hints for `params`; [`DomainError::InvalidLogQuery`] when none of
 /// run id, function and deployment id is given.
@@ -86,6 +101,7 @@ pub fn log_query_hints(params: &LogQueryParams, grafana_template: Option<&str>) 
             None => substr.clone(),
         },
         loki_logql_substr: substr.clone(),
+        elasticsearch_lucene: elasticsearch_query_string.clone(),
         elasticsearch_query_string,
         aws_cloudwatch_logs_insights: p
             .run_id
@@ -110,10 +126,12 @@ pub fn log_query_hints(params: &LogQueryParams, grafana_template: Option<&str>) 
     Ok(LogQueryHints {
         run_id: p.run_id.clone(),
         function: p.function.clone(),
+        function_name: p.function.clone(),
         collection_path: p.collection_path.clone(),
         deployment_id: p.deployment_id.clone(),
         queries,
         grafana_explore_url,
+        notes: NOTES,
     })
 }
 
@@ -137,8 +155,11 @@ fn cw_regex(value: &str) -> String {
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// Form encoding, as the Go version's `url.QueryEscape`: unreserved
+/// characters stay, a space is `+`, everything else is percent-encoded
+/// (so a literal `+` is `%2B`).
 fn url_encode(value: &str) -> String {
-    utf8_percent_encode(value, COMPONENT).to_string()
+    utf8_percent_encode(value, COMPONENT).to_string().replace("%20", "+")
 }
 
 #[cfg(test)]
@@ -239,17 +260,24 @@ mod tests {
         let h = log_query_hints(&params(Some(hostile), None, None), template).unwrap();
         let url = h.grafana_explore_url.unwrap();
         assert!(
-            url.starts_with("http://g/e?left=%7Bjob%3D%22docker%22%7D%20%7C%3D%20%22x%5C%22%7D"),
+            url.starts_with("http://g/e?left=%7Bjob%3D%22docker%22%7D+%7C%3D+%22x%5C%22%7D"),
             "{url}"
         );
-        assert!(url.contains("&r=x%22%7D%20%7C%3D%20%22y%5C%20%2F.%2A"), "{url}");
+        assert!(url.contains("&r=x%22%7D+%7C%3D+%22y%5C+%2F.%2A"), "{url}");
         assert!(!url.contains(' ') && !url.contains('"'));
+        // Form encoding as Go's url.QueryEscape: a space is `+`, a `+` is `%2B`.
+        let h = log_query_hints(&params(Some("a b+c~"), None, None), Some("{{run_id}}")).unwrap();
+        assert_eq!(h.grafana_explore_url.as_deref(), Some("a+b%2Bc~"));
     }
 
     #[test]
     fn echoes_what_was_given_and_needs_a_subject() {
         let h = log_query_hints(&params(Some("r"), Some("f"), None), None).unwrap();
         assert_eq!((h.run_id.as_deref(), h.function.as_deref()), (Some("r"), Some("f")));
+        // The Go version's keys are there too.
+        assert_eq!(h.function_name.as_deref(), Some("f"));
+        assert_eq!(h.queries.elasticsearch_lucene, h.queries.elasticsearch_query_string);
+        assert!(h.notes.contains("compose_service") && h.notes.contains("选择器"));
         let err = log_query_hints(&LogQueryParams::default(), None).unwrap_err();
         assert_eq!(err.code(), "INVALID_QUERY");
     }

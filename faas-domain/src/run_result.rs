@@ -115,8 +115,10 @@ fn too_large(max: u64) -> Outcome {
     )
 }
 
-/// The handler contract: an object with boolean `ok`; `ok:false` needs a
-/// string `error` and, if present, a string `code`.
+/// The handler contract as the Go version accepted it: an object with a
+/// boolean `ok`. Everything beside `ok` belongs to the handler, so an
+/// `ok:false` without a string `error`, or with a numeric `code`, is a
+/// business failure returned exactly as it is.
 pub fn validate_return(value: &Value) -> Result<(), String> {
     let Some(object) = value.as_object() else {
         return Err(format!(
@@ -125,16 +127,7 @@ pub fn validate_return(value: &Value) -> Result<(), String> {
         ));
     };
     match object.get("ok") {
-        Some(Value::Bool(true)) => Ok(()),
-        Some(Value::Bool(false)) => {
-            if !matches!(object.get("error"), Some(Value::String(_))) {
-                return Err("handler returned ok:false without a string 'error'".into());
-            }
-            match object.get("code") {
-                None | Some(Value::String(_)) => Ok(()),
-                Some(_) => Err("handler returned ok:false with a non-string 'code'".into()),
-            }
-        }
+        Some(Value::Bool(_)) => Ok(()),
         Some(other) => Err(format!("'ok' must be a boolean, got {}", json_type(other))),
         None => Err("handler result has no boolean 'ok' field".into()),
     }
@@ -232,12 +225,22 @@ mod tests {
             ok_output(json!({"type": "result", "value": {"ok": false, "error": "nope", "code": "E1"}})),
             None,
         );
+        // What the Go version accepted: any object with a boolean `ok`.
         check(
             ok_output(json!({"type": "result", "value": {"ok": false, "error": "x", "code": 7}})),
+            None,
+        );
+        check(ok_output(json!({"type": "result", "value": {"ok": false}})), None);
+        check(
+            ok_output(json!({"type": "result", "value": {"ok": false, "error": {"m": 1}}})),
+            None,
+        );
+        check(
+            ok_output(json!({"type": "result", "value": {"ok": null}})),
             Some(ErrorCode::BadReturn),
         );
         check(
-            ok_output(json!({"type": "result", "value": {"ok": false}})),
+            ok_output(json!({"type": "result", "value": [{"ok": true}]})),
             Some(ErrorCode::BadReturn),
         );
         check(
@@ -282,6 +285,13 @@ mod tests {
         ] {
             check(Err(RunFailure::new(code, "m", vec![])), Some(code));
         }
+    }
+
+    #[test]
+    fn a_go_era_business_failure_is_returned_exactly() {
+        let value = json!({"ok": false, "code": 42, "detail": {"a": [1]}});
+        let got = classify(&ok_output(json!({"type": "result", "value": value.clone()})), 1024);
+        assert_eq!(got, Outcome::Returned(value));
     }
 
     #[test]

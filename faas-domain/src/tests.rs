@@ -300,6 +300,57 @@ fn source_spec_rules() {
     );
 }
 
+#[test]
+fn a_blank_source_code_next_to_a_url_counts_as_absent() {
+    let url = SourceUrl::parse("https://example.com/a.mjs").unwrap();
+    assert_eq!(
+        SourceSpec::exactly_one(Some(" \n".into()), Some(url.clone())).unwrap(),
+        SourceSpec::Url(url)
+    );
+    assert_eq!(
+        SourceSpec::exactly_one(Some(" ".into()), None).unwrap(),
+        SourceSpec::Code(" ".into())
+    );
+}
+
+#[tokio::test]
+async fn blank_sources_are_refused_before_writing() {
+    let mut store = MockSourceStore::new();
+    store.expect_collection_exists().returning(|_| Ok(true));
+    store
+        .expect_get_function()
+        .returning(|cp, n, _| Ok(deployment(cp.as_str(), n.as_str(), 1, json!({}))));
+    // No save_function expectation: a call would fail the test.
+    let mut fetcher = MockSourceFetcher::new();
+    fetcher.expect_fetch().returning(|_, _| Ok(" \r\n\t".into()));
+    let engine = Engine::builder(Arc::new(store), Arc::new(MockContainerRuntime::new()))
+        .fetcher(Arc::new(fetcher))
+        .build();
+    for code in ["", "   ", "\n\t "] {
+        let err = engine
+            .create_function(CreateFunction::new(name("f"), SourceSpec::Code(code.into())))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "EMPTY_SOURCE", "{code:?}");
+        let err = engine
+            .update_function(UpdateFunction {
+                collection_path: CollectionPath::root(),
+                name: name("f"),
+                source: Some(SourceSpec::Code(code.into())),
+                env: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "EMPTY_SOURCE", "{code:?}");
+    }
+    let url = SourceUrl::parse("https://example.com/x.mjs").unwrap();
+    let err = engine
+        .pull_function(&CollectionPath::root(), &name("f"), &url)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "EMPTY_SOURCE");
+}
+
 #[tokio::test]
 async fn create_refuses_oversized_source_before_writing() {
     let mut store = MockSourceStore::new();

@@ -259,6 +259,8 @@ impl RuntimeSettings {
             instance_id,
             prewarm_image: self.prewarm_node_image,
             execution: self.execution.clone(),
+            // The Docker CLI's config file, as `docker pull` (DOCKER_CONFIG).
+            registry_auth: faas_adapters::docker::RegistryAuth::default(),
         }
     }
 }

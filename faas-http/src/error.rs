@@ -139,6 +139,7 @@ pub fn status_of(err: &DomainError) -> StatusCode {
         },
         DomainError::UnsupportedLanguage(_)
         | DomainError::SourceRequired
+        | DomainError::EmptySource
         | DomainError::SourceConflict
         | DomainError::InvalidInput
         | DomainError::InvalidTimeout { .. }
@@ -198,6 +199,7 @@ mod tests {
             "STORAGE_UNAVAILABLE",
         );
         check(DomainError::SourceRequired, 400, "SOURCE_REQUIRED");
+        check(DomainError::EmptySource, 400, "EMPTY_SOURCE");
         check(DomainError::InvalidLogQuery, 400, "INVALID_QUERY");
         check(
             DomainError::UnsupportedLanguage("py".into()),

@@ -251,7 +251,7 @@ pub enum RunStatus {
 pub enum ErrorCode {
     /// The handler threw or rejected.
     HandlerThrow,
-    /// The handler returned something other than `{ok:true,…}` / `{ok:false,error}`.
+    /// The handler returned something other than an object with a boolean `ok`.
     BadReturn,
     /// The module has no `handler` export.
     NoHandler,

@@ -374,10 +374,12 @@ pub enum Language {
 }
 
 impl Language {
-    /// `None` or `""` is JavaScript; `Some(other)` is `Err(other)`.
+    /// `None`, `""` or `javascript` in any case (the Go version lowercased
+    /// it) is JavaScript; `Some(other)` is `Err(other)`.
     pub fn parse(raw: Option<&str>) -> Result<Self, String> {
         match raw.map(str::trim) {
-            None | Some("") | Some("javascript") => Ok(Language::Javascript),
+            None | Some("") => Ok(Language::Javascript),
+            Some(name) if name.eq_ignore_ascii_case("javascript") => Ok(Language::Javascript),
             Some(other) => Err(other.to_owned()),
         }
     }
@@ -528,5 +530,8 @@ mod tests {
         assert_eq!(Language::parse(None), Ok(Language::Javascript));
         assert_eq!(Language::parse(Some("")), Ok(Language::Javascript));
         assert_eq!(Language::parse(Some("python")), Err("python".into()));
+        assert_eq!(Language::parse(Some(" JavaScript ")), Ok(Language::Javascript));
+        assert_eq!(Language::parse(Some("JAVASCRIPT")), Ok(Language::Javascript));
+        assert_eq!(Language::parse(Some("java script")), Err("java script".into()));
     }
 }

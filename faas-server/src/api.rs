@@ -184,7 +184,7 @@ impl Service for Dispatcher {
                 let cp = collection_of(cp.as_deref(), None, &req)?;
                 let name = FunctionName::parse(&name)?;
                 let body: PullBody = req.json(false).await?;
-                let url = body.source_url.ok_or(faas_domain::DomainError::SourceRequired)?;
+                let url = present(body.source_url).ok_or(faas_domain::DomainError::SourceRequired)?;
                 let url = SourceUrl::parse(&url)?;
                 let d = self.engine.pull_function(&cp, &name, &url).await?;
                 Ok(self.function_reply(StatusCode::OK, &d))
@@ -262,11 +262,8 @@ impl Dispatcher {
     async fn set_collection_env(&self, cp: &str, req: &mut Incoming) -> Result<Response, ApiError> {
         let cp = collection_in_url(cp)?;
         let body: EnvBody = req.json(false).await?;
-        let env = EnvMap::from_json(
-            &body
-                .env
-                .ok_or_else(|| PortError::InvalidEnv("env is required".into()))?,
-        )?;
+        // `{}` and `{"env": null}` clear the env, as the Go version did.
+        let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
         self.engine.set_collection_env(&cp, &env).await?;
         Ok(http::json(StatusCode::OK, &json!({"status": "ok"})))
     }
@@ -278,7 +275,7 @@ impl Dispatcher {
         let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
         let language =
             Language::parse(body.language.as_deref()).map_err(faas_domain::DomainError::UnsupportedLanguage)?;
-        let url = body.source_url.as_deref().map(SourceUrl::parse).transpose()?;
+        let url = present(body.source_url).as_deref().map(SourceUrl::parse).transpose()?;
         let source = SourceSpec::exactly_one(body.source_code, url)?;
         let d = self
             .engine
@@ -304,7 +301,7 @@ impl Dispatcher {
             None | Some(Value::Null) => None,
             Some(v) => Some(EnvMap::from_json(&v)?),
         };
-        let url = body.source_url.as_deref().map(SourceUrl::parse).transpose()?;
+        let url = present(body.source_url).as_deref().map(SourceUrl::parse).transpose()?;
         let source = SourceSpec::at_most_one(body.source_code, url)?;
         let d = self
             .engine
@@ -374,6 +371,11 @@ impl Dispatcher {
 }
 
 /// A collection path from the URL (`""` = root).
+/// A `source_url` that is blank counts as absent (the Go version ignored it).
+fn present(url: Option<String>) -> Option<String> {
+    url.filter(|u| !u.trim().is_empty())
+}
+
 fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
     Ok(CollectionPath::parse(raw)?)
 }

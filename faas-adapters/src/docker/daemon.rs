@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -138,14 +139,19 @@ pub(super) fn missing_image_advice(image: &str) -> String {
     )
 }
 
-/// Pulls `image` (tag `latest` when it names none).
-pub(super) async fn pull_image(docker: &Docker, image: &str) -> Result<(), Fault> {
+/// Pulls `image` (tag `latest` when it names none), with `credentials`
+/// for its registry when there are some.
+pub(super) async fn pull_image(
+    docker: &Docker,
+    image: &str,
+    credentials: Option<DockerCredentials>,
+) -> Result<(), Fault> {
     let mut options = CreateImageOptionsBuilder::default().from_image(image);
     let last = image.rsplit('/').next().unwrap_or(image);
     if !last.contains(':') && !image.contains('@') {
         options = options.tag("latest");
     }
-    let mut progress = std::pin::pin!(docker.create_image(Some(options.build()), None, None));
+    let mut progress = std::pin::pin!(docker.create_image(Some(options.build()), None, credentials));
     while let Some(item) = progress.next().await {
         item.map_err(map_error)?;
     }

@@ -183,7 +183,11 @@ impl DockerLauncher {
     async fn pull_within(&self, docker: &Docker, timeout: Duration, deadline: Instant) -> Result<(), RunFailure> {
         let image = self.config.image.as_str();
         tracing::info!(image, "The node image is missing; pulling it.");
-        match tokio::time::timeout_at(deadline, pull_image(docker, image)).await {
+        let pull = async {
+            let credentials = self.config.registry_auth.credentials_for(image).await;
+            pull_image(docker, image, credentials).await
+        };
+        match tokio::time::timeout_at(deadline, pull).await {
             Ok(Ok(())) => {
                 tracing::info!(image, "Pulled the node image.");
                 Ok(())

@@ -30,6 +30,9 @@
 
 mod daemon;
 mod launcher;
+mod registry_auth;
+#[cfg(test)]
+mod registry_tests;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +52,7 @@ use crate::runner::{ExecutionConfig, Launcher};
 use crate::AdapterError;
 use daemon::{map_error, pull_image, remove_container, Fault, FaultKind, CONTROL_TIMEOUT};
 use launcher::{Client, DockerLauncher, HEALTH_TIMEOUT};
+pub use registry_auth::RegistryAuth;
 
 /// Label naming the runtime instance that owns a container.
 pub const OWNER_LABEL: &str = "lowcode-faas.owner";
@@ -84,6 +88,10 @@ pub struct DockerConfig {
     pub prewarm_image: bool,
     /// Execution mode and pool sizes.
     pub execution: ExecutionConfig,
+    /// Where image pulls find registry credentials: the Docker CLI's
+    /// config file (`DOCKER_CONFIG` / `~/.docker/config.json`) by default.
+    #[serde(skip)]
+    pub registry_auth: RegistryAuth,
 }
 
 impl Default for DockerConfig {
@@ -99,6 +107,7 @@ impl Default for DockerConfig {
             instance_id: String::new(),
             prewarm_image: true,
             execution: ExecutionConfig::default(),
+            registry_auth: RegistryAuth::default(),
         }
     }
 }
@@ -196,7 +205,11 @@ impl DockerRuntime {
             }
         }
         tracing::info!(image, "Pulling the node image in the background.");
-        match tokio::time::timeout(PREWARM_TIMEOUT, pull_image(&docker, image)).await {
+        let pull = async {
+            let credentials = config.registry_auth.credentials_for(image).await;
+            pull_image(&docker, image, credentials).await
+        };
+        match tokio::time::timeout(PREWARM_TIMEOUT, pull).await {
             Ok(Ok(())) => tracing::info!(image, "Pulled the node image."),
             Ok(Err(fault)) => tracing::warn!(image, error = %fault, "Pulling the node image failed."),
             Err(_) => tracing::warn!(

@@ -506,7 +506,7 @@ async fn every_handler_failure_has_its_error_code() {
         ),
         (
             "nook",
-            "export async function handler(){ return { ok: false }; }",
+            "export async function handler(){ return { error: 'no ok' }; }",
             "BAD_RETURN",
         ),
         ("nohandler", "export const x = 1;", "NO_HANDLER"),
@@ -551,6 +551,19 @@ async fn every_handler_failure_has_its_error_code() {
         res["output"],
         json!({"ok": false, "error": "card declined", "code": "DECLINED"})
     );
+    // So is one the Go version accepted: no string `error`, a numeric `code`.
+    app.create_function(
+        "",
+        "goera",
+        "export async function handler(){ return { ok: false, code: 402 }; }",
+        json!({}),
+    )
+    .await;
+    let res = invoke(&app, "/functions/goera/invoke", json!({})).await;
+    assert_eq!(res["status"], "success", "{res}");
+    assert!(res.get("error_code").is_none(), "{res}");
+    assert_eq!(res["error_message"], "");
+    assert_eq!(res["output"], json!({"ok": false, "code": 402}));
 }
 
 #[tokio::test]
@@ -926,7 +939,7 @@ async fn query_hints_escape_hostile_values_and_build_grafana_urls() {
     );
     assert_eq!(
         r.body["grafana_explore_url"],
-        "https://grafana.example/explore?expr=%7Bjob%3D%22docker%22%7D%20%7C%3D%20%22r%5C%221%5C%5Cx%22&run=r%221%5Cx&dep=a%2Fb%2Ff%40v2"
+        "https://grafana.example/explore?expr=%7Bjob%3D%22docker%22%7D+%7C%3D+%22r%5C%221%5C%5Cx%22&run=r%221%5Cx&dep=a%2Fb%2Ff%40v2"
     );
 }
 

@@ -7,6 +7,7 @@ mod browser;
 mod connections;
 mod dispatcher;
 mod docker;
+mod go_clients;
 mod isolation;
 mod log_sinks;
 mod multi_worker;

@@ -238,4 +238,7 @@ async fn function_log_routes_are_forwarded_to_the_worker() {
         r.body["queries"]["elasticsearch_query_string"],
         r#"function_name:"talk""#
     );
+    // The worker answers with the Go version's keys too.
+    assert_eq!(r.body["function_name"], "talk");
+    assert_eq!(r.body["queries"]["elasticsearch_lucene"], r#"function_name:"talk""#);
 }
