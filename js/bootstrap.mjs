@@ -69,6 +69,7 @@ const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
 
 const SERVE = process.argv.includes('--serve');
+const OWN_CONTAINER = SERVE && process.argv.includes('--own-container');
 // Serving: a runner idle this long (no job) ends itself, so one whose
 // server is gone (a kill -9) does not wait forever.
 const MAX_IDLE_MS = (() => {
@@ -308,6 +309,10 @@ function finish(text, reusable) {
   if (job === null) return;
   const current = job;
   job = null;
+  // In its own container (the Docker runtime), every process but init and
+  // this runner belongs to the run that just ended: killed before the
+  // verdict, so a warm runner's next run inherits none of them.
+  if (OWN_CONTAINER) killAllButInitAndSelf();
   const size = byteLength(text);
   try {
     if (size > current.maxOutputBytes) {
@@ -421,6 +426,31 @@ function killDescendants() {
 }
 
 process.on('exit', killDescendants);
+
+// The Docker runtime starts each runner in a container of its own
+// (--own-container): PID 1 is docker-init, this runner the only other
+// process it started. Never used by the process runtime, where /proc shows
+// the whole host.
+function killAllButInitAndSelf() {
+  try {
+    for (let pass = 0; pass < 50; pass++) {
+      const found = [];
+      for (const [, pids] of liveChildrenByParent()) {
+        for (const pid of pids) if (pid !== 1 && pid !== OWN_PID) found.push(pid);
+      }
+      if (found.length === 0) return;
+      for (const pid of found) {
+        try {
+          signal(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  } catch {
+    // no /proc: nothing to do here
+  }
+}
 
 // The event loop ran dry while the handler's promise was still pending (it
 // never settles and nothing else is scheduled). Say so on stderr; the runtime

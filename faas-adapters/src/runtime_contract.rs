@@ -238,6 +238,39 @@ pub async fn check_uid(rt: &dyn ContainerRuntime, expected_uid: u32) {
     assert_eq!(envelope(&output)["value"]["data"], json!(expected_uid));
 }
 
+/// Warm mode: a process a run started in the background (detached, its own
+/// session) is gone before the next run of the same runner starts — in the
+/// process runtime swept below the runner, in a container every process but
+/// init and the runner killed after each job.
+pub async fn check_warm_runs_inherit_no_processes(rt: &dyn ContainerRuntime) {
+    assert_eq!(rt.status().execution_mode, "warm");
+    let source = "import { spawn } from 'node:child_process'; import { readFileSync } from 'node:fs'; \
+        export async function handler(input) { \
+          if (input.pid === undefined) { \
+            const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' }); \
+            child.unref(); \
+            return { ok: true, data: { pid: child.pid, runner: process.pid } }; \
+          } \
+          let state = 'gone'; \
+          try { state = readFileSync(`/proc/${input.pid}/stat`, 'latin1').split(') ')[1].split(' ')[0]; } catch {} \
+          return { ok: true, data: { state, runner: process.pid } }; \
+        }";
+    let first = rt.run(contract_job(source)).await.expect("the spawning run");
+    let spawned = envelope(&first)["value"]["data"].clone();
+    let pid = spawned["pid"].as_i64().expect("a child pid");
+    let mut check = contract_job(source);
+    check.input_json = format!(r#"{{"pid":{pid}}}"#).into_bytes();
+    let second = rt.run(check).await.expect("the checking run");
+    assert_eq!(second.start_kind, StartKind::Warm, "the same runner serves the second run");
+    let seen = envelope(&second)["value"]["data"].clone();
+    assert_eq!(seen["runner"], spawned["runner"]);
+    let state = seen["state"].as_str().unwrap_or("?");
+    assert!(
+        state == "gone" || state == "Z" || state == "X",
+        "the first run's background process {pid} is still alive in the next run (state {state})"
+    );
+}
+
 /// A job with the platform variables of docs/api.md and generous limits.
 pub fn contract_job(source: &str) -> RunJob {
     let run_id = RunId::generate();

@@ -150,6 +150,9 @@ impl DockerLauncher {
                 BOOTSTRAP_MJS.into(),
                 "--".into(),
                 "--serve".into(),
+                // Every process but init and the runner belongs to the job:
+                // the runner kills them after each job (warm runners).
+                "--own-container".into(),
                 format!("--max-idle-ms={}", self.config.execution.runner_max_idle().as_millis()),
             ]),
             working_dir: Some(WORKSPACE.into()),

@@ -486,6 +486,9 @@ async fn execution_modes_behave_as_documented() {
     let rt = runtime_in(ExecutionMode::Warm, 1).await;
     crate::runtime_contract::check_warm_reuse_is_per_key(&rt).await;
     shut_down(rt).await;
+    let rt = runtime_in(ExecutionMode::Warm, 1).await;
+    crate::runtime_contract::check_warm_runs_inherit_no_processes(&rt).await;
+    shut_down(rt).await;
     let rt = runtime_with(DockerConfig {
         execution: crate::runtime_contract::warm_caps_config(),
         ..config()

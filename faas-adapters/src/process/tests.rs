@@ -416,6 +416,9 @@ async fn execution_modes_behave_as_documented() {
     let rt = runtime_in(ExecutionMode::Warm, 1);
     crate::runtime_contract::check_warm_reuse_is_per_key(&rt).await;
     rt.shutdown().await;
+    let rt = runtime_in(ExecutionMode::Warm, 1);
+    crate::runtime_contract::check_warm_runs_inherit_no_processes(&rt).await;
+    rt.shutdown().await;
     let rt = ProcessRuntime::new(ProcessRuntimeConfig {
         execution: crate::runtime_contract::warm_caps_config(),
         ..ProcessRuntimeConfig::default()
