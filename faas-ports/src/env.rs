@@ -29,9 +29,15 @@ pub const RUNTIME_ENV_PREFIXES: [&str; 1] = ["LD_"];
 /// and are none of [`RUNTIME_ENV_NAMES`] nor start with one of
 /// [`RUNTIME_ENV_PREFIXES`];
 /// values are at most 4096 bytes with no NUL, CR or LF.
+///
+/// A map read from storage ([`EnvMap::from_stored_json`]) also remembers
+/// the keys of the stored entries that break these rules
+/// ([`EnvMap::ignored_keys`]): they are not part of the map (never run
+/// with, never written back) but are reported, so nothing disappears
+/// silently. They are not serialised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
-pub struct EnvMap(BTreeMap<String, String>);
+pub struct EnvMap(BTreeMap<String, String>, Vec<String>);
 
 impl EnvMap {
     /// An empty map.
@@ -51,7 +57,7 @@ impl EnvMap {
             check_key(key)?;
             check_value(key, value)?;
         }
-        Ok(Self(map))
+        Ok(Self(map, Vec::new()))
     }
 
     /// Validates a JSON value: `null` is empty, an object of strings is parsed,
@@ -89,13 +95,14 @@ impl EnvMap {
                 dropped.push(key);
             }
         }
-        (Self(kept), dropped)
+        (Self(kept, Vec::new()), dropped)
     }
 
     /// Reads an env map as stored by this or an older implementation: `null`
     /// is empty; an object keeps its valid string entries and names the
     /// dropped keys (non-strings and entries that break the rules), sorted;
-    /// anything else is `Err` with the JSON that was found instead.
+    /// anything else is `Err` with the JSON that was found instead. The
+    /// returned map remembers the dropped keys ([`EnvMap::ignored_keys`]).
     pub fn from_stored_json(value: serde_json::Value) -> Result<(Self, Vec<String>), String> {
         let object = match value {
             serde_json::Value::Null => return Ok((Self::new(), Vec::new())),
@@ -112,10 +119,24 @@ impl EnvMap {
                 _ => dropped.push(key),
             }
         }
-        let (env, invalid) = Self::parse_lenient(strings);
+        let (mut env, invalid) = Self::parse_lenient(strings);
         dropped.extend(invalid);
         dropped.sort();
+        env.1 = dropped.clone();
         Ok((env, dropped))
+    }
+
+    /// Keys of the stored env that break today's rules and were left out of
+    /// this map (sorted; empty for every map not read from storage).
+    pub fn ignored_keys(&self) -> &[String] {
+        &self.1
+    }
+
+    /// The same entries without the record of ignored keys (what a store
+    /// writes and reads back).
+    pub fn without_ignored_keys(mut self) -> Self {
+        self.1.clear();
+        self
     }
 
     /// True when there is no entry.
@@ -252,6 +273,20 @@ mod tests {
         assert_eq!(env.get("A"), Some("1"));
         assert_eq!(env.len(), 1);
         assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
+        assert_eq!(
+            env.ignored_keys(),
+            dropped.as_slice(),
+            "the map remembers what it left out"
+        );
+        assert_eq!(
+            serde_json::to_value(&env).unwrap(),
+            json!({"A": "1"}),
+            "ignored keys are never written back"
+        );
+        let (env, _) = EnvMap::from_stored_json(json!({"LOWCODE_FAAS_X": "1", "ÄPFEL": "2"})).unwrap();
+        assert!(env.is_empty());
+        assert_eq!(env.ignored_keys(), ["LOWCODE_FAAS_X", "ÄPFEL"]);
+        assert!(EnvMap::from_json(&json!({"A": "1"})).unwrap().ignored_keys().is_empty());
         assert!(EnvMap::from_stored_json(json!(null)).unwrap().0.is_empty());
         assert_eq!(EnvMap::from_stored_json(json!([1])).unwrap_err(), "[1]");
     }

@@ -53,7 +53,12 @@
 //!   `Unavailable { component: Storage }` (`STORAGE_UNAVAILABLE`); rows or
 //!   objects that cannot be read back are `Internal`.
 //! - Env JSON written by other implementations is read tolerantly: entries
-//!   that break today's env rules are dropped with a warning, as in `files`.
+//!   that break today's env rules are left out with a warning and reported
+//!   (`EnvMap::ignored_keys`), as in `files`. Function names the Go version
+//!   could store are listed and usable (`FunctionName::parse_stored`).
+//! - A database created by the Go version (INTEGER versions, TEXT env
+//!   columns, no root row) is converted in place by the migrations 0001 and
+//!   0002, idempotently and one-way (README "Switching from the Go version").
 //! - Secrets (DSN, S3 keys) never appear in `Debug` output or logs.
 
 mod config;

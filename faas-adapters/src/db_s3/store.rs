@@ -431,8 +431,9 @@ impl Inner {
             created_at,
         } in rows
         {
-            let Ok(name) = FunctionName::parse(&raw_name) else {
-                tracing::warn!(name = %raw_name, collection = %collection, "Skipping a function row whose name is not valid.");
+            // Names the Go version could store are listed too (docs/api.md §2.1).
+            let Ok(name) = FunctionName::parse_stored(&raw_name) else {
+                tracing::warn!(name = %raw_name.escape_debug(), collection = %collection, "Skipping a function row whose name no version could have stored.");
                 continue;
             };
             out.push(FunctionSummary {

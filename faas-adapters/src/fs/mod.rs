@@ -58,10 +58,12 @@
 //!   lock on the lock file, so they never see the source of one version with
 //!   the number of another.
 //! - Data written by older implementations is read tolerantly: missing env
-//!   and meta files, env entries that break today's rules (dropped with a
-//!   warning naming the keys), unrelated files and directories (ignored),
-//!   names that are not valid function names or collection segments
-//!   (skipped with a warning). A file that is not JSON at all is
+//!   and meta files, env entries that break today's rules (left out with a
+//!   warning naming the keys, and reported by the API as
+//!   `ignored_env_keys`), unrelated files and directories (ignored),
+//!   function names the Go version could store (`my.func.mjs`: listed and
+//!   usable, see [`FunctionName::parse_stored`]), names no version could
+//!   store and invalid collection segments (skipped with a warning). A file that is not JSON at all is
 //!   `Internal` with its path.
 //! - Paths are built only from validated [`CollectionPath`] segments and
 //!   [`FunctionName`]s, never from raw strings.

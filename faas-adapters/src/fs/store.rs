@@ -363,7 +363,8 @@ impl Inner {
         Ok(out.into_values().collect())
     }
 
-    /// The `{name}.mjs` files of a directory with valid names.
+    /// The `{name}.mjs` files of a directory whose names are valid stored
+    /// names (today's grammar or the Go version's).
     pub(super) fn function_files(&self, dir: &Path) -> Result<Vec<(FunctionName, Metadata)>, PortError> {
         let Some(entries) = self.read_dir_if_exists(dir)? else {
             return Ok(Vec::new());
@@ -379,10 +380,11 @@ impl Inner {
             let Some(meta) = self.file_metadata(&path)? else {
                 continue;
             };
-            match FunctionName::parse(stem) {
+            // Names the Go version could store are listed too (docs/api.md §2.1).
+            match FunctionName::parse_stored(stem) {
                 Ok(name) => out.push((name, meta)),
                 Err(_) => {
-                    tracing::warn!(file = %self.rel(&path), "Skipping a source file whose name is not a valid function name.");
+                    tracing::warn!(file = %self.rel(&path), "Skipping a source file whose name no version could have stored.");
                 }
             }
         }
