@@ -19,6 +19,7 @@ Settings (environment variables, above the optional TOML file named by LOWCODE_F
   LOWCODE_FAAS_INVOKE_DEFAULT_TIMEOUT_MS  timeout of an invoke, ms                  [default: 120000]
   LOWCODE_FAAS_FUNCTION_LOGS              capture console.* of every run            [default: false]
   LOWCODE_FAAS_UI                         dispatcher: the playground at /ui/        [default: true]
+  LOWCODE_FAAS_LEGACY_NAMES               new names may use the Go version's rules  [default: false]
   LOWCODE_FAAS_CORS_ORIGINS               dispatcher: origins allowed cross-origin  [default: none]
   LOWCODE_FAAS_CONFIG                     optional TOML file                        [default: none]
   RUST_LOG                                service log filter (stderr)               [default: info]

@@ -7,5 +7,6 @@ mod browser;
 mod connections;
 mod dispatcher;
 mod docker;
+mod go_compat;
 mod multi_worker;
 mod worker;
