@@ -62,6 +62,7 @@
 //! - Secrets (DSN, S3 keys) never appear in `Debug` output or logs.
 
 mod config;
+mod dsn;
 mod objects;
 mod postgres;
 mod store;
@@ -198,24 +199,31 @@ fn unavailable(context: impl Into<String>, source: impl Into<faas_ports::BoxErro
     }
 }
 
-/// Calls `attempt` until it succeeds or `window` has passed; the last error wins.
+/// Calls `attempt` until it succeeds or `window` has passed; the last error
+/// wins (an attempt cut short by the window does not hide the error of the
+/// one before: "certificate not trusted" says more than "no answer in time").
 async fn retry_until<F, Fut>(window: Duration, mut attempt: F) -> Result<(), PortError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), PortError>>,
 {
     let deadline = tokio::time::Instant::now() + window;
+    let mut last: Option<PortError> = None;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let error = match tokio::time::timeout(left, attempt()).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e,
-            Err(elapsed) => PortError::storage_unavailable("no answer in time", elapsed),
+            Err(elapsed) => match last.take() {
+                Some(previous) => return Err(previous),
+                None => PortError::storage_unavailable("no answer in time", elapsed),
+            },
         };
         if tokio::time::Instant::now() + CONNECT_RETRY_PAUSE >= deadline {
             return Err(error);
         }
         tracing::warn!(error = %faas_ports::report::Report(&error), "Storage not ready yet; retrying.");
+        last = Some(error);
         tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
     }
 }

@@ -291,3 +291,53 @@ async fn a_go_database_and_bucket_work_after_the_switch() {
     conn.close().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_keyword_value_dsn_over_verified_tls_serves_the_api() {
+    let mut vars = db_s3_vars().await;
+    let url = vars
+        .iter()
+        .find(|(k, _)| k == "LOWCODE_FAAS_POSTGRES_DSN")
+        .unwrap()
+        .1
+        .clone();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|h| h.rsplit_once(':'));
+    let port = port.map_or("5432", |(_, port)| port).to_owned();
+    let ca = std::env::var("LOWCODE_FAAS_TEST_POSTGRES_TLS_CA")
+        .expect("LOWCODE_FAAS_TEST_POSTGRES_TLS_CA is not set: run scripts/start-test-services.sh");
+    // The Go version's deployments often carry libpq's form; here with TLS
+    // verified against the test CA, as a managed database needs.
+    let keyword = format!(
+        "host=localhost port={port} dbname={database} user=faas password=faas sslmode=verify-full sslrootcert={ca}"
+    );
+    for (k, v) in &mut vars {
+        if k == "LOWCODE_FAAS_POSTGRES_DSN" {
+            v.clone_from(&keyword);
+        }
+    }
+    let app = spawn_app_on(tempfile::tempdir().unwrap(), &as_pairs(&vars)).await;
+    app.create_function("", "tls", ENV_ECHO, json!({"A": "tls"})).await;
+    let res = invoke(&app, "/functions/tls/invoke", json!({})).await;
+    assert_eq!(res["output"]["data"]["A"], "tls", "{res}");
+    app.stop().await;
+
+    // A malformed one stops start-up with a message naming the variable.
+    for (k, v) in &mut vars {
+        if k == "LOWCODE_FAAS_POSTGRES_DSN" {
+            *v = "host=localhost dbname password=faas".into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let err = faas_server::Settings::from_vars(faas_tests::test_vars(dir.path(), &as_pairs(&vars))).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("LOWCODE_FAAS_POSTGRES_DSN") && message.contains("'dbname'"),
+        "{message}"
+    );
+    assert!(!message.contains("password=faas"), "{message}");
+}
