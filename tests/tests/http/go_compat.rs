@@ -341,3 +341,41 @@ async fn a_keyword_value_dsn_over_verified_tls_serves_the_api() {
     );
     assert!(!message.contains("password=faas"), "{message}");
 }
+
+#[tokio::test]
+async fn a_stored_go_name_runs_through_a_worker() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("functions")).unwrap();
+    std::fs::write(data.path().join("functions/my.func.mjs"), ENV_ECHO).unwrap();
+    let dir = data.path().display().to_string();
+    let files = [("LOWCODE_FAAS_STORAGE", "files")];
+    let (worker_url, worker) = faas_tests::spawn_worker(data.path(), &files).await;
+    let app = spawn_app_on(
+        tempfile::tempdir().unwrap(),
+        &[
+            ("LOWCODE_FAAS_STORAGE", "files"),
+            ("LOWCODE_FAAS_DATA_DIR", &dir),
+            ("LOWCODE_FAAS_WORKER_URL", &worker_url),
+        ],
+    )
+    .await;
+    let res = invoke(&app, "/functions/my.func/invoke", json!({"env": {"A": "via worker"}})).await;
+    assert_eq!(
+        (res["function_id"].as_str(), &res["output"]["data"]["A"]),
+        (Some("my.func"), &json!("via worker")),
+        "{res}"
+    );
+
+    let client = reqwest::Client::new();
+    for (name, status) in [("my.func", 200), ("a..b", 400), ("../functions/my.func", 400)] {
+        let r = client
+            .post(format!("{worker_url}/v1/run"))
+            .json(&json!({"function_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{name}");
+    }
+    app.stop().await;
+    worker.shutdown().await;
+}
