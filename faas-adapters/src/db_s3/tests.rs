@@ -580,7 +580,7 @@ async fn adopts_a_database_created_by_the_go_version_idempotently() {
     assert_eq!(rows, [("hello".to_owned(), 2), ("my.func".to_owned(), 1)]);
     let root_fn = FunctionName::parse_stored(&root_name).unwrap();
     let root_list = store.list_functions(&CollectionPath::root()).await.unwrap();
-    assert_eq!(names_of(&root_list), [root_name.clone()]);
+    assert_eq!(names_of(&root_list), std::slice::from_ref(&root_name));
 
     let current = store.get_function(&api_cp, &name("hello"), None).await.unwrap();
     assert_eq!(current.source_code, format!("// functions/{api}/hello/v2.mjs"));
