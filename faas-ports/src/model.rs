@@ -214,6 +214,11 @@ pub struct CollectionInfo {
     /// When it was created.
     #[serde(serialize_with = "serialize_timestamp")]
     pub created_at: DateTime<Utc>,
+    /// Keys of the stored collection env that break today's env rules
+    /// (data of the Go version), sorted: not passed to runs, not kept by the
+    /// next `PUT …/env`. Omitted when empty (always, for a new collection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_env_keys: Vec<String>,
 }
 
 /// Outcome of a run.

@@ -114,6 +114,7 @@ pub(super) fn env_from_json(raw: &str, owner: &str) -> Result<EnvMap, PortError>
 pub(super) struct CollectionRow {
     pub(super) path: String,
     pub(super) created_at: DateTime<Utc>,
+    pub(super) env_json: String,
 }
 
 /// A version row joined with its function's language.

@@ -517,7 +517,8 @@ async fn adopts_a_database_created_by_the_go_version_idempotently() {
     // Rows as the Go version writes them: one row per collection and prefix,
     // env as JSON text (SQL NULL or `null` when empty), INTEGER versions.
     conn.execute(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO collection_paths VALUES ('{team}', '{{\"TEAM\":\"t\",\"SHARED\":\"team\"}}', now()), \
+        "INSERT INTO collection_paths VALUES \
+             ('{team}', '{{\"TEAM\":\"t\",\"SHARED\":\"team\",\"LOWCODE_FAAS_T\":\"x\"}}', now()), \
              ('{api}', 'null', now()); \
          INSERT INTO functions VALUES \
              ('{api}', 'hello', 'javascript', '{{\"FN\":\"f\",\"SHARED\":\"fn\",\"ÄPFEL\":\"x\"}}', now()), \
@@ -553,22 +554,26 @@ async fn adopts_a_database_created_by_the_go_version_idempotently() {
     let store = db.store().await;
 
     let (team_cp, api_cp) = (cp(&team), cp(&api));
-    let paths: Vec<String> = store
-        .list_collections()
-        .await
-        .unwrap()
+    let listed = store.list_collections().await.unwrap();
+    let paths: Vec<(String, Vec<String>)> = listed
         .into_iter()
-        .map(|c| c.path.to_string())
+        .map(|c| (c.path.to_string(), c.ignored_env_keys))
         .collect();
-    assert_eq!(paths, [team.clone(), api.clone()]);
+    assert_eq!(
+        paths,
+        [
+            (team.clone(), vec!["LOWCODE_FAAS_T".to_owned()]),
+            (api.clone(), Vec::new())
+        ],
+        "the refused Go key of a collection env is reported"
+    );
     assert_eq!(
         store.collection_env(&CollectionPath::root()).await.unwrap(),
         EnvMap::new()
     );
-    assert_eq!(
-        store.collection_env(&team_cp).await.unwrap(),
-        env(&[("TEAM", "t"), ("SHARED", "team")])
-    );
+    let team_env = store.collection_env(&team_cp).await.unwrap();
+    assert_eq!(team_env.as_map(), env(&[("TEAM", "t"), ("SHARED", "team")]).as_map());
+    assert_eq!(team_env.ignored_keys(), ["LOWCODE_FAAS_T"]);
     assert_eq!(
         store.collection_env(&api_cp).await.unwrap(),
         EnvMap::new(),

@@ -85,6 +85,7 @@ impl Inner {
             Ok(CollectionInfo {
                 path: path.clone(),
                 created_at: birth_time(&meta),
+                ignored_env_keys: Vec::new(),
             })
         };
         finish().inspect_err(|_| {
@@ -111,9 +112,18 @@ impl Inner {
         out: &mut Vec<CollectionInfo>,
     ) -> Result<(), PortError> {
         for (child, child_dir, meta) in self.child_collections(dir, path)? {
+            // Listed even when its env file cannot be read (loading it says why).
+            let ignored_env_keys = match self.read_env(&self.collection_env_file(&child)) {
+                Ok(env) => env.ignored_keys().to_vec(),
+                Err(e) => {
+                    tracing::warn!(collection = %child, error = %faas_ports::report::Report(&e), "Cannot read a collection env while listing.");
+                    Vec::new()
+                }
+            };
             out.push(CollectionInfo {
                 path: child.clone(),
                 created_at: birth_time(&meta),
+                ignored_env_keys,
             });
             self.walk_collections(&child_dir, &child, out)?;
         }

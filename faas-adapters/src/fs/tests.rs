@@ -79,6 +79,10 @@ async fn names_the_go_version_stored_are_listed_read_updated_and_deleted() {
         r#"{"version":3}"#,
     );
     write(&data.join("collections/shop/functions/Grüße Welt.mjs"), "unicode");
+    write(
+        &data.join("collections/shop/collection.env.json"),
+        r#"{"SHOP":"1","PATH":"/x"}"#,
+    );
 
     let root = CollectionPath::root();
     let listed = store.list_functions(&root).await.unwrap();
@@ -87,6 +91,13 @@ async fn names_the_go_version_stored_are_listed_read_updated_and_deleted() {
         ["my.func"]
     );
     let shop = cp("shop");
+    let collections = store.list_collections().await.unwrap();
+    assert_eq!(
+        collections[0].ignored_env_keys,
+        ["PATH"],
+        "the collection's refused key is reported"
+    );
+    assert_eq!(store.collection_env(&shop).await.unwrap().get("SHOP"), Some("1"));
     let listed = store.list_functions(&shop).await.unwrap();
     assert_eq!(
         listed.iter().map(|f| f.name.to_string()).collect::<Vec<_>>(),

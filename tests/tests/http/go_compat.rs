@@ -137,6 +137,11 @@ async fn a_go_data_tree_keeps_its_dotted_names_and_reports_refused_env_keys() {
     let shop = data.path().join("collections/shop/functions");
     std::fs::create_dir_all(&shop).unwrap();
     std::fs::write(shop.join("cart.v2.mjs"), ENV_ECHO).unwrap();
+    std::fs::write(
+        data.path().join("collections/shop/collection.env.json"),
+        r#"{"SHOP":"1","NODE_OPTIONS":"--require x"}"#,
+    )
+    .unwrap();
 
     // A Go data/ tree is a files-storage feature: files in every suite mode.
     let app = spawn_app_on(data, &[("LOWCODE_FAAS_STORAGE", "files")]).await;
@@ -159,6 +164,13 @@ async fn a_go_data_tree_keeps_its_dotted_names_and_reports_refused_env_keys() {
     );
     let res = invoke(&app, "/collections/shop/functions/cart.v2/invoke", json!({})).await;
     assert_eq!(res["deployment_id"], "shop/cart.v2@v1", "{res}");
+    assert_eq!(res["output"]["data"]["SHOP"], "1", "{res}");
+    let r = app.get("/collections").await;
+    assert_eq!(
+        r.body,
+        json!([{"path": "shop", "created_at": r.body[0]["created_at"], "ignored_env_keys": ["NODE_OPTIONS"]}]),
+        "a collection env key today's rules refuse is reported"
+    );
 
     let r = app.put("/functions/my.func", json!({"source_code": echo_v(2)})).await;
     assert_eq!((r.status, r.body["version"].as_u64()), (200, Some(2)), "{}", r.text);
@@ -206,7 +218,7 @@ async fn a_go_database_and_bucket_work_after_the_switch() {
     let mut conn = sqlx::PgConnection::connect(&dsn).await.unwrap();
     conn.execute(GO_V1_SCHEMA).await.unwrap();
     conn.execute(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO collection_paths VALUES ('{team}', '{{\"TEAM\":\"t\",\"SHARED\":\"team\"}}', now()), \
+        "INSERT INTO collection_paths VALUES ('{team}', '{{\"TEAM\":\"t\",\"SHARED\":\"team\",\"1X\":\"y\"}}', now()), \
              ('{api}', NULL, now()); \
          INSERT INTO functions VALUES \
              ('{api}', 'hello', 'javascript', '{{\"FN\":\"f\",\"SHARED\":\"fn\",\"ÄPFEL\":\"x\"}}', now()), \
@@ -234,6 +246,8 @@ async fn a_go_database_and_bucket_work_after_the_switch() {
         .map(|c| c["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, [team.as_str(), api.as_str()], "{}", r.text);
+    assert_eq!(r.body[0]["ignored_env_keys"], json!(["1X"]), "{}", r.text);
+    assert!(r.body[1].get("ignored_env_keys").is_none(), "{}", r.text);
     let r = app.get(&format!("/collections/{api}/functions")).await;
     let rows: Vec<(&str, u64)> = r
         .body
