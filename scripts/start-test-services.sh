@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the services the db_s3 adapter tests run against, on loopback:
-# PostgreSQL 15 (role `faas`/`faas`, database `faas_test`) and an S3 server
+# PostgreSQL 15 (role `faas`/`faas`, database `faas_test`, also over TLS with
+# a test CA: LOWCODE_FAAS_TEST_POSTGRES_TLS_DSN / _TLS_CA) and an S3 server
 # (s3s-fs 0.14.1, a real S3 protocol implementation over a directory).
 #
 # Idempotent: running it again reuses what is already up. Prints
@@ -81,6 +82,51 @@ PGPASSWORD="$PG_PASSWORD" psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" -d
     || die "cannot log in as $PG_ROLE to $PG_DATABASE over TCP (check pg_hba.conf allows md5/scram on 127.0.0.1)"
 log "PostgreSQL ready on 127.0.0.1:$PG_PORT"
 
+# ---- PostgreSQL over TLS (sslmode=require / verify-full tests) ----
+# A test CA and a server certificate for 127.0.0.1 and localhost, made once
+# (openssl) and kept in the state dir; the cluster serves TLS with them
+# (ssl=on, reloaded without a restart). Plain connections keep working.
+command -v openssl >/dev/null || die "openssl not found: install openssl"
+tls_dir="$state_dir/pg-tls"
+pg_ca="$tls_dir/ca.crt"
+pg_server_crt="$tls_dir/server.crt"
+pg_server_key="$tls_dir/server.key"
+if [ ! -s "$pg_ca" ] || [ ! -s "$pg_server_crt" ] || [ ! -s "$pg_server_key" ]; then
+    log "creating the test CA and PostgreSQL server certificate in $tls_dir"
+    mkdir -p "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+        -subj "/CN=lowcode-faas test CA" -keyout "$tls_dir/ca.key" -out "$pg_ca" 2>/dev/null \
+        || die "openssl could not create the test CA"
+    openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=127.0.0.1" \
+        -keyout "$pg_server_key" -out "$tls_dir/server.csr" 2>/dev/null \
+        || die "openssl could not create the server key"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$tls_dir/server.ext"
+    openssl x509 -req -in "$tls_dir/server.csr" -CA "$pg_ca" -CAkey "$tls_dir/ca.key" -CAcreateserial \
+        -days 3650 -sha256 -extfile "$tls_dir/server.ext" -out "$pg_server_crt" 2>/dev/null \
+        || die "openssl could not sign the server certificate"
+fi
+chmod 755 "$state_dir" "$tls_dir"
+chmod 644 "$pg_ca" "$pg_server_crt"
+chown postgres:postgres "$pg_server_key" && chmod 600 "$pg_server_key" \
+    || die "cannot give $pg_server_key to the postgres user"
+psql_admin "-d postgres" >/dev/null <<SQL || die "enabling TLS in PostgreSQL failed"
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$pg_server_crt';
+ALTER SYSTEM SET ssl_key_file = '$pg_server_key';
+SELECT pg_reload_conf();
+SQL
+pg_tls_ok=""
+for _ in $(seq 1 "$WAIT_SECONDS"); do
+    if PGPASSWORD="$PG_PASSWORD" psql -X -q "host=127.0.0.1 port=$PG_PORT user=$PG_ROLE dbname=$PG_DATABASE sslmode=verify-full sslrootcert=$pg_ca" \
+        -c 'SELECT 1' >/dev/null 2>&1; then
+        pg_tls_ok=1
+        break
+    fi
+    sleep 1
+done
+[ -n "$pg_tls_ok" ] || die "PostgreSQL does not serve TLS with $pg_server_crt (sslmode=verify-full failed; see /var/log/postgresql/)"
+log "PostgreSQL serves TLS (CA $pg_ca)"
+
 # ---- S3 (s3s-fs) ----
 
 s3s_bin="$(command -v s3s-fs || true)"
@@ -132,6 +178,8 @@ log "S3 (s3s-fs) ready on $s3_endpoint, bucket $S3_BUCKET"
 
 cat >"$env_file" <<ENV
 export LOWCODE_FAAS_TEST_POSTGRES_DSN=postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE
+export LOWCODE_FAAS_TEST_POSTGRES_TLS_DSN=postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE?sslmode=require
+export LOWCODE_FAAS_TEST_POSTGRES_TLS_CA=$pg_ca
 export LOWCODE_FAAS_TEST_S3_ENDPOINT=$s3_endpoint
 export LOWCODE_FAAS_TEST_S3_BUCKET=$S3_BUCKET
 export LOWCODE_FAAS_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY

@@ -80,6 +80,8 @@ impl SourceStore for MemorySourceStore {
             Ok(CollectionInfo {
                 path: path.clone(),
                 created_at: now,
+                // The memory store holds only valid envs.
+                ignored_env_keys: Vec::new(),
             })
         })
     }
@@ -91,6 +93,7 @@ impl SourceStore for MemorySourceStore {
                 .map(|(path, (_, created_at))| CollectionInfo {
                     path: path.clone(),
                     created_at: *created_at,
+                    ignored_env_keys: Vec::new(),
                 })
                 .collect())
         })

@@ -24,7 +24,46 @@ pub async fn source_store_contract(store: &dyn SourceStore) {
     check_listings(store).await;
     check_delete_collection(store).await;
     check_concurrent_saves(store).await;
+    check_stored_names(store).await;
     check_fresh_store(store).await;
+}
+
+/// Names the Go version could store (outside today's grammar) are saved,
+/// listed in byte order, read, versioned and deleted like any other.
+pub async fn check_stored_names(store: &dyn SourceStore) {
+    let team = cp("go-names");
+    store.create_collection(&team, &EnvMap::new()).await.unwrap();
+    let raw_names = ["my.func", "Grüße Welt", ".hidden", "1st", "a.lock", "x.env"];
+    for collection in [&CollectionPath::root(), &team] {
+        for raw in raw_names {
+            let mut new = new_version(collection, "placeholder", SOURCE_1, &env(&[("A", raw)]));
+            new.name = FunctionName::parse_stored(raw).unwrap();
+            let saved = store.save_function(&new).await.unwrap();
+            assert_eq!(saved.name.as_str(), raw);
+            assert_eq!(saved.version, version(1), "{raw}");
+        }
+        let listed = store.list_functions(collection).await.unwrap();
+        let mut want: Vec<&str> = raw_names.to_vec();
+        want.sort();
+        assert_eq!(names(&listed), want, "every stored name is listed, in byte order");
+        for raw in raw_names {
+            let name = FunctionName::parse_stored(raw).unwrap();
+            let got = store.get_function(collection, &name, None).await.unwrap();
+            assert_eq!((got.name.as_str(), got.env.get("A")), (raw, Some(raw)));
+            let mut next = new_version(collection, "placeholder", SOURCE_2, &EnvMap::new());
+            next.name = name.clone();
+            assert_eq!(store.save_function(&next).await.unwrap().version, version(2), "{raw}");
+            assert_eq!(
+                store.list_versions(collection, &name).await.unwrap()[0].version,
+                version(2)
+            );
+            store.delete_function(collection, &name).await.unwrap();
+            let err = store.get_function(collection, &name, None).await.unwrap_err();
+            assert_eq!(err.code(), "FUNCTION_NOT_FOUND", "{raw}: {err:?}");
+        }
+        assert!(store.list_functions(collection).await.unwrap().is_empty());
+    }
+    store.delete_collection(&team).await.unwrap();
 }
 
 /// A fresh store: the root exists and holds nothing.

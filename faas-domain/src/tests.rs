@@ -489,6 +489,7 @@ async fn list_collections_filters_by_prefix() {
             .map(|p| faas_ports::CollectionInfo {
                 path: path(p),
                 created_at: chrono::Utc::now(),
+                ignored_env_keys: Vec::new(),
             })
             .collect())
     });

@@ -57,6 +57,7 @@ pub const KEYS: &[&str] = &[
     "storage_timeout_ms",
     "function_cache",
     "function_cache_size",
+    "legacy_names",
     "max_source_bytes",
     "max_output_bytes",
     "invoke_default_timeout_ms",
@@ -330,6 +331,10 @@ pub struct Settings {
     pub function_cache: bool,
     /// `LOWCODE_FAAS_FUNCTION_CACHE_SIZE`.
     pub function_cache_size: usize,
+    /// `LOWCODE_FAAS_LEGACY_NAMES` (false): new functions may take any name
+    /// the Go version accepted ([`faas_ports::FunctionName::parse_stored`]),
+    /// not only today's grammar. Stored names are usable either way.
+    pub legacy_names: bool,
     /// Limits handed to the engine.
     pub limits: Limits,
     /// Runtime settings.
@@ -624,6 +629,7 @@ impl Raw {
             storage_timeout: self.ms_or("storage_timeout_ms", ms(faas_adapters::fs::DEFAULT_TIMEOUT))?,
             function_cache: self.bool_or("function_cache", true)?,
             function_cache_size: self.usize_or("function_cache_size", 1024)?,
+            legacy_names: self.bool_or("legacy_names", false)?,
             limits,
             runtime,
             logs,

@@ -16,7 +16,8 @@ use crate::ApiError;
 /// domain's invoke request. The same checks on both paths, so a proxied run
 /// fails exactly like an in-process one.
 pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
-    let name = FunctionName::parse(&run.function_name)?;
+    // Runs address stored functions: any name the Go version could store.
+    let name = FunctionName::parse_stored(&run.function_name)?;
     let collection_path = CollectionPath::parse(run.collection_path.as_deref().unwrap_or(""))?;
     let version = match run.version {
         None | Some(Value::Null) => None,

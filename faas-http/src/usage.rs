@@ -25,6 +25,7 @@ Settings (environment variables, above the optional TOML file named by LOWCODE_F
   LOWCODE_FAAS_LOG_HTTP_URL               http sink: URL (_HEADER \"Name: value\")
   HTTP_PROXY, HTTPS_PROXY, NO_PROXY       proxy of log sinks and the worker hop     [default: none]
   LOWCODE_FAAS_UI                         dispatcher: the playground at /ui/        [default: true]
+  LOWCODE_FAAS_LEGACY_NAMES               new names may use the Go version's rules  [default: false]
   LOWCODE_FAAS_CORS_ORIGINS               dispatcher: origins allowed cross-origin  [default: none]
   LOWCODE_FAAS_ALLOW_UNAUTHENTICATED      worker: listen beyond loopback, no token  [default: false]
   LOWCODE_FAAS_REDACT_ENV                 responses show env values as ***          [default: false]

@@ -51,11 +51,17 @@ enum Origin {
 /// with [`SEALED_ENV_PREFIX`] (a map read back from a store may hold sealed
 /// values instead, see [`EnvMap::parse_stored`]).
 ///
+/// A map read from storage ([`EnvMap::from_stored_json`]) also remembers
+/// the keys of the stored entries that break these rules
+/// ([`EnvMap::ignored_keys`]): they are not part of the map (never run
+/// with, never written back) but are reported, so nothing disappears
+/// silently. They are not serialised.
+///
 /// Its `Debug` shows the keys only (values as [`REDACTED_ENV_VALUE`]), so an
 /// env never reaches a log through `{:?}`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
-pub struct EnvMap(BTreeMap<String, String>);
+pub struct EnvMap(BTreeMap<String, String>, Vec<String>);
 
 impl EnvMap {
     /// An empty map.
@@ -92,7 +98,7 @@ impl EnvMap {
             check_key(key)?;
             check_value(key, value, origin)?;
         }
-        Ok(Self(map))
+        Ok(Self(map, Vec::new()))
     }
 
     /// Validates a JSON value: `null` is empty, an object of strings is parsed,
@@ -133,7 +139,7 @@ impl EnvMap {
                 dropped.push(key);
             }
         }
-        (Self(kept), dropped)
+        (Self(kept, Vec::new()), dropped)
     }
 
     /// Reads an env map as stored by this or an older implementation: `null`
@@ -141,6 +147,7 @@ impl EnvMap {
     /// dropped keys (non-strings and entries that break the rules), sorted;
     /// anything else is `Err` naming the kind of JSON found instead (`an
     /// array` …), never its content, which may hold secrets and ends up in logs.
+    /// The returned map remembers the dropped keys ([`EnvMap::ignored_keys`]).
     pub fn from_stored_json(value: serde_json::Value) -> Result<(Self, Vec<String>), String> {
         let object = match value {
             serde_json::Value::Null => return Ok((Self::new(), Vec::new())),
@@ -160,10 +167,24 @@ impl EnvMap {
                 _ => dropped.push(key),
             }
         }
-        let (env, invalid) = Self::parse_lenient(strings);
+        let (mut env, invalid) = Self::parse_lenient(strings);
         dropped.extend(invalid);
         dropped.sort();
+        env.1 = dropped.clone();
         Ok((env, dropped))
+    }
+
+    /// Keys of the stored env that break today's rules and were left out of
+    /// this map (sorted; empty for every map not read from storage).
+    pub fn ignored_keys(&self) -> &[String] {
+        &self.1
+    }
+
+    /// The same entries without the record of ignored keys (what a store
+    /// writes and reads back).
+    pub fn without_ignored_keys(mut self) -> Self {
+        self.1.clear();
+        self
     }
 
     /// True when there is no entry.
@@ -327,6 +348,20 @@ mod tests {
         assert_eq!(env.get("A"), Some("1"));
         assert_eq!(env.len(), 1);
         assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
+        assert_eq!(
+            env.ignored_keys(),
+            dropped.as_slice(),
+            "the map remembers what it left out"
+        );
+        assert_eq!(
+            serde_json::to_value(&env).unwrap(),
+            json!({"A": "1"}),
+            "ignored keys are never written back"
+        );
+        let (env, _) = EnvMap::from_stored_json(json!({"LOWCODE_FAAS_X": "1", "ÄPFEL": "2"})).unwrap();
+        assert!(env.is_empty());
+        assert_eq!(env.ignored_keys(), ["LOWCODE_FAAS_X", "ÄPFEL"]);
+        assert!(EnvMap::from_json(&json!({"A": "1"})).unwrap().ignored_keys().is_empty());
         assert!(EnvMap::from_stored_json(json!(null)).unwrap().0.is_empty());
         assert_eq!(EnvMap::from_stored_json(json!(["s3cr3t"])).unwrap_err(), "an array");
         assert_eq!(EnvMap::from_stored_json(json!("s3cr3t")).unwrap_err(), "a string");

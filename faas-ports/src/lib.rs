@@ -37,7 +37,7 @@ pub use model::{
 };
 pub use names::{
     CollectionPath, FunctionName, Language, RunId, SourceUrl, Version, MAX_COLLECTION_PATH_LEN,
-    MAX_COLLECTION_SEGMENTS, MAX_FUNCTION_NAME_LEN, RESERVED_SEGMENTS,
+    MAX_COLLECTION_SEGMENTS, MAX_FUNCTION_NAME_LEN, MAX_STORED_FUNCTION_NAME_LEN, RESERVED_SEGMENTS,
 };
 pub use ports::{
     ContainerRuntime, LogSink, PoolStatus, Revision, RunFailure, RunJob, RunOutput, RuntimeStatus, SourceFetcher,

@@ -82,7 +82,8 @@ impl NewVersion {
             name: self.name.clone(),
             language: self.language,
             source_code: self.source_code.clone(),
-            env: self.env.clone(),
+            // What was written: the ignored keys of a stored env are not.
+            env: self.env.clone().without_ignored_keys(),
             version,
             created_at,
         }
@@ -132,6 +133,11 @@ pub struct Function {
     /// Function env, omitted when empty.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Keys of the stored function env that break today's env rules (data
+    /// of the Go version): not passed to runs, not kept by the next save.
+    /// Omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_env_keys: Vec<String>,
     /// When this version was written.
     #[serde(serialize_with = "serialize_timestamp")]
     pub created_at: DateTime<Utc>,
@@ -176,6 +182,7 @@ impl From<&Deployment> for Function {
             language: d.language,
             source_code: d.source_code.clone(),
             env: d.env.as_map().clone(),
+            ignored_env_keys: d.env.ignored_keys().to_vec(),
             created_at: d.created_at,
             version: d.version.get(),
             deployment_id: d.deployment_id(),
@@ -233,6 +240,11 @@ pub struct CollectionInfo {
     /// When it was created.
     #[serde(serialize_with = "serialize_timestamp")]
     pub created_at: DateTime<Utc>,
+    /// Keys of the stored collection env that break today's env rules
+    /// (data of the Go version), sorted: not passed to runs, not kept by the
+    /// next `PUT …/env`. Omitted when empty (always, for a new collection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_env_keys: Vec<String>,
 }
 
 /// Outcome of a run.

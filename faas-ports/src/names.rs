@@ -19,14 +19,25 @@ pub const MAX_COLLECTION_SEGMENTS: usize = 32;
 /// is a directory name, plus `.lock`, in the `files` storage: far below the
 /// 255 bytes file systems allow).
 pub const MAX_COLLECTION_SEGMENT_LEN: usize = 64;
+/// Maximum length in bytes of a name outside today's grammar that the Go
+/// version could store ([`FunctionName::parse_stored`]): the longest name
+/// whose files, including the temp file of an atomic write
+/// (`.{name}.meta.json.XXXXXX.tmp`), fit a 255-byte file name.
+pub const MAX_STORED_FUNCTION_NAME_LEN: usize = 233;
 /// Segments that may never appear in a collection path.
 pub const RESERVED_SEGMENTS: [&str; 3] = ["__root__", "functions", "env"];
 
 /// A function name.
 ///
-/// Invariants: matches `^[A-Za-z][A-Za-z0-9_-]{0,63}$` (so it never contains
-/// `/`, `.` or anything else that could leave a directory or an S3 prefix).
-/// Case-sensitive.
+/// Two grammars, one invariant. New names ([`FunctionName::parse`]) match
+/// today's `^[A-Za-z][A-Za-z0-9_-]{0,63}$`. Names the Go version could store
+/// ([`FunctionName::parse_stored`]: stored functions, and new names under
+/// `LOWCODE_FAAS_LEGACY_NAMES=true`) may hold any other character except
+/// `/`, `\`, control characters (NUL included) and the sequence `..`, are
+/// not `.`, have no surrounding whitespace and are at most
+/// [`MAX_STORED_FUNCTION_NAME_LEN`] bytes. Either way the name is one path
+/// segment: joined under a directory (as `{name}` or `{name}.ext`) or into an
+/// S3 key it never leaves its directory or prefix. Case-sensitive.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FunctionName(String);
@@ -47,6 +58,57 @@ impl FunctionName {
             )));
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// Validates a name the Go version could have stored: today's grammar,
+    /// or the legacy one (see the type's docs). Used to address stored
+    /// functions (get, invoke, update, delete, listings of stored data) and
+    /// for new names when legacy names are enabled.
+    pub fn parse_stored(raw: &str) -> Result<Self, PortError> {
+        if let Ok(name) = Self::parse(raw) {
+            return Ok(name);
+        }
+        let refuse = |why: &str| {
+            Err(PortError::InvalidName(format!(
+                "'{}' is not a valid function name: {why}",
+                truncate_for_message(&raw.escape_debug().to_string())
+            )))
+        };
+        if raw.is_empty() {
+            return Err(PortError::InvalidName("name is required".into()));
+        }
+        if raw.len() > MAX_STORED_FUNCTION_NAME_LEN {
+            return refuse(&format!("longer than {MAX_STORED_FUNCTION_NAME_LEN} bytes"));
+        }
+        if raw == "." || raw.contains("..") {
+            return refuse("'.' and '..' are not names");
+        }
+        if raw.contains(['/', '\\']) {
+            return refuse("'/' and '\\' are not allowed");
+        }
+        if raw.chars().any(char::is_control) {
+            return refuse("control characters are not allowed");
+        }
+        if raw.trim() != raw {
+            return refuse("surrounding whitespace is not allowed");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// [`FunctionName::parse_stored`] when `legacy` (the setting
+    /// `LOWCODE_FAAS_LEGACY_NAMES`), else [`FunctionName::parse`]: the rule
+    /// for a name that is about to be created.
+    pub fn parse_new(raw: &str, legacy: bool) -> Result<Self, PortError> {
+        if legacy {
+            Self::parse_stored(raw)
+        } else {
+            Self::parse(raw)
+        }
+    }
+
+    /// True when the name follows today's grammar (false for a legacy name).
+    pub fn is_current_grammar(&self) -> bool {
+        Self::parse(&self.0).is_ok()
     }
 
     /// The name as a string slice.
@@ -434,6 +496,113 @@ mod tests {
         ] {
             check_name(bad, false);
         }
+    }
+
+    #[test]
+    fn stored_names_accept_what_the_go_version_stored() {
+        for good in [
+            "my.func",
+            "a.b.c",
+            ".hidden",
+            "with space",
+            "Grüße",
+            "函数",
+            "1abc",
+            "_a",
+            "a.lock",
+            "x.env",
+            &"a".repeat(MAX_STORED_FUNCTION_NAME_LEN),
+        ] {
+            let name = FunctionName::parse_stored(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+            assert_eq!(name.as_str(), good);
+            assert!(!name.is_current_grammar() || FunctionName::parse(good).is_ok());
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a..b",
+            "../etc",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a\u{7f}",
+            " a",
+            "a ",
+            "\ta",
+            &"a".repeat(MAX_STORED_FUNCTION_NAME_LEN + 1),
+        ] {
+            let err = FunctionName::parse_stored(bad).unwrap_err();
+            assert_eq!(err.code(), "INVALID_NAME", "{bad:?}");
+        }
+        assert!(
+            FunctionName::parse("my.func").is_err(),
+            "new names keep today's grammar"
+        );
+        assert!(FunctionName::parse_new("my.func", true).is_ok());
+        assert!(FunctionName::parse_new("my.func", false).is_err());
+        assert!(FunctionName::parse_stored("hello").unwrap().is_current_grammar());
+        assert!(!FunctionName::parse_stored("my.func").unwrap().is_current_grammar());
+    }
+
+    /// A small deterministic generator (xorshift) for the fuzz-style tests.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn string(&mut self) -> String {
+            // Weighted towards the characters that matter for paths.
+            const ALPHABET: [&str; 24] = [
+                "a", "Z", "0", "_", "-", ".", ".", "/", "\\", "\0", " ", "\t", "\n", "é", "函", "%2F", "..", "~", "$",
+                "*", ":", "\u{202e}", "\u{7f}", "\u{85}",
+            ];
+            let len = (self.next() % 12) as usize;
+            (0..len)
+                .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        }
+    }
+
+    /// Every accepted name, joined under a directory as its files are, or
+    /// into an S3 key, stays one segment below that directory or prefix.
+    #[test]
+    fn fuzzed_names_never_leave_their_directory() {
+        use std::path::{Component, Path};
+        let mut gen = Gen(0x9E37_79B9_7F4A_7C15);
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let raw = gen.string();
+            let strict = FunctionName::parse(&raw);
+            let Ok(name) = FunctionName::parse_stored(&raw) else {
+                assert!(strict.is_err(), "{raw:?}: today's grammar is within the stored one");
+                continue;
+            };
+            accepted += 1;
+            assert_eq!(strict.is_ok(), name.is_current_grammar(), "{raw:?}");
+            for file in [name.to_string(), format!("{name}.mjs"), format!("{name}.meta.json")] {
+                let joined = Path::new("/data/functions").join(&file);
+                let parts: Vec<Component<'_>> = joined.components().collect();
+                assert_eq!(parts.len(), 4, "{raw:?} -> {joined:?}");
+                assert!(matches!(parts[3], Component::Normal(_)), "{raw:?} -> {joined:?}");
+                assert!(joined.starts_with("/data/functions"), "{raw:?}");
+            }
+            let key = format!("functions/{name}/v1.mjs");
+            let segments: Vec<&str> = key.split('/').collect();
+            assert_eq!(segments.len(), 3, "{raw:?}");
+            assert!(
+                segments.iter().all(|s| !s.is_empty() && *s != "." && *s != ".."),
+                "{raw:?}"
+            );
+            assert!(!raw.contains(['\0', '\\']) && raw.trim() == raw, "{raw:?}");
+        }
+        assert!(accepted > 1_000, "the generator reaches accepted names ({accepted})");
     }
 
     fn check_path(raw: &str, want: Option<&str>) {

@@ -159,7 +159,7 @@ impl Service for Dispatcher {
             Route::Functions(cp) => self.create_function(cp.as_deref(), &mut req).await,
             Route::Function(cp, name) => {
                 let cp = collection_of(cp.as_deref(), None, &req)?;
-                let name = FunctionName::parse(&name)?;
+                let name = FunctionName::parse_stored(&name)?;
                 match method {
                     Method::GET => {
                         let version = req.query("version").map(Version::parse).transpose()?;
@@ -175,14 +175,14 @@ impl Service for Dispatcher {
             }
             Route::Versions(cp, name) => {
                 let cp = collection_of(cp.as_deref(), None, &req)?;
-                let name = FunctionName::parse(&name)?;
+                let name = FunctionName::parse_stored(&name)?;
                 let versions = self.engine.list_versions(&cp, &name).await?;
                 Ok(http::json(StatusCode::OK, &versions))
             }
             Route::Invoke(cp, name) => self.invoke(cp.as_deref(), &name, &mut req).await,
             Route::Pull(cp, name) => {
                 let cp = collection_of(cp.as_deref(), None, &req)?;
-                let name = FunctionName::parse(&name)?;
+                let name = FunctionName::parse_stored(&name)?;
                 let body: PullBody = req.json(false).await?;
                 let url = present(body.source_url).ok_or(faas_domain::DomainError::SourceRequired)?;
                 let url = SourceUrl::parse(&url)?;
@@ -270,7 +270,9 @@ impl Dispatcher {
 
     async fn create_function(&self, url_cp: Option<&str>, req: &mut Incoming) -> Result<Response, ApiError> {
         let body: CreateFunctionBody = req.json(false).await?;
-        let name = FunctionName::parse(body.name.as_deref().unwrap_or(""))?;
+        // Stored names of any grammar are addressable; new ones follow today's
+        // grammar unless LOWCODE_FAAS_LEGACY_NAMES (docs/api.md §2.1).
+        let name = FunctionName::parse_new(body.name.as_deref().unwrap_or(""), self.settings.legacy_names)?;
         let cp = collection_of(url_cp, body.collection_path.as_deref(), req)?;
         let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
         let language =
@@ -317,7 +319,7 @@ impl Dispatcher {
 
     async fn invoke(&self, url_cp: Option<&str>, name: &str, req: &mut Incoming) -> Result<Response, ApiError> {
         let cp = collection_of(url_cp, None, req)?;
-        let name = FunctionName::parse(name)?;
+        let name = FunctionName::parse_stored(name)?;
         let body: InvokeBody = req.json(true).await?;
         // The body's version wins; the query is read (and validated) only without one.
         let version = match body.version {

@@ -85,11 +85,18 @@ fn service_var(name: &str) -> String {
 /// files mode (each app has its temp data dir); in db_s3 mode a fresh
 /// database and S3 prefix.
 pub async fn storage_vars() -> Vec<(String, String)> {
-    use sqlx::{Connection, Executor};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     if !db_s3_mode() {
         return Vec::new();
     }
+    db_s3_vars().await
+}
+
+/// The settings of a fresh db_s3 storage (a new database and S3 prefix on
+/// the `LOWCODE_FAAS_TEST_*` services) in every suite mode, for the tests
+/// that are about db_s3 itself.
+pub async fn db_s3_vars() -> Vec<(String, String)> {
+    use sqlx::{Connection, Executor};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "faas_http_{}_{}",

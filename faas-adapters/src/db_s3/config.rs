@@ -11,7 +11,8 @@ use crate::AdapterError;
 /// `Debug` redacts the DSN and the S3 keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbS3Config {
-    /// `LOWCODE_FAAS_POSTGRES_DSN`, e.g. `postgres://user:pass@host:5432/db`.
+    /// `LOWCODE_FAAS_POSTGRES_DSN`: a URL (`postgres://user:pass@host:5432/db?sslmode=require`)
+    /// or libpq keyword/value pairs (`host=… dbname=… sslmode=verify-full sslrootcert=…`).
     pub postgres_dsn: String,
     /// `LOWCODE_FAAS_S3_ENDPOINT`; `None` = AWS's endpoint for the region.
     pub s3_endpoint: Option<String>,
@@ -94,14 +95,6 @@ fn check_config(config: &DbS3Config) -> Result<(), AdapterError> {
         return Err(AdapterError::Config(format!(
             "{variable} is required for db_s3 storage"
         )));
-    }
-    if !["postgres://", "postgresql://"]
-        .iter()
-        .any(|scheme| config.postgres_dsn.starts_with(scheme))
-    {
-        return Err(AdapterError::Config(
-            "LOWCODE_FAAS_POSTGRES_DSN must be a postgres:// or postgresql:// URL".into(),
-        ));
     }
     if let Some((key, secret)) = &config.s3_credentials {
         if key.is_empty() || secret.is_empty() {

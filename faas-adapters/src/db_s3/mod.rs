@@ -53,10 +53,16 @@
 //!   `Unavailable { component: Storage }` (`STORAGE_UNAVAILABLE`); rows or
 //!   objects that cannot be read back are `Internal`.
 //! - Env JSON written by other implementations is read tolerantly: entries
-//!   that break today's env rules are dropped with a warning, as in `files`.
+//!   that break today's env rules are left out with a warning and reported
+//!   (`EnvMap::ignored_keys`), as in `files`. Function names the Go version
+//!   could store are listed and usable (`FunctionName::parse_stored`).
+//! - A database created by the Go version (INTEGER versions, TEXT env
+//!   columns, no root row) is converted in place by the migrations 0001 and
+//!   0002, idempotently and one-way (README "Switching from the Go version").
 //! - Secrets (DSN, S3 keys) never appear in `Debug` output or logs.
 
 mod config;
+mod dsn;
 mod objects;
 mod postgres;
 mod store;
@@ -193,24 +199,31 @@ fn unavailable(context: impl Into<String>, source: impl Into<faas_ports::BoxErro
     }
 }
 
-/// Calls `attempt` until it succeeds or `window` has passed; the last error wins.
+/// Calls `attempt` until it succeeds or `window` has passed; the last error
+/// wins (an attempt cut short by the window does not hide the error of the
+/// one before: "certificate not trusted" says more than "no answer in time").
 async fn retry_until<F, Fut>(window: Duration, mut attempt: F) -> Result<(), PortError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), PortError>>,
 {
     let deadline = tokio::time::Instant::now() + window;
+    let mut last: Option<PortError> = None;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let error = match tokio::time::timeout(left, attempt()).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e,
-            Err(elapsed) => PortError::storage_unavailable("no answer in time", elapsed),
+            Err(elapsed) => match last.take() {
+                Some(previous) => return Err(previous),
+                None => PortError::storage_unavailable("no answer in time", elapsed),
+            },
         };
         if tokio::time::Instant::now() + CONNECT_RETRY_PAUSE >= deadline {
             return Err(error);
         }
         tracing::warn!(error = %faas_ports::report::Report(&error), "Storage not ready yet; retrying.");
+        last = Some(error);
         tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
     }
 }

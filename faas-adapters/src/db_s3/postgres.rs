@@ -1,8 +1,6 @@
 //! The PostgreSQL side: connection options and pool, the embedded
 //! migrations, the one mapping of sqlx errors, and the typed rows.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use faas_ports::{EnvMap, Language, PortError, Version};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -18,11 +16,10 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub(super) const MAX_CONNECTIONS: u32 = 16;
 
 /// The DSN with the server-side bounds of every session.
+/// The DSN is a URL or libpq keyword/value pairs ([`super::dsn`]); its
+/// `sslmode` (URL query or pair) decides TLS.
 pub(super) fn pg_options(config: &DbS3Config) -> Result<PgConnectOptions, AdapterError> {
-    let options = PgConnectOptions::from_str(&config.postgres_dsn).map_err(|e| {
-        // sqlx's message names the problem, never the password.
-        AdapterError::Config(format!("LOWCODE_FAAS_POSTGRES_DSN is not a valid PostgreSQL URL: {e}"))
-    })?;
+    let options = super::dsn::parse_dsn(&config.postgres_dsn)?;
     let timeout_ms = config.storage_timeout.as_millis();
     // An abandoned transaction (its caller timed out) ends a little after the call's own bound.
     let idle_ms = timeout_ms.saturating_add(1000);
@@ -117,6 +114,7 @@ pub(super) fn env_from_json(raw: &str, owner: &str) -> Result<EnvMap, PortError>
 pub(super) struct CollectionRow {
     pub(super) path: String,
     pub(super) created_at: DateTime<Utc>,
+    pub(super) env_json: String,
 }
 
 /// A version row joined with its function's language.

@@ -85,6 +85,7 @@ impl Inner {
         Ok(CollectionInfo {
             path: path.clone(),
             created_at,
+            ignored_env_keys: Vec::new(),
         })
     }
 
@@ -99,15 +100,35 @@ impl Inner {
     }
 
     pub(super) async fn list_collections(&self) -> Result<Vec<CollectionInfo>, PortError> {
-        let rows: Vec<CollectionRow> =
-            sqlx::query_as("SELECT path, created_at FROM collection_paths WHERE path <> '' ORDER BY path")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| map_sqlx_error("listing collections", e))?;
+        let rows: Vec<CollectionRow> = sqlx::query_as(
+            "SELECT path, created_at, env_json::text AS env_json FROM collection_paths WHERE path <> '' ORDER BY path",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_sqlx_error("listing collections", e))?;
         let mut out = Vec::with_capacity(rows.len());
-        for CollectionRow { path: raw, created_at } in rows {
+        for CollectionRow {
+            path: raw,
+            created_at,
+            env_json,
+        } in rows
+        {
             match CollectionPath::parse(&raw) {
-                Ok(path) if path.as_str() == raw => out.push(CollectionInfo { path, created_at }),
+                Ok(path) if path.as_str() == raw => {
+                    // Listed even when its env cannot be read (loading it says why).
+                    let ignored_env_keys = match env_from_json(&env_json, &format!("collection '{path}'")) {
+                        Ok(env) => env.ignored_keys().to_vec(),
+                        Err(e) => {
+                            tracing::warn!(collection = %path, error = %faas_ports::report::Report(&e), "Cannot read a collection env while listing.");
+                            Vec::new()
+                        }
+                    };
+                    out.push(CollectionInfo {
+                        path,
+                        created_at,
+                        ignored_env_keys,
+                    });
+                }
                 _ => tracing::warn!(path = %raw, "Skipping a collection row that is not a valid collection path."),
             }
         }
@@ -431,8 +452,9 @@ impl Inner {
             created_at,
         } in rows
         {
-            let Ok(name) = FunctionName::parse(&raw_name) else {
-                tracing::warn!(name = %raw_name, collection = %collection, "Skipping a function row whose name is not valid.");
+            // Names the Go version could store are listed too (docs/api.md §2.1).
+            let Ok(name) = FunctionName::parse_stored(&raw_name) else {
+                tracing::warn!(name = %raw_name.escape_debug(), collection = %collection, "Skipping a function row whose name no version could have stored.");
                 continue;
             };
             out.push(FunctionSummary {

@@ -556,6 +556,199 @@ async fn adopts_a_database_written_by_the_earlier_implementation() {
     db.drop_database().await;
 }
 
+/// The Go version's DDL (faas-adapters/testdata/go_v1_schema.sql).
+const GO_V1_SCHEMA: &str = include_str!("../../testdata/go_v1_schema.sql");
+
+/// The data type of a column, as PostgreSQL reports it.
+async fn column_type(store: &DbS3SourceStore, table: &str, column: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(&store.inner.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn adopts_a_database_created_by_the_go_version_idempotently() {
+    let mut db = TestDb::new("go").await;
+    // The Go version has no key prefix: its keys start at `functions/`. The
+    // collection and root name carry the database name, so parallel runs on
+    // the shared bucket never meet.
+    db.config.s3_prefix = String::new();
+    let team = db.name.clone();
+    let api = format!("{team}/api");
+    let root_name = format!("root.{team}");
+    let mut conn = PgConnection::connect(&db.config.postgres_dsn).await.unwrap();
+    conn.execute(GO_V1_SCHEMA).await.unwrap();
+    // Rows as the Go version writes them: one row per collection and prefix,
+    // env as JSON text (SQL NULL or `null` when empty), INTEGER versions.
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO collection_paths VALUES \
+             ('{team}', '{{\"TEAM\":\"t\",\"SHARED\":\"team\",\"LOWCODE_FAAS_T\":\"x\"}}', now()), \
+             ('{api}', 'null', now()); \
+         INSERT INTO functions VALUES \
+             ('{api}', 'hello', 'javascript', '{{\"FN\":\"f\",\"SHARED\":\"fn\",\"ÄPFEL\":\"x\"}}', now()), \
+             ('{api}', 'my.func', 'javascript', NULL, now()), \
+             ('', '{root_name}', 'javascript', 'null', now()); \
+         INSERT INTO function_versions (collection_path, function_name, version, s3_key, created_at) VALUES \
+             ('{api}', 'hello', 1, 'functions/{api}/hello/v1.mjs', now()), \
+             ('{api}', 'hello', 2, 'functions/{api}/hello/v2.mjs', now()), \
+             ('{api}', 'my.func', 1, 'functions/{api}/my.func/v1.mjs', now()), \
+             ('', '{root_name}', 1, 'functions/{root_name}/v1.mjs', now());"
+    )))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let s3 = s3_client(&db.config).unwrap();
+    for key in [
+        format!("functions/{api}/hello/v1.mjs"),
+        format!("functions/{api}/hello/v2.mjs"),
+        format!("functions/{api}/my.func/v1.mjs"),
+        format!("functions/{root_name}/v1.mjs"),
+    ] {
+        s3.put(&ObjectPath::parse(&key).unwrap(), PutPayload::from(format!("// {key}")))
+            .await
+            .unwrap();
+    }
+
+    let store = db.store().await;
+    assert_eq!(column_type(&store, "function_versions", "version").await, "bigint");
+    assert_eq!(column_type(&store, "functions", "env_json").await, "jsonb");
+    assert_eq!(column_type(&store, "collection_paths", "env_json").await, "jsonb");
+    // Started again: nothing left to convert, nothing changes.
+    drop(store);
+    let store = db.store().await;
+
+    let (team_cp, api_cp) = (cp(&team), cp(&api));
+    let listed = store.list_collections().await.unwrap();
+    let paths: Vec<(String, Vec<String>)> = listed
+        .into_iter()
+        .map(|c| (c.path.to_string(), c.ignored_env_keys))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (team.clone(), vec!["LOWCODE_FAAS_T".to_owned()]),
+            (api.clone(), Vec::new())
+        ],
+        "the refused Go key of a collection env is reported"
+    );
+    assert_eq!(
+        store.collection_env(&CollectionPath::root()).await.unwrap(),
+        EnvMap::new()
+    );
+    let team_env = store.collection_env(&team_cp).await.unwrap();
+    assert_eq!(team_env.as_map(), env(&[("TEAM", "t"), ("SHARED", "team")]).as_map());
+    assert_eq!(team_env.ignored_keys(), ["LOWCODE_FAAS_T"]);
+    assert_eq!(
+        store.collection_env(&api_cp).await.unwrap(),
+        EnvMap::new(),
+        "`null` is empty"
+    );
+
+    let listed = store.list_functions(&api_cp).await.unwrap();
+    let rows: Vec<(String, u64)> = listed.iter().map(|f| (f.name.to_string(), f.version.get())).collect();
+    assert_eq!(rows, [("hello".to_owned(), 2), ("my.func".to_owned(), 1)]);
+    let root_fn = FunctionName::parse_stored(&root_name).unwrap();
+    let root_list = store.list_functions(&CollectionPath::root()).await.unwrap();
+    assert_eq!(names_of(&root_list), std::slice::from_ref(&root_name));
+
+    let current = store.get_function(&api_cp, &name("hello"), None).await.unwrap();
+    assert_eq!(current.source_code, format!("// functions/{api}/hello/v2.mjs"));
+    assert_eq!(current.env.as_map(), env(&[("FN", "f"), ("SHARED", "fn")]).as_map());
+    assert_eq!(
+        current.env.ignored_keys(),
+        ["ÄPFEL"],
+        "the Go key today's rules refuse is reported"
+    );
+    let pinned = store.get_function(&api_cp, &name("hello"), Some(v(1))).await.unwrap();
+    assert_eq!(
+        (pinned.source_code.clone(), pinned.env.get("FN")),
+        (format!("// functions/{api}/hello/v1.mjs"), Some("f")),
+        "a pinned Go version loads with the function's env"
+    );
+    let dotted = FunctionName::parse_stored("my.func").unwrap();
+    let got = store.get_function(&api_cp, &dotted, None).await.unwrap();
+    assert!(got.env.is_empty(), "SQL NULL is the empty env");
+    let got = store
+        .get_function(&CollectionPath::root(), &root_fn, None)
+        .await
+        .unwrap();
+    assert_eq!(got.source_code, format!("// functions/{root_name}/v1.mjs"));
+
+    // The next version goes on from Go's numbering, at Go's key layout.
+    let saved = store
+        .save_function(&new_version(&api_cp, "hello", "// v3", &env(&[("FN", "g")])))
+        .await
+        .unwrap();
+    assert_eq!(saved.version, v(3));
+    let key: String = sqlx::query_scalar(
+        "SELECT s3_key FROM function_versions WHERE collection_path = $1 AND function_name = 'hello' AND version = 3",
+    )
+    .bind(&api)
+    .fetch_one(&store.inner.pool)
+    .await
+    .unwrap();
+    assert_eq!(key, format!("functions/{api}/hello/v3.mjs"));
+    let mut next = new_version(&api_cp, "hello", "// my.func v2", &EnvMap::new());
+    next.name = dotted.clone();
+    assert_eq!(store.save_function(&next).await.unwrap().version, v(2));
+
+    let err = store.delete_collection(&team_cp).await.unwrap_err();
+    assert_eq!(err.code(), "COLLECTION_NOT_EMPTY", "{err:?}");
+    for (collection, fname) in [
+        (&api_cp, name("hello")),
+        (&api_cp, dotted),
+        (&CollectionPath::root(), root_fn),
+    ] {
+        store.delete_function(collection, &fname).await.unwrap();
+    }
+    store.delete_collection(&api_cp).await.unwrap();
+    store.delete_collection(&team_cp).await.unwrap();
+    db.drop_database().await;
+}
+
+fn names_of(functions: &[FunctionSummary]) -> Vec<String> {
+    functions.iter().map(|f| f.name.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_go_env_that_is_not_json_stops_start_up_before_its_conversion() {
+    let db = TestDb::new("gobad").await;
+    let mut conn = PgConnection::connect(&db.config.postgres_dsn).await.unwrap();
+    conn.execute(GO_V1_SCHEMA).await.unwrap();
+    conn.execute(
+        "INSERT INTO collection_paths VALUES ('broken', 'A=1', now()); \
+         INSERT INTO functions VALUES ('broken', 'f', 'javascript', NULL, now()); \
+         INSERT INTO function_versions (collection_path, function_name, version, s3_key, created_at) \
+             VALUES ('broken', 'f', 1, 'functions/broken/f/v1.mjs', now());",
+    )
+    .await
+    .unwrap();
+    let err = DbS3SourceStore::connect(db.config.clone()).await.unwrap_err();
+    let report = faas_ports::report::Report(&err).to_string();
+    assert!(report.contains("migration"), "{report}");
+    let version_type: String = sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns \
+         WHERE table_name = 'function_versions' AND column_name = 'version'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(version_type, "integer", "the failed migration rolled back");
+    let env_text: String = sqlx::query_scalar("SELECT env_json FROM collection_paths WHERE path = 'broken'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(env_text, "A=1");
+    conn.close().await.unwrap();
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn a_save_that_times_out_never_commits() {
     let db = TestDb::new("timeout").await;
@@ -754,6 +947,86 @@ async fn check_unavailable(store: &DbS3SourceStore) {
             .expect("every call is bounded by the storage timeout")
             .unwrap_err();
         assert_eq!(err.code(), "STORAGE_UNAVAILABLE", "{err:?}");
+    }
+}
+
+/// True when the store's own session to PostgreSQL is encrypted.
+async fn session_uses_tls(store: &DbS3SourceStore) -> bool {
+    sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&store.inner.pool)
+        .await
+        .unwrap()
+}
+
+/// The test database of `db` reached over TLS with `query` (`sslmode=…`).
+fn tls_url(db: &TestDb, query: &str) -> String {
+    let base = var("LOWCODE_FAAS_TEST_POSTGRES_TLS_DSN");
+    let base = base.split_once('?').map_or(base.as_str(), |(b, _)| b).to_owned();
+    format!("{}?{query}", with_database(&base, &db.name))
+}
+
+#[tokio::test]
+async fn sslmode_require_and_verify_full_connect_over_tls() {
+    let mut db = TestDb::new("tls").await;
+    let ca = var("LOWCODE_FAAS_TEST_POSTGRES_TLS_CA");
+    let plain = db.store().await;
+    let keyword = format!(
+        "host=127.0.0.1 port={} dbname={} user=faas password=faas sslmode=verify-full sslrootcert='{ca}'",
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&var("LOWCODE_FAAS_TEST_POSTGRES_TLS_DSN"))
+            .unwrap()
+            .get_port(),
+        db.name
+    );
+    for dsn in [
+        tls_url(&db, "sslmode=require"),
+        tls_url(&db, &format!("sslmode=verify-full&sslrootcert={ca}")),
+        tls_url(&db, &format!("sslmode=verify-ca&sslrootcert={ca}")).replace("127.0.0.1", "localhost"),
+        keyword,
+    ] {
+        db.config.postgres_dsn = dsn.clone();
+        let store = db.store().await;
+        assert!(session_uses_tls(&store).await, "{dsn}");
+        store
+            .save_function(&new_version(&CollectionPath::root(), "tls", "// tls", &EnvMap::new()))
+            .await
+            .unwrap();
+        store
+            .delete_function(&CollectionPath::root(), &name("tls"))
+            .await
+            .unwrap();
+    }
+    drop(plain);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_server_its_roots_do_not_trust() {
+    let mut db = TestDb::new("tlsbad").await;
+    db.config.storage_timeout = Duration::from_secs(2);
+    // The webpki roots do not know the test CA: no connection, a clear cause.
+    db.config.postgres_dsn = tls_url(&db, "sslmode=verify-full");
+    let err = DbS3SourceStore::connect(db.config.clone()).await.unwrap_err();
+    let report = faas_ports::report::Report(&err).to_string();
+    assert!(matches!(err, AdapterError::Unavailable { .. }), "{report}");
+    assert!(report.to_lowercase().contains("certificate"), "{report}");
+    assert!(!report.contains("faas:faas"), "no password in the message: {report}");
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_malformed_keyword_dsn_is_a_config_error_naming_the_variable() {
+    for dsn in [
+        "host=127.0.0.1 dbname",
+        "host=127.0.0.1 password='faas",
+        "host=127.0.0.1 sslmode=maybe",
+    ] {
+        let err = DbS3SourceStore::connect(DbS3Config::new(dsn, "bucket"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, AdapterError::Config(ref m) if m.contains("LOWCODE_FAAS_POSTGRES_DSN") && !m.contains("'faas")),
+            "{dsn}: {err}"
+        );
     }
 }
 

@@ -65,10 +65,12 @@
 //!   by hand) a read is repeated until two agree, or under the lock once one
 //!   appears.
 //! - Data written by older implementations is read tolerantly: missing env
-//!   and meta files, env entries that break today's rules (dropped with a
-//!   warning naming the keys), unrelated files and directories (ignored),
-//!   names that are not valid function names or collection segments
-//!   (skipped with a warning). A file that is not JSON at all is
+//!   and meta files, env entries that break today's rules (left out with a
+//!   warning naming the keys, and reported by the API as
+//!   `ignored_env_keys`), unrelated files and directories (ignored),
+//!   function names the Go version could store (`my.func.mjs`: listed and
+//!   usable, see [`FunctionName::parse_stored`]), names no version could
+//!   store and invalid collection segments (skipped with a warning). A file that is not JSON at all is
 //!   `Internal` with its path.
 //! - Every file is read with a byte cap (`layout`: sources the larger of
 //!   [`MIN_SOURCE_FILE_CAP`] and [`FsSourceStore::with_max_source_bytes`],

@@ -85,6 +85,7 @@ impl Inner {
             Ok(CollectionInfo {
                 path: path.clone(),
                 created_at: birth_time(&meta),
+                ignored_env_keys: Vec::new(),
             })
         };
         finish().inspect_err(|_| {
@@ -111,9 +112,18 @@ impl Inner {
         out: &mut Vec<CollectionInfo>,
     ) -> Result<(), PortError> {
         for (child, child_dir, meta) in self.child_collections(dir, path)? {
+            // Listed even when its env file cannot be read (loading it says why).
+            let ignored_env_keys = match self.read_env(&self.collection_env_file(&child)) {
+                Ok(env) => env.ignored_keys().to_vec(),
+                Err(e) => {
+                    tracing::warn!(collection = %child, error = %faas_ports::report::Report(&e), "Cannot read a collection env while listing.");
+                    Vec::new()
+                }
+            };
             out.push(CollectionInfo {
                 path: child.clone(),
                 created_at: birth_time(&meta),
+                ignored_env_keys,
             });
             self.walk_collections(&child_dir, &child, out)?;
         }
@@ -379,7 +389,8 @@ impl Inner {
         Ok(out.into_values().collect())
     }
 
-    /// The `{name}.mjs` files of a directory with valid names.
+    /// The `{name}.mjs` files of a directory whose names are valid stored
+    /// names (today's grammar or the Go version's).
     pub(super) fn function_files(&self, dir: &Path) -> Result<Vec<(FunctionName, Metadata)>, PortError> {
         let Some(entries) = self.read_dir_if_exists(dir)? else {
             return Ok(Vec::new());
@@ -395,10 +406,11 @@ impl Inner {
             let Some(meta) = self.file_metadata(&path)? else {
                 continue;
             };
-            match FunctionName::parse(stem) {
+            // Names the Go version could store are listed too (docs/api.md §2.1).
+            match FunctionName::parse_stored(stem) {
                 Ok(name) => out.push((name, meta)),
                 Err(_) => {
-                    tracing::warn!(file = %self.rel(&path), "Skipping a source file whose name is not a valid function name.");
+                    tracing::warn!(file = %self.rel(&path), "Skipping a source file whose name no version could have stored.");
                 }
             }
         }

@@ -63,6 +63,77 @@ async fn passes_the_source_store_contract() {
 }
 
 #[tokio::test]
+async fn names_the_go_version_stored_are_listed_read_updated_and_deleted() {
+    let (_dir, store) = store();
+    let data = store.data_dir().to_owned();
+    let stored = |raw: &str| FunctionName::parse_stored(raw).unwrap();
+    // A Go data/ tree: a dotted name in the legacy directory and in a collection.
+    write(&data.join("functions/my.func.mjs"), "legacy root");
+    write(
+        &data.join("functions/my.func.env.json"),
+        r#"{"A":"1","LOWCODE_FAAS_X":"2"}"#,
+    );
+    write(&data.join("collections/shop/functions/cart.v2.mjs"), "in shop");
+    write(
+        &data.join("collections/shop/functions/cart.v2.meta.json"),
+        r#"{"version":3}"#,
+    );
+    write(&data.join("collections/shop/functions/Grüße Welt.mjs"), "unicode");
+    write(
+        &data.join("collections/shop/collection.env.json"),
+        r#"{"SHOP":"1","PATH":"/x"}"#,
+    );
+
+    let root = CollectionPath::root();
+    let listed = store.list_functions(&root).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.name.to_string()).collect::<Vec<_>>(),
+        ["my.func"]
+    );
+    let shop = cp("shop");
+    let collections = store.list_collections().await.unwrap();
+    assert_eq!(
+        collections[0].ignored_env_keys,
+        ["PATH"],
+        "the collection's refused key is reported"
+    );
+    assert_eq!(store.collection_env(&shop).await.unwrap().get("SHOP"), Some("1"));
+    let listed = store.list_functions(&shop).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.name.to_string()).collect::<Vec<_>>(),
+        ["Grüße Welt", "cart.v2"]
+    );
+
+    let d = store.get_function(&root, &stored("my.func"), None).await.unwrap();
+    assert_eq!((d.source_code.as_str(), d.version.get()), ("legacy root", 1));
+    assert_eq!(d.env.get("A"), Some("1"));
+    assert_eq!(d.env.ignored_keys(), ["LOWCODE_FAAS_X"], "the dropped key is reported");
+    let d = store.get_function(&shop, &stored("cart.v2"), None).await.unwrap();
+    assert_eq!((d.source_code.as_str(), d.version.get()), ("in shop", 3));
+
+    // Updated: the next version in the new layout, under the same name.
+    let mut next = new_version("shop", "cart", "v4", &[]);
+    next.name = stored("cart.v2");
+    assert_eq!(store.save_function(&next).await.unwrap().version.get(), 4);
+    let mut next = new_version("", "x", "root v2", &[]);
+    next.name = stored("my.func");
+    assert_eq!(store.save_function(&next).await.unwrap().version.get(), 2);
+    assert!(data.join("collections/__root__/functions/my.func.mjs").is_file());
+    let d = store.get_function(&root, &stored("my.func"), None).await.unwrap();
+    assert_eq!(d.source_code, "root v2");
+
+    // Deleted, in both layouts.
+    store.delete_function(&root, &stored("my.func")).await.unwrap();
+    store.delete_function(&shop, &stored("cart.v2")).await.unwrap();
+    store.delete_function(&shop, &stored("Grüße Welt")).await.unwrap();
+    assert!(store.list_functions(&root).await.unwrap().is_empty());
+    assert!(store.list_functions(&shop).await.unwrap().is_empty());
+    assert!(!data.join("functions/my.func.mjs").exists());
+    let err = store.get_function(&root, &stored("my.func"), None).await.unwrap_err();
+    assert_eq!(err.code(), "FUNCTION_NOT_FOUND");
+}
+
+#[tokio::test]
 async fn go_legacy_tree_is_listed_and_loaded_as_root_version_1() {
     let (_dir, store) = store();
     let data = store.data_dir().to_owned();
@@ -71,9 +142,10 @@ async fn go_legacy_tree_is_listed_and_loaded_as_root_version_1() {
         "export const handler = async () => ({ ok: true });",
     );
     write(&data.join("functions/hello.env.json"), r#"{"GREETING":"hi"}"#);
-    // Unrelated files and names that are not function names are ignored.
+    // Unrelated files and names no version could store are ignored.
     write(&data.join("functions/notes.txt"), "x");
-    write(&data.join("functions/bad.name.mjs"), "x");
+    write(&data.join("functions/bad..name.mjs"), "x");
+    write(&data.join("functions/ lead.mjs"), "x");
     write(&data.join("functions/hello.mjs.bak"), "x");
     fs::create_dir_all(data.join("functions/sub.mjs")).unwrap();
 

@@ -360,6 +360,12 @@ async fn functions_lifecycle_and_errors() {
     let r = app.get("/functions/nope").await;
     assert_eq!((r.status, r.code()), (404, "FUNCTION_NOT_FOUND"));
     let r = app.get("/functions/bad.name").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "FUNCTION_NOT_FOUND"),
+        "a name the Go version could store is addressable"
+    );
+    let r = app.get("/functions/bad..name").await;
     assert_eq!((r.status, r.code()), (400, "INVALID_NAME"));
     let r = app.get("/functions?collection_path=missing").await;
     assert_eq!((r.status, r.code()), (404, "COLLECTION_NOT_FOUND"));

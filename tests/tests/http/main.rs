@@ -10,6 +10,7 @@ mod docker;
 mod go_clients;
 mod isolation;
 mod log_sinks;
+mod go_compat;
 mod multi_worker;
 mod openapi;
 mod secrets;
