@@ -261,7 +261,11 @@ pub async fn check_warm_runs_inherit_no_processes(rt: &dyn ContainerRuntime) {
     let mut check = contract_job(source);
     check.input_json = format!(r#"{{"pid":{pid}}}"#).into_bytes();
     let second = rt.run(check).await.expect("the checking run");
-    assert_eq!(second.start_kind, StartKind::Warm, "the same runner serves the second run");
+    assert_eq!(
+        second.start_kind,
+        StartKind::Warm,
+        "the same runner serves the second run"
+    );
     let seen = envelope(&second)["value"]["data"].clone();
     assert_eq!(seen["runner"], spawned["runner"]);
     let state = seen["state"].as_str().unwrap_or("?");

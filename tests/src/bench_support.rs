@@ -124,7 +124,9 @@ pub async fn counting_get_proxy(upstream: std::net::SocketAddr) -> (std::net::So
         while let Ok((mut inbound, _)) = listener.accept().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
                 let (mut ri, mut wi) = inbound.split();
                 let (mut ro, mut wo) = outbound.split();
                 let up = async {

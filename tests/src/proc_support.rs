@@ -47,7 +47,12 @@ impl Server {
     /// Starts `binary` listening on a free port (`listen_var`), with a clean
     /// environment plus `PATH`, `LOWCODE_FAAS_DATA_DIR` when `data` is given
     /// and `vars`; waits until `/healthz` answers.
-    pub async fn start(binary: &str, listen_var: &str, vars: &[(&str, String)], data: Option<tempfile::TempDir>) -> Self {
+    pub async fn start(
+        binary: &str,
+        listen_var: &str,
+        vars: &[(&str, String)],
+        data: Option<tempfile::TempDir>,
+    ) -> Self {
         let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         if let Some(data) = &data {
             all.push(("LOWCODE_FAAS_DATA_DIR".into(), data.path().display().to_string()));
@@ -82,7 +87,11 @@ impl Server {
             .stdout(Stdio::null());
         match &self.stderr {
             Some(path) => {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap();
                 cmd.stderr(file);
             }
             None => {
@@ -155,7 +164,9 @@ impl Server {
     /// waits up to a minute before resorting to SIGKILL. Returns whether the
     /// process ended by itself with exit status 0.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         let _ = Command::new("kill").arg(child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {

@@ -559,7 +559,11 @@ async fn db_s3_costs(client: &reqwest::Client, invokes: usize, seconds: f64) -> 
     assert_eq!(res.status().as_u16(), 201);
     let misses = 20;
     for i in 0..=misses {
-        let name = if i == 0 { "hello".to_string() } else { format!("miss{i}") };
+        let name = if i == 0 {
+            "hello".to_string()
+        } else {
+            format!("miss{i}")
+        };
         let res = client
             .post(format!("{}/collections/a/b/functions", server.base))
             .json(&json!({"name": name, "source_code": HELLO}))

@@ -46,8 +46,14 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// The functions the traffic uses, with what each invoke must answer.
 const FUNCTIONS: &[(&str, &str)] = &[
-    ("ok", "export async function handler(input) { return { ok: true, data: { n: input.n ?? 0 } }; }"),
-    ("biz", "export async function handler() { return { ok: false, error: 'declined', code: 'E_DECLINED' }; }"),
+    (
+        "ok",
+        "export async function handler(input) { return { ok: true, data: { n: input.n ?? 0 } }; }",
+    ),
+    (
+        "biz",
+        "export async function handler() { return { ok: false, error: 'declined', code: 'E_DECLINED' }; }",
+    ),
     ("throws", "export async function handler() { throw new Error('boom'); }"),
     ("spin", "export async function handler() { for (;;) {} }"),
     (
@@ -190,7 +196,10 @@ impl Shared {
 }
 
 async fn client_loop(shared: Arc<Shared>, base: String, seed: u64) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let mut rng = Rng(seed | 1);
     while !shared.stop.load(Ordering::Relaxed) {
         let kind = rng.pick();
@@ -200,7 +209,9 @@ async fn client_loop(shared: Arc<Shared>, base: String, seed: u64) {
                 .post(format!("{base}/functions/ok/invoke"))
                 .header("content-type", "application/json")
                 .body("{\"input\": "),
-            Kind::Missing => client.post(format!("{base}/functions/no-such-function/invoke")).json(&json!({})),
+            Kind::Missing => client
+                .post(format!("{base}/functions/no-such-function/invoke"))
+                .json(&json!({})),
             Kind::Spin => client
                 .post(format!("{base}/functions/spin/invoke"))
                 .json(&json!({"timeout_ms": 1500})),
@@ -234,12 +245,16 @@ fn transport_kind(e: &reqwest::Error) -> &'static str {
 }
 
 async fn saver_loop(shared: Arc<Shared>, base: String, saver: usize) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let mut seq = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         seq += 1;
         let token = format!("saver-{saver}-{seq}");
-        let source = format!("// {token}\nexport async function handler() {{ return {{ ok: true, data: '{token}' }}; }}");
+        let source =
+            format!("// {token}\nexport async function handler() {{ return {{ ok: true, data: '{token}' }}; }}");
         let res = client
             .post(format!("{base}/functions"))
             .json(&json!({"name": "counter", "source_code": source}))
@@ -250,7 +265,11 @@ async fn saver_loop(shared: Arc<Shared>, base: String, saver: usize) {
                 let status = res.status().as_u16();
                 let body: Value = res.json().await.unwrap_or(Value::Null);
                 let version = (status == 201).then(|| body["version"].as_u64()).flatten();
-                (format!("{status} {}", body["code"].as_str().unwrap_or("-")), status >= 500, version)
+                (
+                    format!("{status} {}", body["code"].as_str().unwrap_or("-")),
+                    status >= 500,
+                    version,
+                )
             }
             Err(e) => (format!("transport error ({})", transport_kind(&e)), true, None),
         };
@@ -348,7 +367,10 @@ fn docker_ids(filters: &[&str]) -> Vec<String> {
     for f in filters {
         cmd.args(["--filter", f]);
     }
-    let out = cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let out = cmd
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     out.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -356,9 +378,13 @@ fn docker_ids(filters: &[&str]) -> Vec<String> {
 /// run workspaces live in the worker's `TMPDIR`).
 fn processes_under(dir: &Path) -> Vec<u32> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
             if cwd.starts_with(dir) {
                 found.push(pid);
@@ -400,7 +426,10 @@ async fn main() {
             .unwrap();
         admin.close().await.ok();
     }
-    let dsn = format!("{}/{db}", admin_dsn.rsplit_once('/').map_or(admin_dsn.as_str(), |(b, _)| b));
+    let dsn = format!(
+        "{}/{db}",
+        admin_dsn.rsplit_once('/').map_or(admin_dsn.as_str(), |(b, _)| b)
+    );
     let mut s3 = S3 {
         bin: s3fs_binary(),
         port: free_port(),
@@ -449,7 +478,12 @@ async fn main() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status().as_u16(), 201, "deploy {name}: {}", res.text().await.unwrap_or_default());
+        assert_eq!(
+            res.status().as_u16(),
+            201,
+            "deploy {name}: {}",
+            res.text().await.unwrap_or_default()
+        );
     }
     println!(
         "soak: {seconds} s, {clients} clients + {savers} savers, runtime {runtime}, a fault every {} s",
@@ -464,17 +498,27 @@ async fn main() {
     });
     let mut tasks = Vec::new();
     for i in 0..clients {
-        tasks.push(tokio::spawn(client_loop(shared.clone(), base.clone(), 0x9E37_79B9 + i as u64 * 7919)));
+        tasks.push(tokio::spawn(client_loop(
+            shared.clone(),
+            base.clone(),
+            0x9E37_79B9 + i as u64 * 7919,
+        )));
     }
     for i in 0..savers {
         tasks.push(tokio::spawn(saver_loop(shared.clone(), base.clone(), i)));
     }
 
     // Faults in turn, and RSS samples, until the time is up.
-    let faults: Vec<&'static str> = ["worker kill -9", "postgres stop", "s3 stop", "container kill", "dispatcher kill -9"]
-        .into_iter()
-        .filter(|f| *f != "postgres stop" || (pg_stop.is_some() && pg_start.is_some()))
-        .collect();
+    let faults: Vec<&'static str> = [
+        "worker kill -9",
+        "postgres stop",
+        "s3 stop",
+        "container kill",
+        "dispatcher kill -9",
+    ]
+    .into_iter()
+    .filter(|f| *f != "postgres stop" || (pg_stop.is_some() && pg_start.is_some()))
+    .collect();
     let skipped_pg = pg_stop.is_none() || pg_start.is_none();
     let total = Duration::from_secs(seconds);
     let mut windows: Vec<Window> = Vec::new();
@@ -532,7 +576,11 @@ async fn main() {
                                 .stdout(Stdio::null())
                                 .status()
                                 .is_ok_and(|s| s.success());
-                            format!("docker kill {} ({}): {ok}", &id[..12.min(id.len())], if busy.is_empty() { "idle" } else { "busy" })
+                            format!(
+                                "docker kill {} ({}): {ok}",
+                                &id[..12.min(id.len())],
+                                if busy.is_empty() { "idle" } else { "busy" }
+                            )
                         }
                         None => "no running container to kill".to_string(),
                     }
@@ -545,7 +593,10 @@ async fn main() {
                 from.as_secs(),
                 (to - from).as_secs_f64()
             );
-            fault_notes.push(format!("{fault}: {note}, ready again after {:.1} s", (to - from).as_secs_f64()));
+            fault_notes.push(format!(
+                "{fault}: {note}, ready again after {:.1} s",
+                (to - from).as_secs_f64()
+            ));
             windows.push(Window {
                 fault,
                 from: from.saturating_sub(Duration::from_secs(1)),
@@ -579,7 +630,10 @@ async fn main() {
         let body: Value = res.json().await.unwrap_or(Value::Null);
         let source = body["source_code"].as_str().unwrap_or("");
         if status != 200 || !tokens.iter().any(|t| source.contains(&format!("// {t}\n"))) {
-            lost.push(format!("version {version} ({tokens:?}): {status} {}", &source[..source.len().min(40)]));
+            lost.push(format!(
+                "version {version} ({tokens:?}): {status} {}",
+                &source[..source.len().min(40)]
+            ));
         }
     }
     let listed: Vec<u64> = client
@@ -597,7 +651,11 @@ async fn main() {
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.len() != listed.len() {
-        duplicated.push(format!("the versions listing repeats a number ({} listed, {} distinct)", listed.len(), sorted.len()));
+        duplicated.push(format!(
+            "the versions listing repeats a number ({} listed, {} distinct)",
+            listed.len(),
+            sorted.len()
+        ));
     }
     let unacked = listed.iter().filter(|v| !tally.acked.contains_key(v)).count();
 
@@ -619,7 +677,9 @@ async fn main() {
         use sqlx::{Connection, Executor};
         if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_dsn).await {
             let _ = admin
-                .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")))
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+                )))
                 .await;
         }
     }
@@ -647,20 +707,53 @@ async fn main() {
         if skipped_pg { "; PostgreSQL fault skipped: SOAK_PG_STOP/START not set" } else { "" }
     );
     let _ = writeln!(report, "| Result | Value |\n|---|---|");
-    let _ = writeln!(report, "| requests | {requests} ({:.1}/s) |", requests as f64 / elapsed.as_secs_f64());
+    let _ = writeln!(
+        report,
+        "| requests | {requests} ({:.1}/s) |",
+        requests as f64 / elapsed.as_secs_f64()
+    );
     let _ = writeln!(report, "| faults injected | {} |", windows.len());
-    let _ = writeln!(report, "| acknowledged saves | {} |", tally.acked.values().map(Vec::len).sum::<usize>());
-    let _ = writeln!(report, "| saves without an answer (fault windows) | {} |", tally.saves_uncertain);
-    let _ = writeln!(report, "| versions listed / of them never acknowledged | {} / {unacked} |", listed.len());
+    let _ = writeln!(
+        report,
+        "| acknowledged saves | {} |",
+        tally.acked.values().map(Vec::len).sum::<usize>()
+    );
+    let _ = writeln!(
+        report,
+        "| saves without an answer (fault windows) | {} |",
+        tally.saves_uncertain
+    );
+    let _ = writeln!(
+        report,
+        "| versions listed / of them never acknowledged | {} / {unacked} |",
+        listed.len()
+    );
     let _ = writeln!(report, "| **lost versions** | **{}** |", lost.len());
     let _ = writeln!(report, "| **duplicated versions** | **{}** |", duplicated.len());
     let _ = writeln!(report, "| **leaked containers** | **{}** |", containers.len());
     let _ = writeln!(report, "| **leaked processes** | **{}** |", processes.len());
-    let _ = writeln!(report, "| graceful exit at the end (dispatcher, worker) | {dispatcher_clean}, {worker_clean} |");
-    let _ = writeln!(report, "| unexpected answers explained by a fault | {} |", tally.oddities.len() - unexplained.len());
-    let _ = writeln!(report, "| **5xx / transport errors not explained by a fault** | **{unexplained_5xx}** |");
-    let _ = writeln!(report, "| other unexpected answers not explained by a fault | {} |", unexplained.len() - unexplained_5xx);
-    let _ = writeln!(report, "\nRequests by outcome (`<kind>: <HTTP status> <run status> <code>`):\n");
+    let _ = writeln!(
+        report,
+        "| graceful exit at the end (dispatcher, worker) | {dispatcher_clean}, {worker_clean} |"
+    );
+    let _ = writeln!(
+        report,
+        "| unexpected answers explained by a fault | {} |",
+        tally.oddities.len() - unexplained.len()
+    );
+    let _ = writeln!(
+        report,
+        "| **5xx / transport errors not explained by a fault** | **{unexplained_5xx}** |"
+    );
+    let _ = writeln!(
+        report,
+        "| other unexpected answers not explained by a fault | {} |",
+        unexplained.len() - unexplained_5xx
+    );
+    let _ = writeln!(
+        report,
+        "\nRequests by outcome (`<kind>: <HTTP status> <run status> <code>`):\n"
+    );
     let _ = writeln!(report, "| Outcome | Count |\n|---|---|");
     for (k, v) in &tally.outcomes {
         let _ = writeln!(report, "| `{k}` | {v} |");
@@ -670,11 +763,19 @@ async fn main() {
         let _ = writeln!(report, "{}. {n}", i + 1);
     }
     let _ = writeln!(report, "\nUnexpected answers per fault window: {by_fault:?}\n");
-    let _ = writeln!(report, "RSS over time (MiB):\n\n| t (s) | dispatcher | worker |\n|---|---|---|");
+    let _ = writeln!(
+        report,
+        "RSS over time (MiB):\n\n| t (s) | dispatcher | worker |\n|---|---|---|"
+    );
     let step = (rss.len() / 12).max(1);
     for (i, (t, d, w)) in rss.iter().enumerate() {
         if i % step == 0 || i + 1 == rss.len() {
-            let _ = writeln!(report, "| {t} | {:.1} | {:.1} |", *d as f64 / 1024.0, *w as f64 / 1024.0);
+            let _ = writeln!(
+                report,
+                "| {t} | {:.1} | {:.1} |",
+                *d as f64 / 1024.0,
+                *w as f64 / 1024.0
+            );
         }
     }
     for o in unexplained.iter().take(20) {
