@@ -719,8 +719,8 @@ fn the_bootstrap_travels_in_the_command_and_the_workspace_is_a_capped_tmpfs() {
     let cmd = body.cmd.unwrap();
     assert_eq!(cmd[..3], ["node", "--input-type=module", "-e"]);
     assert_eq!(cmd[3], crate::bootstrap::BOOTSTRAP_MJS);
-    assert_eq!(cmd[4..6], ["--", "--serve"]);
-    assert_eq!(cmd[6], format!("--max-idle-ms={}", 16 * 60 * 1000));
+    assert_eq!(cmd[4..7], ["--", "--serve", "--own-container"]);
+    assert_eq!(cmd[7], format!("--max-idle-ms={}", 16 * 60 * 1000));
     assert!(body.env.is_none(), "a runner has no env of its own");
     let tmpfs = body.host_config.unwrap().tmpfs.unwrap();
     assert_eq!(
