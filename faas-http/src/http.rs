@@ -113,22 +113,7 @@ impl Incoming {
     pub async fn json<T: DeserializeOwned>(&mut self, empty_is_object: bool) -> Result<T, ApiError> {
         crate::browser::check_json_content_type(&self.headers)?;
         let body = self.body().await?;
-        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-            if !empty_is_object {
-                return Err(ApiError::invalid_json(
-                    "request body is empty; a JSON object is required",
-                ));
-            }
-            b"{}"
-        } else {
-            &body
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(format!("malformed JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(ApiError::invalid_json("request body must be a JSON object"));
-        }
-        serde_json::from_value(value).map_err(|e| ApiError::invalid_json(format!("invalid field: {e}")))
+        parse_json_body(&body, empty_is_object)
     }
 
     /// The query string as received (without `?`).
@@ -140,6 +125,28 @@ impl Incoming {
     pub fn query(&self, key: &str) -> Option<&str> {
         self.query.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
+}
+
+/// A request body as the JSON object `T` (400 `INVALID_JSON` otherwise,
+/// naming what is wrong). An empty or all-whitespace body is `{}` when
+/// `empty_is_object`, else refused.
+pub fn parse_json_body<T: DeserializeOwned>(body: &[u8], empty_is_object: bool) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        if !empty_is_object {
+            return Err(ApiError::invalid_json(
+                "request body is empty; a JSON object is required",
+            ));
+        }
+        b"{}"
+    } else {
+        body
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(format!("malformed JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_json("request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::invalid_json(format!("invalid field: {e}")))
 }
 
 /// A JSON reply.
@@ -381,3 +388,61 @@ mod tests {
         assert_ne!(request_id(&h), "has space");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use faas_ports::RunRequest;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn field() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            "[ -~]{0,10}".prop_map(Value::from),
+            Just(json!({"A": "1"})),
+            Just(json!([1])),
+        ]
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        assert_eq!(parse_json_body::<Value>(b"  ", true).unwrap(), json!({}));
+        assert_eq!(parse_json_body::<Value>(b"", false).unwrap_err().code, "INVALID_JSON");
+        assert_eq!(parse_json_body::<Value>(b"[1]", true).unwrap_err().code, "INVALID_JSON");
+        assert_eq!(parse_json_body::<Value>(b"{", true).unwrap_err().code, "INVALID_JSON");
+        let err = parse_json_body::<RunRequest>(br#"{"timeout_ms":"5"}"#, true).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, "INVALID_JSON"));
+    }
+
+    proptest! {
+        #[test]
+        fn run_bodies_read_or_are_refused_as_invalid_json(
+            fields in proptest::collection::btree_map(
+                "function_name|collection_path|input|timeout_ms|env|version|include_logs|other",
+                field(),
+                0..8,
+            )
+        ) {
+            let body = serde_json::to_vec(&Value::Object(fields.into_iter().collect())).unwrap();
+            match parse_json_body::<RunRequest>(&body, false) {
+                Ok(run) => {
+                    let again = serde_json::to_vec(&run).unwrap();
+                    prop_assert_eq!(parse_json_body::<RunRequest>(&again, false).unwrap(), run);
+                }
+                Err(err) => prop_assert_eq!((err.status.as_u16(), err.code), (400, "INVALID_JSON")),
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_read_or_refused_with_400(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Err(err) = parse_json_body::<RunRequest>(&body, true) {
+                prop_assert_eq!(err.status.as_u16(), 400);
+            }
+        }
+    }
+}
+
