@@ -40,10 +40,10 @@ pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits, StartCounts
 pub use error::DomainError;
 pub use functions::{CreateFunction, SourceSpec, UpdateFunction};
 pub use invoke::{InvokeRequest, RunInput};
-pub use logs::{RUN_LOGS_MAX_ENTRIES, RUN_LOGS_MAX_MESSAGE_BYTES};
 /// The readers of a run's captured log lines, for the fuzz targets of `fuzz/`.
 #[doc(hidden)]
 pub use logs::{parse_captured, run_logs};
+pub use logs::{RUN_LOGS_MAX_ENTRIES, RUN_LOGS_MAX_MESSAGE_BYTES};
 
 #[cfg(test)]
 mod tests;

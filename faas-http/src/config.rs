@@ -333,8 +333,7 @@ impl Settings {
     /// Settings from the text of a TOML file alone (no variables): what
     /// `LOWCODE_FAAS_CONFIG` naming a file with this text gives.
     pub fn from_toml_str(text: &str) -> Result<Self, ServerError> {
-        let builder =
-            config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+        let builder = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
         Self::load(builder, &HashMap::new())
     }
 

@@ -464,4 +464,3 @@ mod properties {
         }
     }
 }
-

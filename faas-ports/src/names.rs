@@ -486,7 +486,11 @@ mod tests {
         // itself back as its own child.
         let team = CollectionPath::parse("team").unwrap();
         for blank in ["", " ", "\t"] {
-            assert_eq!(team.child(blank).unwrap_err().code(), "INVALID_COLLECTION_PATH", "{blank:?}");
+            assert_eq!(
+                team.child(blank).unwrap_err().code(),
+                "INVALID_COLLECTION_PATH",
+                "{blank:?}"
+            );
             assert!(CollectionPath::root().child(blank).is_err(), "{blank:?}");
         }
         assert_eq!(team.child("API").unwrap().as_str(), "team/api");

@@ -410,10 +410,16 @@ mod tests {
 
     #[test]
     fn the_body_version_wins_over_the_query() {
-        assert_eq!(invoke(br#"{"version":2}"#, Some("5")).unwrap().version.unwrap().get(), 2);
+        assert_eq!(
+            invoke(br#"{"version":2}"#, Some("5")).unwrap().version.unwrap().get(),
+            2
+        );
         assert_eq!(invoke(b"{}", Some("5")).unwrap().version.unwrap().get(), 5);
         assert_eq!(invoke(b"{}", Some("x")).unwrap_err().code, "INVALID_VERSION");
-        assert_eq!(invoke(br#"{"version":1}"#, Some("x")).unwrap().version.unwrap().get(), 1);
+        assert_eq!(
+            invoke(br#"{"version":1}"#, Some("x")).unwrap().version.unwrap().get(),
+            1
+        );
         assert_eq!(invoke(br#"{"input":[1]}"#, None).unwrap_err().code, "INVALID_INPUT");
     }
 
@@ -422,13 +428,16 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             ".{0,8}".prop_map(Value::from),
         ];
         let value = leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                proptest::collection::btree_map(".{0,4}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(".{0,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         });
         proptest::collection::btree_map(".{0,6}", value, 0..5).prop_map(|m| Value::Object(m.into_iter().collect()))
@@ -464,4 +473,3 @@ mod tests {
         }
     }
 }
-

@@ -9,8 +9,8 @@ use faas_http::http::parse_json_body;
 use faas_http::replies::validate_run;
 use faas_ports::{CollectionPath, FunctionName, RunRequest};
 
-pub use crate::router::{match_path, route, Playground, Route};
 use crate::api::InvokeBody;
+pub use crate::router::{match_path, route, Playground, Route};
 use crate::ApiError;
 
 /// An invoke of `…/functions/{name}/invoke` (in the collection `cp` of the

@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(settings) = Settings::from_toml_str(text) else { return };
+    let Ok(settings) = Settings::from_toml_str(text) else {
+        return;
+    };
     let limits = &settings.limits;
     assert!(limits.default_timeout <= limits.max_timeout);
     assert!(limits.max_timeout.as_millis() <= u128::from(MAX_DURATION_MS));

@@ -10,10 +10,16 @@ fn assert_valid(env: &EnvMap) {
     assert!(env.len() <= MAX_ENV_ENTRIES);
     for (key, value) in env.iter() {
         assert!(!key.is_empty() && key.len() <= MAX_ENV_KEY_LEN);
-        assert!(key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'), "{key:?}");
+        assert!(
+            key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'),
+            "{key:?}"
+        );
         assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{key:?}");
         assert!(key != "PORT" && !key.starts_with("LOWCODE_FAAS_"), "{key:?}");
-        assert!(!matches!(key, "PATH" | "NODE_OPTIONS" | "NODE_PATH") && !key.starts_with("LD_"), "{key:?}");
+        assert!(
+            !matches!(key, "PATH" | "NODE_OPTIONS" | "NODE_PATH") && !key.starts_with("LD_"),
+            "{key:?}"
+        );
         assert!(value.len() <= MAX_ENV_VALUE_LEN);
         assert!(!value.contains(['\0', '\r', '\n']), "{value:?}");
     }
@@ -24,7 +30,9 @@ fn assert_valid(env: &EnvMap) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
     let strict = EnvMap::from_json(&value);
     if let Ok(env) = &strict {
         assert_valid(env);

@@ -9,7 +9,9 @@ use faas_ports::{ErrorCode, RunOutput, StartKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&limit, raw)) = data.split_first() else { return };
+    let Some((&limit, raw)) = data.split_first() else {
+        return;
+    };
     let max_output_bytes = u64::from(limit) * 8;
     let output = RunOutput {
         output_json: raw.to_vec(),

@@ -32,7 +32,9 @@ fn model(stream: &[u8], cap: usize) -> Result<Vec<Vec<u8>>, ()> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [cap_byte, chunk_byte, stream @ ..] = data else { return };
+    let [cap_byte, chunk_byte, stream @ ..] = data else {
+        return;
+    };
     // At least the prefix's length, as in the product (64 KiB and more).
     let cap = 16 + usize::from(*cap_byte) * 4;
     let want = model(stream, cap);

@@ -12,7 +12,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     for cp in [None, Some("team/api")] {
-        let Ok(request) = invoke_body(cp, "hello", None, data) else { continue };
+        let Ok(request) = invoke_body(cp, "hello", None, data) else {
+            continue;
+        };
         assert_eq!(request.collection_path.as_str(), cp.unwrap_or(""));
         assert_eq!(request.name.as_str(), "hello");
         // The dispatcher forwards the effective timeout: the request's, or a default.

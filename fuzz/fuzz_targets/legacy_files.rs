@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         Some(None) => assert!(name.ends_with(".mjs")),
         None => assert!(!name.ends_with(".mjs")),
     }
-    for parent in [CollectionPath::root(), CollectionPath::parse("team/api").expect("a valid path")] {
+    for parent in [
+        CollectionPath::root(),
+        CollectionPath::parse("team/api").expect("a valid path"),
+    ] {
         if let Some(child) = collection_of_dir(&parent, name) {
             assert_eq!(child.segments().last(), Some(name));
             assert_eq!(child.parent().as_ref(), Some(&parent));

@@ -59,21 +59,36 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let q = &hints.queries;
-    let subject = params.run_id.as_ref().or(params.deployment_id.as_ref()).or(params.function.as_ref());
+    let subject = params
+        .run_id
+        .as_ref()
+        .or(params.deployment_id.as_ref())
+        .or(params.function.as_ref());
     let subject = subject.expect("hints need a subject");
     assert_eq!(&quoted(&q.loki_logql_substr, "{job=\"docker\"} |= \"", "\""), subject);
     match &params.run_id {
         Some(run) => {
-            assert_eq!(&quoted(&q.loki_logql_json, "{job=\"docker\"} | json | run_id=\"", "\""), run);
+            assert_eq!(
+                &quoted(&q.loki_logql_json, "{job=\"docker\"} | json | run_id=\"", "\""),
+                run
+            );
             assert_eq!(&quoted(&q.elasticsearch_query_string, "run_id:\"", "\""), run);
-            let cw = q.aws_cloudwatch_logs_insights.as_deref().expect("a run id gives a CloudWatch query");
+            let cw = q
+                .aws_cloudwatch_logs_insights
+                .as_deref()
+                .expect("a run id gives a CloudWatch query");
             let body = cw
                 .strip_prefix("fields @timestamp, @message | filter @message like /")
                 .and_then(|r| r.strip_suffix('/'))
                 .expect("the CloudWatch query shape");
             assert_eq!(&unregex(body), run);
-            let gcl = q.google_cloud_logging.as_deref().expect("a run id gives a Cloud Logging query");
-            let (a, b) = gcl.split_once("\" OR textPayload:\"").expect("the Cloud Logging query shape");
+            let gcl = q
+                .google_cloud_logging
+                .as_deref()
+                .expect("a run id gives a Cloud Logging query");
+            let (a, b) = gcl
+                .split_once("\" OR textPayload:\"")
+                .expect("the Cloud Logging query shape");
             assert_eq!(&quoted(&format!("{a}\""), "jsonPayload.run_id=\"", "\""), run);
             assert_eq!(&quoted(&format!("\"{b}"), "\"", "\""), run);
         }
@@ -84,17 +99,25 @@ fuzz_target!(|data: &[u8]| {
     }
     match &hints.grafana_explore_url {
         Some(url) => {
-            let query = url.strip_prefix("https://grafana.example/explore?").expect("the template's start");
+            let query = url
+                .strip_prefix("https://grafana.example/explore?")
+                .expect("the template's start");
             let fields: Vec<&str> = query.split('&').collect();
             assert_eq!(fields.len(), 3, "{url:?}: an encoded value holds '&'");
             let decoded = |f: &str, name: &str| -> String {
                 let v = f.strip_prefix(name).expect("the template's field");
-                assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{v:?}");
+                assert!(
+                    v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                    "{v:?}"
+                );
                 percent_decode_str(v).decode_utf8().expect("encoded UTF-8").into_owned()
             };
             assert_eq!(decoded(fields[0], "left="), q.loki_logql_substr);
             assert_eq!(decoded(fields[1], "run="), params.run_id.clone().unwrap_or_default());
-            assert_eq!(decoded(fields[2], "dep="), params.deployment_id.clone().unwrap_or_default());
+            assert_eq!(
+                decoded(fields[2], "dep="),
+                params.deployment_id.clone().unwrap_or_default()
+            );
         }
         None => assert!(params.run_id.is_none() && params.deployment_id.is_none()),
     }

@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(s, raw, "a name is never normalised");
         assert!(!s.is_empty() && s.len() <= 64);
         assert!(s.starts_with(|c: char| c.is_ascii_alphabetic()));
-        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{s:?}");
+        assert!(
+            s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{s:?}"
+        );
         assert_eq!(FunctionName::parse(&name.to_string()).ok(), Some(name.clone()));
         let json = serde_json::to_string(&name).expect("a name serialises");
         assert_eq!(serde_json::from_str::<FunctionName>(&json).ok(), Some(name));
@@ -28,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(segments.len() <= 32);
         for segment in &segments {
             assert!(!segment.is_empty());
-            assert!(segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'));
+            assert!(segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'));
             assert!(!RESERVED_SEGMENTS.contains(segment), "{segment:?}");
         }
         // Normalising is idempotent and the wire form parses back.
@@ -56,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(version) = Version::parse(raw) {
         assert!(version.get() >= 1 && version.get() <= Version::MAX);
         assert_eq!(Version::parse(&version.to_string()).ok(), Some(version));
-        assert_eq!(Version::from_json(&serde_json::json!(version.get())).ok(), Some(version));
+        assert_eq!(
+            Version::from_json(&serde_json::json!(version.get())).ok(),
+            Some(version)
+        );
     }
 
     if let Ok(url) = SourceUrl::parse(raw) {

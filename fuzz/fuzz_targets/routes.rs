@@ -92,7 +92,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(r) = &matched {
         assert!(!r.label().is_empty());
         if let Some(rendered) = render(r) {
-            assert_eq!(match_path(&rendered).as_ref(), Some(r), "{path:?} rendered as {rendered:?}");
+            assert_eq!(
+                match_path(&rendered).as_ref(),
+                Some(r),
+                "{path:?} rendered as {rendered:?}"
+            );
         }
     }
 

@@ -7,7 +7,9 @@ use faas_ports::RunRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(run) = parse_json_body::<RunRequest>(data, true) else { return };
+    let Ok(run) = parse_json_body::<RunRequest>(data, true) else {
+        return;
+    };
     // The typed body serialises and reads back to itself (absent stays absent).
     let wire = serde_json::to_vec(&run).expect("a run request serialises");
     let again: RunRequest = parse_json_body(&wire, true).expect("a serialised run request reads back");

@@ -13,8 +13,8 @@ use faas_ports::{
 
 use super::atomic::{env_json, Visibility};
 use super::layout::{
-    birth_time, collection_of_dir, function_of_file, modified_time, summary, Found, Meta, ENV_EXT, FUNCTIONS_DIR, LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT,
-    TOMBSTONE_SUFFIX,
+    birth_time, collection_of_dir, function_of_file, modified_time, summary, Found, Meta, ENV_EXT, FUNCTIONS_DIR,
+    LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
 };
 
 use super::locks::{Call, LockMode};
