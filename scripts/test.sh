@@ -36,6 +36,9 @@ node --test js/
 echo "== cargo test (black-box suite on files storage)"
 cargo test --workspace --all-features
 
+echo "== fuzz smoke (every fuzz target of fuzz/ for a few seconds, docs/fuzzing.md)"
+bash scripts/fuzz.sh smoke
+
 echo "== cargo test (black-box suite again, on PostgreSQL + S3)"
 FAAS_TESTS_STORAGE=db_s3 cargo test -p faas-tests --test http
 

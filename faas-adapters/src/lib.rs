@@ -19,6 +19,7 @@
 //! | `encryption` | [`encryption`] | `SourceStore` decorator: env values encrypted at rest (docs/api.md) |
 //! | (none) | [`cache`] | `SourceStore` decorator: the bounded function cache (docs/api.md) |
 //! | `testkit` | `testkit` | the `SourceStore` contract suite every backend runs |
+//! | `fuzzing` | `fuzzing` (hidden) | entry points into the private parsers for the fuzz targets of `fuzz/` |
 //!
 //! Invariants: adapters translate backend errors into `PortError`s by meaning
 //! (one `map_error` per backend) and never let a backend type escape through a
@@ -74,6 +75,10 @@ pub mod db_s3;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 #[cfg(all(any(test, feature = "testkit"), any(feature = "process", feature = "docker")))]
 pub mod runtime_contract;

@@ -40,6 +40,9 @@ pub use engine::{Engine, EngineBuilder, EngineStats, Health, Limits, StartCounts
 pub use error::DomainError;
 pub use functions::{CreateFunction, SourceSpec, UpdateFunction};
 pub use invoke::{InvokeRequest, RunInput};
+/// The readers of a run's captured log lines, for the fuzz targets of `fuzz/`.
+#[doc(hidden)]
+pub use logs::{parse_captured, run_logs};
 pub use logs::{RUN_LOGS_MAX_ENTRIES, RUN_LOGS_MAX_MESSAGE_BYTES};
 
 #[cfg(test)]

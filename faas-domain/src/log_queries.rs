@@ -281,4 +281,70 @@ mod tests {
         let err = log_query_hints(&LogQueryParams::default(), None).unwrap_err();
         assert_eq!(err.code(), "INVALID_QUERY");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::params;
+
+        /// A double-quoted string's content unescaped; `None` on a bare `"`
+        /// or an escape other than `\\` and `\"`.
+        fn unquote(inner: &str) -> Option<String> {
+            let mut out = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(e @ ('\\' | '"')) => out.push(e),
+                        _ => return None,
+                    },
+                    '"' => return None,
+                    c => out.push(c),
+                }
+            }
+            Some(out)
+        }
+
+        const SPECIAL: &str = "\\/.*+?()[]{}|^$";
+
+        proptest! {
+            #[test]
+            fn double_quoted_values_never_hold_an_unescaped_quote(value in ".{0,40}") {
+                prop_assert_eq!(unquote(&dq(&value)), Some(value));
+            }
+
+            #[test]
+            fn cloudwatch_regexes_escape_every_special_character(value in "[a-z\\\\/.*+?()\\[\\]{}|^$\" -]{0,40}") {
+                let escaped = cw_regex(&value);
+                let mut back = String::new();
+                let mut chars = escaped.chars();
+                while let Some(c) = chars.next() {
+                    if c == '\\' {
+                        let e = chars.next().unwrap();
+                        prop_assert!(SPECIAL.contains(e));
+                        back.push(e);
+                    } else {
+                        prop_assert!(!SPECIAL.contains(c), "unescaped {:?}", c);
+                        back.push(c);
+                    }
+                }
+                prop_assert_eq!(back, value);
+            }
+
+            #[test]
+            fn every_query_quotes_the_run_id(run in ".{1,40}") {
+                let h = log_query_hints(&params(Some(&run), None, None), Some("x?q={{logql}}&r={{run_id}}")).unwrap();
+                let q = &h.queries;
+                let inner = q.loki_logql_json.strip_prefix("{job=\"docker\"} | json | run_id=\"").unwrap();
+                prop_assert_eq!(unquote(inner.strip_suffix('"').unwrap()), Some(run.clone()));
+                let inner = q.elasticsearch_query_string.strip_prefix("run_id:\"").unwrap();
+                prop_assert_eq!(unquote(inner.strip_suffix('"').unwrap()), Some(run.clone()));
+                let url = h.grafana_explore_url.unwrap();
+                let r = url.split_once("&r=").unwrap().1;
+                prop_assert!(r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+                prop_assert_eq!(percent_encoding::percent_decode_str(r).decode_utf8().unwrap(), run.as_str());
+            }
+        }
+    }
 }

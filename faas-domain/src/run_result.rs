@@ -345,4 +345,73 @@ mod tests {
         assert_eq!(v["error_message"], "");
         assert_eq!(v["start_kind"], "warm");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                ".{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::btree_map("ok|error|code|type|value|[a-z]{1,3}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn judge(raw: Vec<u8>, max: u64) -> Outcome {
+            classify(
+                &Ok(RunOutput {
+                    output_json: raw,
+                    ..RunOutput::default()
+                }),
+                max,
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn a_returned_value_keeps_the_contract_and_the_limit(value in json_value(), max in 0u64..200) {
+                let raw = serde_json::to_vec(&json!({"type": "result", "value": value})).unwrap();
+                match judge(raw, max) {
+                    Outcome::Returned(v) => {
+                        prop_assert_eq!(&v, &value);
+                        prop_assert!(validate_return(&v).is_ok());
+                        prop_assert!(serde_json::to_vec(&v).unwrap().len() as u64 <= max);
+                    }
+                    Outcome::Failed { code, .. } => {
+                        prop_assert!(matches!(code, ErrorCode::BadReturn | ErrorCode::OutputTooLarge), "{:?}", code);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_bytes_are_judged_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..300), max in 0u64..400) {
+                if let Outcome::Failed { code, message } = judge(raw, max) {
+                    prop_assert!(!message.is_empty());
+                    prop_assert!(code != ErrorCode::Timeout && code != ErrorCode::OutOfMemory);
+                }
+            }
+
+            #[test]
+            fn bootstrap_errors_keep_only_their_own_codes(code in "[A-Z_]{0,20}", message in ".{0,20}") {
+                let raw = serde_json::to_vec(&json!({"type": "error", "code": code, "message": message})).unwrap();
+                let Outcome::Failed { code: got, .. } = judge(raw, 1024) else {
+                    return Err(TestCaseError::fail("an error envelope never succeeds"));
+                };
+                let want = ErrorCode::parse(&code)
+                    .filter(|c| BOOTSTRAP_CODES.contains(c))
+                    .unwrap_or(ErrorCode::Internal);
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
 }

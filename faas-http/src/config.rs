@@ -393,6 +393,21 @@ impl Settings {
         if let Some(path) = vars.get("LOWCODE_FAAS_CONFIG").filter(|p| !p.trim().is_empty()) {
             builder = builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
         }
+        Self::load(builder, &vars)
+    }
+
+    /// Settings from the text of a TOML file alone (no variables): what
+    /// `LOWCODE_FAAS_CONFIG` naming a file with this text gives.
+    pub fn from_toml_str(text: &str) -> Result<Self, ServerError> {
+        let builder = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+        Self::load(builder, &HashMap::new())
+    }
+
+    /// The variables over the sources of `builder`, checked into settings.
+    fn load(
+        mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+        vars: &HashMap<String, String>,
+    ) -> Result<Self, ServerError> {
         for key in KEYS {
             if let Some(value) = vars.get(&env_name(key)) {
                 builder = builder
@@ -899,5 +914,7 @@ pub fn parse_listen(raw: &str) -> Option<SocketAddr> {
     raw.parse().ok()
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

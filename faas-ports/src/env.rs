@@ -413,4 +413,40 @@ mod tests {
         assert_eq!(env.get("GOOD"), Some("1"));
         assert_eq!(dropped, vec!["PORT".to_owned()]);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            "[A-Za-z_][A-Za-z0-9_]{0,20}".prop_filter("allowed", |k| check_key(k).is_ok())
+        }
+
+        proptest! {
+            #[test]
+            fn valid_maps_parse_and_round_trip(map in proptest::collection::btree_map(key(), "[^\\r\\n\\x00]{0,40}", 0..20)) {
+                let env = EnvMap::parse(map.clone()).unwrap();
+                prop_assert_eq!(env.as_map(), &map);
+                let json = serde_json::to_value(&env).unwrap();
+                prop_assert_eq!(EnvMap::from_json(&json).unwrap(), env.clone());
+                prop_assert_eq!(serde_json::from_value::<EnvMap>(json.clone()).unwrap(), env.clone());
+                prop_assert_eq!(EnvMap::from_stored_json(json).unwrap(), (env, Vec::new()));
+            }
+
+            #[test]
+            fn lenient_reads_keep_exactly_the_valid_entries(map in proptest::collection::btree_map(".{0,12}", ".{0,12}", 0..20)) {
+                let (env, dropped) = EnvMap::parse_lenient(map.clone());
+                prop_assert_eq!(env.len() + dropped.len(), map.len());
+                prop_assert!(EnvMap::parse_stored(env.as_map().clone()).is_ok());
+                for (key, value) in &map {
+                    let valid = check_key(key).is_ok() && check_value(key, value, Origin::Stored).is_ok();
+                    prop_assert_eq!(env.get(key).is_some(), valid, "{:?}", key);
+                    prop_assert_eq!(dropped.contains(key), !valid);
+                }
+                // The strict parse of a stored map accepts it exactly when nothing is dropped.
+                prop_assert_eq!(EnvMap::parse_stored(map).is_ok(), dropped.is_empty());
+            }
+        }
+    }
 }

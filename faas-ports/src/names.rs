@@ -249,7 +249,9 @@ impl CollectionPath {
             || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 
-    /// The child path `self/segment` (the segment is validated).
+    /// The child path `self/segment`: the segment is normalised and
+    /// validated like a one-segment path, and must not be empty, so the
+    /// child always lies one level below `self`.
     pub fn child(&self, segment: &str) -> Result<CollectionPath, PortError> {
         if segment.contains('/') {
             return Err(PortError::InvalidCollectionPath(format!(
@@ -257,10 +259,14 @@ impl CollectionPath {
                 truncate_for_message(segment)
             )));
         }
+        let segment = Self::parse(segment)?;
+        if segment.is_root() {
+            return Err(PortError::InvalidCollectionPath("empty segment in path".into()));
+        }
         if self.is_root() {
-            Self::parse(segment)
+            Ok(segment)
         } else {
-            Self::parse(&format!("{}/{segment}", self.0))
+            Self::parse(&format!("{}/{}", self.0, segment.0))
         }
     }
 }
@@ -660,6 +666,26 @@ mod tests {
     }
 
     #[test]
+    fn a_child_is_one_level_below_or_refused() {
+        // Regression (the `names` fuzz target's "a child lies one level
+        // below" property): an empty or blank segment gave the parent
+        // itself back as its own child.
+        let team = CollectionPath::parse("team").unwrap();
+        for blank in ["", " ", "\t"] {
+            assert_eq!(
+                team.child(blank).unwrap_err().code(),
+                "INVALID_COLLECTION_PATH",
+                "{blank:?}"
+            );
+            assert!(CollectionPath::root().child(blank).is_err(), "{blank:?}");
+        }
+        assert_eq!(team.child("API").unwrap().as_str(), "team/api");
+        assert_eq!(team.child("api").unwrap().parent(), Some(team.clone()));
+        assert!(team.child(" api").is_ok() == CollectionPath::root().child(" api").is_ok());
+        assert!(team.child("a/b").is_err() && team.child("env").is_err());
+    }
+
+    #[test]
     fn versions() {
         assert_eq!(Version::parse("3").unwrap().get(), 3);
         assert!(Version::parse("0").is_err());
@@ -702,5 +728,71 @@ mod tests {
         assert_eq!(Language::parse(Some(" JavaScript ")), Ok(Language::Javascript));
         assert_eq!(Language::parse(Some("JAVASCRIPT")), Ok(Language::Javascript));
         assert_eq!(Language::parse(Some("java script")), Err("java script".into()));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn segment() -> impl Strategy<Value = String> {
+            "[a-z0-9_-]{1,12}".prop_filter("not reserved", |s| !RESERVED_SEGMENTS.contains(&s.as_str()))
+        }
+
+        fn valid_path() -> impl Strategy<Value = String> {
+            proptest::collection::vec(segment(), 0..8).prop_map(|segments| segments.join("/"))
+        }
+
+        proptest! {
+            #[test]
+            fn a_name_parses_exactly_when_it_matches_the_pattern(raw in ".{0,70}") {
+                let want = raw.len() <= MAX_FUNCTION_NAME_LEN
+                    && raw.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                prop_assert_eq!(FunctionName::parse(&raw).is_ok(), want);
+            }
+
+            #[test]
+            fn valid_names_round_trip(raw in "[A-Za-z][A-Za-z0-9_-]{0,63}") {
+                let name = FunctionName::parse(&raw).unwrap();
+                prop_assert_eq!(name.as_str(), raw.as_str());
+                prop_assert_eq!(FunctionName::parse(&name.to_string()).unwrap(), name.clone());
+                let json = serde_json::to_string(&name).unwrap();
+                prop_assert_eq!(serde_json::from_str::<FunctionName>(&json).unwrap(), name);
+            }
+
+            #[test]
+            fn valid_paths_parse_in_any_case_and_with_slashes(path in valid_path(), upper: bool, pad: bool) {
+                let mut raw = if upper { path.to_uppercase() } else { path.clone() };
+                if pad {
+                    raw = format!(" /{raw}/ ");
+                }
+                let parsed = CollectionPath::parse(&raw).unwrap();
+                prop_assert_eq!(parsed.as_str(), path.as_str());
+                prop_assert_eq!(parsed.lineage().len(), parsed.segments().count() + 1);
+            }
+
+            #[test]
+            fn any_path_that_parses_is_normalised_and_confined(raw in "[ -~\u{80}-\u{10FFFF}]{0,80}") {
+                if let Ok(path) = CollectionPath::parse(&raw) {
+                    let s = path.as_str();
+                    prop_assert!(!s.contains("..") && !s.contains('\\') && !s.contains("//"));
+                    prop_assert!(!s.starts_with('/') && !s.ends_with('/'));
+                    for segment in path.segments() {
+                        prop_assert!(segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'));
+                        prop_assert!(!RESERVED_SEGMENTS.contains(&segment));
+                    }
+                    prop_assert_eq!(CollectionPath::parse(s).unwrap(), path.clone());
+                    prop_assert_eq!(CollectionPath::parse(&path.to_string()).unwrap(), path);
+                }
+            }
+
+            #[test]
+            fn versions_round_trip(n in 1u64..=Version::MAX) {
+                let v = Version::new(n).unwrap();
+                prop_assert_eq!(Version::parse(&v.to_string()).unwrap(), v);
+                prop_assert_eq!(Version::from_json(&serde_json::json!(n)).unwrap(), v);
+            }
+        }
     }
 }

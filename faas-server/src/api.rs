@@ -80,7 +80,7 @@ struct PullBody {
 }
 
 #[derive(Deserialize)]
-struct InvokeBody {
+pub(crate) struct InvokeBody {
     input: Option<Value>,
     timeout_ms: Option<i64>,
     env: Option<Value>,
@@ -321,27 +321,7 @@ impl Dispatcher {
         let cp = collection_of(url_cp, None, req)?;
         let name = FunctionName::parse_stored(name)?;
         let body: InvokeBody = req.json(true).await?;
-        // The body's version wins; the query is read (and validated) only without one.
-        let version = match body.version {
-            None | Some(Value::Null) => req
-                .query("version")
-                .map(Version::parse)
-                .transpose()?
-                .map(|v| Value::from(v.get())),
-            Some(v) => Some(v),
-        };
-        let run = RunRequest {
-            collection_path: cp.as_option().map(str::to_owned),
-            function_name: name.to_string(),
-            input: body.input,
-            timeout_ms: body.timeout_ms,
-            env: body.env,
-            version,
-            include_logs: match body.include_logs {
-                Some(wanted) => Some(wanted),
-                None => include_logs_query(req)?,
-            },
-        };
+        let run = body.into_run(&cp, &name, req.query("version"), || include_logs_query(req))?;
         let request = validate_run(run)?;
         match &self.proxy {
             Some(workers) => self.forward(workers, request).await,
@@ -355,20 +335,59 @@ impl Dispatcher {
     async fn forward(&self, workers: &WorkerPool, request: InvokeRequest) -> Result<Response, ApiError> {
         let timeout = self.engine.limits().resolve_timeout(request.timeout)?;
         let key = route_key(&request);
-        let run = RunRequest {
-            collection_path: request.collection_path.as_option().map(str::to_owned),
-            function_name: request.name.to_string(),
-            input: Some(Value::Object(request.input.as_map().clone())),
-            timeout_ms: Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
-            env: (!request.env.is_empty()).then(|| json!(request.env.as_map())),
-            version: request.version.map(|v| Value::from(v.get())),
-            include_logs: request.include_logs.then_some(true),
-        };
+        let run = forwarded_run(&request, timeout);
         let (response, result) = workers.run(&key, &run, timeout + WORKER_GRACE).await?;
         if let Some(result) = result {
             self.metrics.observe_run(&result);
         }
         Ok(response)
+    }
+}
+
+impl InvokeBody {
+    /// The run request of an invoke of `name` in `cp` with this body. The
+    /// body's `version` and `include_logs` win; the URL's `?version=` and
+    /// `?include_logs=` (`query_logs`) are read, and validated, only without them.
+    pub(crate) fn into_run(
+        self,
+        cp: &CollectionPath,
+        name: &FunctionName,
+        query_version: Option<&str>,
+        query_logs: impl FnOnce() -> Result<Option<bool>, ApiError>,
+    ) -> Result<RunRequest, ApiError> {
+        let version = match self.version {
+            None | Some(Value::Null) => query_version
+                .map(Version::parse)
+                .transpose()?
+                .map(|v| Value::from(v.get())),
+            Some(v) => Some(v),
+        };
+        Ok(RunRequest {
+            collection_path: cp.as_option().map(str::to_owned),
+            function_name: name.to_string(),
+            input: self.input,
+            timeout_ms: self.timeout_ms,
+            env: self.env,
+            version,
+            include_logs: match self.include_logs {
+                Some(wanted) => Some(wanted),
+                None => query_logs()?,
+            },
+        })
+    }
+}
+
+/// The `/v1/run` body a validated run is forwarded with, carrying the
+/// effective `timeout`: the worker validates it back into the same request.
+pub(crate) fn forwarded_run(request: &InvokeRequest, timeout: std::time::Duration) -> RunRequest {
+    RunRequest {
+        collection_path: request.collection_path.as_option().map(str::to_owned),
+        function_name: request.name.to_string(),
+        input: Some(Value::Object(request.input.as_map().clone())),
+        timeout_ms: Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
+        env: (!request.env.is_empty()).then(|| json!(request.env.as_map())),
+        version: request.version.map(|v| Value::from(v.get())),
+        include_logs: request.include_logs.then_some(true),
     }
 }
 
@@ -387,4 +406,87 @@ fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
 fn collection_of(url: Option<&str>, body: Option<&str>, req: &Incoming) -> Result<CollectionPath, ApiError> {
     let raw = url.or(body).or_else(|| req.query("collection_path")).unwrap_or("");
     Ok(CollectionPath::parse(raw)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use faas_http::http::parse_json_body;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// An invoke body as the dispatcher validates it.
+    fn invoke(body: &[u8], query_version: Option<&str>) -> Result<faas_domain::InvokeRequest, ApiError> {
+        let cp = CollectionPath::parse("team/api")?;
+        let name = FunctionName::parse("hello")?;
+        let body: InvokeBody = parse_json_body(body, true)?;
+        validate_run(body.into_run(&cp, &name, query_version, || Ok(None))?)
+    }
+
+    #[test]
+    fn the_body_version_wins_over_the_query() {
+        assert_eq!(
+            invoke(br#"{"version":2}"#, Some("5")).unwrap().version.unwrap().get(),
+            2
+        );
+        assert_eq!(invoke(b"{}", Some("5")).unwrap().version.unwrap().get(), 5);
+        assert_eq!(invoke(b"{}", Some("x")).unwrap_err().code, "INVALID_VERSION");
+        assert_eq!(
+            invoke(br#"{"version":1}"#, Some("x")).unwrap().version.unwrap().get(),
+            1
+        );
+        assert_eq!(invoke(br#"{"input":[1]}"#, None).unwrap_err().code, "INVALID_INPUT");
+    }
+
+    fn input() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(".{0,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map(".{0,6}", value, 0..5).prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #[test]
+        fn a_forwarded_invoke_validates_back_into_the_same_request(
+            input in input(),
+            timeout_ms in proptest::option::of(-5i64..10_000_000),
+            env in proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,6}", "[a-z ]{0,6}", 0..4),
+            version in proptest::option::of(1u64..1000),
+            include_logs in proptest::option::of(any::<bool>()),
+        ) {
+            let body = json!({
+                "input": input,
+                "timeout_ms": timeout_ms,
+                "env": env,
+                "version": version,
+                "include_logs": include_logs,
+            });
+            let Ok(request) = invoke(&serde_json::to_vec(&body).unwrap(), None) else {
+                // Only env keys that the rules refuse (PATH, LD_*, …) fail here.
+                prop_assert!(EnvMap::from_json(&json!(env)).is_err());
+                return Ok(());
+            };
+            let timeout = request.timeout.unwrap_or(Duration::from_secs(30));
+            let wire = serde_json::to_vec(&forwarded_run(&request, timeout)).unwrap();
+            let back = validate_run(parse_json_body::<RunRequest>(&wire, true).unwrap()).unwrap();
+            let mut want = request;
+            want.timeout = Some(timeout);
+            prop_assert_eq!(back, want);
+        }
+    }
 }

@@ -28,6 +28,9 @@
 
 pub mod api;
 pub mod app;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler_kit;
 pub mod openapi;
 pub mod proxy;

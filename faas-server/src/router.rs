@@ -268,4 +268,70 @@ mod tests {
         }
         assert!(Route::Ui(s("")).is_public() && Route::UiRedirect.is_public());
     }
+
+    mod properties {
+        use faas_ports::{CollectionPath, FunctionName, RESERVED_SEGMENTS};
+        use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn segment() -> impl Strategy<Value = String> {
+            "[a-z0-9_-]{1,8}".prop_filter("not reserved", |s| !RESERVED_SEGMENTS.contains(&s.as_str()))
+        }
+
+        /// Each segment encoded fully, minimally, or not at all.
+        fn enc(segment: &str, how: u8) -> String {
+            const SOME: &AsciiSet = &CONTROLS.add(b'-').add(b'_');
+            match how % 3 {
+                0 => segment.to_owned(),
+                1 => utf8_percent_encode(segment, SOME).to_string(),
+                _ => utf8_percent_encode(segment, NON_ALPHANUMERIC).to_string(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn valid_parts_route_back_however_they_are_encoded(
+                cp in proptest::collection::vec(segment(), 0..5),
+                name in "[A-Za-z][A-Za-z0-9_-]{0,20}",
+                tail in proptest::sample::select(vec!["", "/versions", "/invoke", "/pull"]),
+                how: u8,
+                slash: bool,
+            ) {
+                prop_assert!(FunctionName::parse(&name).is_ok());
+                let prefix: String = cp.iter().map(|s| format!("/{}", enc(s, how))).collect();
+                let path = if cp.is_empty() {
+                    format!("/functions/{}{tail}", enc(&name, how / 3))
+                } else {
+                    format!("/collections{prefix}/functions/{}{tail}", enc(&name, how / 3))
+                };
+                let path = if slash { format!("{path}/") } else { path };
+                let cp = (!cp.is_empty()).then(|| cp.join("/"));
+                let want = match tail {
+                    "" => Route::Function(cp.clone(), name.clone()),
+                    "/versions" => Route::Versions(cp.clone(), name.clone()),
+                    "/invoke" => Route::Invoke(cp.clone(), name.clone()),
+                    _ => Route::Pull(cp.clone(), name.clone()),
+                };
+                prop_assert_eq!(match_path(&path), Some(want));
+                if let Some(cp) = cp {
+                    prop_assert!(CollectionPath::parse(&cp).is_ok());
+                    prop_assert_eq!(match_path(&format!("/collections{prefix}")), Some(Route::Collection(cp.clone())));
+                    prop_assert_eq!(match_path(&format!("/collections{prefix}/env")), Some(Route::CollectionEnv(cp)));
+                }
+            }
+
+            #[test]
+            fn any_path_is_a_route_404_or_405(path in "/?[ -~]{0,40}", m in 0usize..5) {
+                let method = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE][m].clone();
+                match (match_path(&path), route(&method, &path, Playground::Served)) {
+                    (None, Err(err)) => prop_assert_eq!(err.status.as_u16(), 404),
+                    (Some(r), Ok(got)) => prop_assert_eq!(r, got),
+                    (Some(_), Err(err)) => prop_assert_eq!(err.status.as_u16(), 405),
+                    (None, Ok(got)) => return Err(TestCaseError::fail(format!("{path:?} routed to {got:?}"))),
+                }
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use faas_ports::{EnvMap, PortError, Version};
 
-use super::layout::{Meta, MAX_ENV_FILE_BYTES, MAX_META_FILE_BYTES};
+use super::layout::{parse_env_file, parse_meta, BadEnvFile, MAX_ENV_FILE_BYTES, MAX_META_FILE_BYTES};
 use super::locks::Call;
 use super::Inner;
 
@@ -38,8 +38,7 @@ impl Inner {
         let Some(bytes) = self.read_optional(path, MAX_META_FILE_BYTES)? else {
             return Ok(None);
         };
-        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
-        Ok(Some(Version::new(meta.version).unwrap_or(Version::FIRST)))
+        parse_meta(&bytes).map(Some).map_err(|e| self.corrupt(path, e))
     }
 
     /// An env file; missing is empty. Entries that break today's rules are
@@ -48,10 +47,12 @@ impl Inner {
         let Some(bytes) = self.read_optional(path, MAX_ENV_FILE_BYTES)? else {
             return Ok(EnvMap::new());
         };
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(path, e))?;
-        let (env, dropped) = EnvMap::from_stored_json(value).map_err(|other| PortError::Internal {
-            message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
-            source: None,
+        let (env, dropped) = parse_env_file(&bytes).map_err(|bad| match bad {
+            BadEnvFile::Json(e) => self.corrupt(path, e),
+            BadEnvFile::NotAnObject(other) => PortError::Internal {
+                message: format!("{} holds {other} instead of an object of strings", self.rel(path)),
+                source: None,
+            },
         })?;
         if !dropped.is_empty() {
             tracing::warn!(

@@ -6,7 +6,7 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use faas_ports::{CollectionPath, FunctionName, FunctionSummary, Language, Version};
+use faas_ports::{CollectionPath, EnvMap, FunctionName, FunctionSummary, Language, PortError, Version};
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
@@ -46,6 +46,49 @@ pub const MIN_SOURCE_FILE_CAP: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Meta {
     pub(super) version: u64,
+}
+
+/// The version in the bytes of a `{name}.meta.json`: `{"version":N}`. A
+/// version below 1 (never written by us) reads as 1, as in Go; bytes that
+/// are not such an object are the JSON error.
+pub(crate) fn parse_meta(bytes: &[u8]) -> Result<Version, serde_json::Error> {
+    let meta: Meta = serde_json::from_slice(bytes)?;
+    Ok(Version::new(meta.version).unwrap_or(Version::FIRST))
+}
+
+/// Why the bytes of an env file are not an env map.
+#[derive(Debug)]
+pub(crate) enum BadEnvFile {
+    /// Not JSON at all.
+    Json(serde_json::Error),
+    /// JSON, but not an object (the JSON found instead).
+    NotAnObject(String),
+}
+
+/// The env map in the bytes of a `collection.env.json` or `{name}.env.json`,
+/// read tolerantly (older implementations checked less): `null` is empty,
+/// entries that break today's rules are dropped and named (sorted).
+pub(crate) fn parse_env_file(bytes: &[u8]) -> Result<(EnvMap, Vec<String>), BadEnvFile> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(BadEnvFile::Json)?;
+    EnvMap::from_stored_json(value).map_err(BadEnvFile::NotAnObject)
+}
+
+/// The function a file of a `functions/` directory holds: `{name}.mjs` with
+/// a name some version could store (today's grammar or the Go version's,
+/// docs/api.md §2.1); `None` for other files (skipped), `Some(Err)` for a
+/// source file whose stem no version could store (skipped with a warning).
+pub(crate) fn function_of_file(file_name: &str) -> Option<Result<FunctionName, PortError>> {
+    file_name.strip_suffix(SOURCE_EXT).map(FunctionName::parse_stored)
+}
+
+/// The collection a directory `segment` below the collection `parent`
+/// stands for: only a segment that is exactly a valid (normalised) one
+/// names a collection (`child` lowercases, so `Team` is no collection).
+pub(crate) fn collection_of_dir(parent: &CollectionPath, segment: &str) -> Option<CollectionPath> {
+    parent
+        .child(segment)
+        .ok()
+        .filter(|child| child.segments().last() == Some(segment))
 }
 
 /// Where the current version of a function lives.
@@ -147,4 +190,76 @@ pub(super) fn birth_time(meta: &Metadata) -> DateTime<Utc> {
     meta.created()
         .map(DateTime::from)
         .unwrap_or_else(|_| modified_time(meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn data_files_read_as_go_wrote_them() {
+        assert_eq!(parse_meta(br#"{"version":3}"#).unwrap().get(), 3);
+        assert_eq!(parse_meta(br#"{"version":0}"#).unwrap(), Version::FIRST);
+        assert!(parse_meta(b"[]").is_err());
+        assert!(parse_meta(br#"{"version":-1}"#).is_err());
+        let (env, dropped) = parse_env_file(br#"{"A":"1","PORT":"2","N":3}"#).unwrap();
+        assert_eq!((env.get("A"), env.len()), (Some("1"), 1));
+        assert_eq!(dropped, vec!["N".to_owned(), "PORT".to_owned()]);
+        assert!(matches!(parse_env_file(b"null"), Ok((env, dropped)) if env.is_empty() && dropped.is_empty()));
+        assert!(matches!(parse_env_file(b"[1]"), Err(BadEnvFile::NotAnObject(found)) if found == "[1]"));
+        assert!(matches!(parse_env_file(b"{"), Err(BadEnvFile::Json(_))));
+    }
+
+    #[test]
+    fn file_and_directory_names() {
+        assert_eq!(function_of_file("hello.mjs").unwrap().unwrap().as_str(), "hello");
+        assert!(function_of_file("hello.env.json").is_none());
+        assert!(function_of_file("..mjs").unwrap().is_err());
+        assert!(function_of_file(".hidden.mjs").unwrap().is_err());
+        let root = CollectionPath::root();
+        assert_eq!(collection_of_dir(&root, "team").unwrap().as_str(), "team");
+        for bad in ["Team", "functions", "env", "__root__", "a.b", "..", "", "a/b"] {
+            assert!(collection_of_dir(&root, bad).is_none(), "{bad:?}");
+        }
+        let team = CollectionPath::parse("team").unwrap();
+        assert_eq!(collection_of_dir(&team, "api").unwrap().as_str(), "team/api");
+    }
+
+    proptest! {
+        #[test]
+        fn env_files_keep_exactly_the_valid_string_entries(
+            entries in proptest::collection::btree_map("[A-Za-z_]{1,8}|.{0,6}", prop_oneof![".{0,8}".prop_map(serde_json::Value::from), any::<i64>().prop_map(serde_json::Value::from)], 0..12)
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> = entries.clone().into_iter().collect();
+            let bytes = serde_json::to_vec(&serde_json::Value::Object(object)).unwrap();
+            let (env, dropped) = parse_env_file(&bytes).unwrap();
+            prop_assert_eq!(env.len() + dropped.len(), entries.len());
+            prop_assert!(EnvMap::parse(env.as_map().clone()).is_ok());
+            for (key, value) in &entries {
+                let strictly_valid = value.is_string() && EnvMap::from_json(&json!({ key.clone(): value })).is_ok();
+                prop_assert_eq!(env.get(key).is_some(), strictly_valid, "{:?}", key);
+            }
+        }
+
+        #[test]
+        fn meta_files_give_a_version_of_at_least_one(n in any::<u64>()) {
+            let v = parse_meta(format!("{{\"version\":{n}}}").as_bytes()).unwrap();
+            prop_assert_eq!(v.get(), if (1..=Version::MAX).contains(&n) { n } else { 1 });
+        }
+
+        #[test]
+        fn accepted_names_cannot_leave_their_directory(name in "[ -~]{0,20}") {
+            if let Some(Ok(f)) = function_of_file(&name) {
+                prop_assert_eq!(format!("{f}{SOURCE_EXT}"), name.clone());
+                prop_assert!(!f.as_str().contains(['/', '.', '\\']));
+            }
+            if let Some(c) = collection_of_dir(&CollectionPath::root(), &name) {
+                prop_assert_eq!(c.as_str(), name.as_str());
+                prop_assert!(!name.contains(['/', '.', '\\']) && !name.is_empty());
+            }
+        }
+    }
 }

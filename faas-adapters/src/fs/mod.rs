@@ -99,7 +99,7 @@
 //!   thread until it returns; the caller is answered in time regardless.
 
 mod atomic;
-mod layout;
+pub(crate) mod layout;
 mod locks;
 mod store;
 #[cfg(test)]

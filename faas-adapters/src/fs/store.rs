@@ -13,8 +13,8 @@ use faas_ports::{
 
 use super::atomic::{env_json, Visibility};
 use super::layout::{
-    birth_time, modified_time, summary, Found, Meta, ENV_EXT, FUNCTIONS_DIR, LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT,
-    TOMBSTONE_SUFFIX,
+    birth_time, collection_of_dir, function_of_file, modified_time, summary, Found, Meta, ENV_EXT, FUNCTIONS_DIR,
+    LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
 };
 
 use super::locks::{Call, LockMode};
@@ -165,12 +165,9 @@ impl Inner {
             if segment == FUNCTIONS_DIR || (path.is_root() && segment == ROOT_DIR) || segment.starts_with('.') {
                 continue;
             }
-            match path.child(&segment) {
-                // `child` normalises (lowercases); only an exact match names this directory.
-                Ok(child) if child.segments().last() == Some(segment.as_str()) => {
-                    out.push((child, child_dir, meta));
-                }
-                Ok(_) | Err(_) => {
+            match collection_of_dir(path, &segment) {
+                Some(child) => out.push((child, child_dir, meta)),
+                None => {
                     tracing::warn!(dir = %self.rel(&child_dir), "Skipping a directory that is not a valid collection path segment.");
                 }
             }
@@ -399,15 +396,14 @@ impl Inner {
         for entry in entries {
             let entry = entry.map_err(|e| self.map_error("listing", dir, e))?;
             let file_name = entry.file_name();
-            let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(SOURCE_EXT)) else {
+            let Some(parsed) = file_name.to_str().and_then(function_of_file) else {
                 continue;
             };
             let path = entry.path();
             let Some(meta) = self.file_metadata(&path)? else {
                 continue;
             };
-            // Names the Go version could store are listed too (docs/api.md §2.1).
-            match FunctionName::parse_stored(stem) {
+            match parsed {
                 Ok(name) => out.push((name, meta)),
                 Err(_) => {
                     tracing::warn!(file = %self.rel(&path), "Skipping a source file whose name no version could have stored.");

@@ -198,6 +198,14 @@ impl LineSplitter {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+impl LineSplitter {
+    /// Bytes held for an unfinished frame line (at most the cap).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// Whether `head` followed by `more` still starts like `prefix` (compares
 /// only the first bytes, up to the prefix's length).
 fn may_be_frame(prefix: &[u8], head: &[u8], more: &[u8]) -> bool {
@@ -302,5 +310,86 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() >= 48, "{a}");
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// What the splitter must return: the complete lines that start with
+        /// the prefix of `nonce`, or `Err` when a line that may still be one
+        /// is over `cap`.
+        fn model(stream: &[u8], cap: usize, nonce: &str) -> Result<Vec<Vec<u8>>, ()> {
+            let prefix = [FRAME_PREFIX, nonce.as_bytes(), b":"].concat();
+            let mut out = Vec::new();
+            let mut lines = stream.split(|b| *b == b'\n').peekable();
+            while let Some(line) = lines.next() {
+                let complete = lines.peek().is_some();
+                if line.iter().zip(prefix.iter()).all(|(a, b)| a == b) {
+                    if line.len() > cap {
+                        return Err(());
+                    }
+                    if complete && line.len() >= prefix.len() {
+                        out.push(line.to_vec());
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        fn piece() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                Just(b"\n".to_vec()),
+                Just(b"\x1eLCF:n:".to_vec()),
+                Just(b"\x1eLCF:".to_vec()),
+                Just(b"\x1eLCF:m:result:{}".to_vec()),
+                "(log|result|started|too-large|x):[ -~]{0,20}".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..30),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn the_splitter_matches_the_model_in_any_chunking(
+                pieces in proptest::collection::vec(piece(), 0..30),
+                cap in 8usize..80,
+                chunk in 1usize..40,
+            ) {
+                let stream = pieces.concat();
+                let want = model(&stream, cap, "n");
+                let mut splitter = LineSplitter::new(cap as u64, "n");
+                let mut got = Ok(Vec::new());
+                for part in stream.chunks(chunk) {
+                    match splitter.feed(part) {
+                        Ok(lines) => got.as_mut().unwrap().extend(lines),
+                        Err(Overflow(len)) => {
+                            prop_assert!(len > cap);
+                            got = Err(());
+                            break;
+                        }
+                    }
+                    prop_assert!(splitter.buffered() <= cap);
+                }
+                prop_assert_eq!(&got, &want);
+                for line in want.iter().flatten() {
+                    // Parsing never panics; another nonce never sees the frame.
+                    let _ = parse_frame(line, "n");
+                    prop_assert_eq!(parse_frame(line, "m"), Ok(None));
+                }
+            }
+
+            #[test]
+            fn frames_of_the_nonce_parse_to_their_kind(payload in "[ -~]{0,40}", reusable: bool) {
+                let kind = if reusable { "result" } else { "result-final" };
+                let line = format!("\x1eLCF:abc:{kind}:{payload}");
+                prop_assert_eq!(
+                    parse_frame(line.as_bytes(), "abc"),
+                    Ok(Some(Frame::Result { envelope: payload.as_bytes(), reusable }))
+                );
+                let line = format!("\x1eLCF:abc:log:{payload}");
+                prop_assert_eq!(parse_frame(line.as_bytes(), "abc"), Ok(Some(Frame::Log(payload.as_bytes()))));
+            }
+        }
     }
 }
