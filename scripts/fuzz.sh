@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzing (docs/fuzzing.md): the cargo-fuzz targets of fuzz/, one at a time,
-# one libFuzzer process each (no -jobs/-workers: a single in-process fuzzer).
+# Fuzzing (docs/fuzzing.md): the cargo-fuzz targets of fuzz/, one at a time
+# (FUZZ_PARALLEL=N: N at a time), one libFuzzer process each (no
+# -jobs/-workers: a single in-process fuzzer).
 #
 #   scripts/fuzz.sh                  smoke: every target for FUZZ_SMOKE_SECONDS (8 s)
 #   scripts/fuzz.sh smoke            the same (scripts/test.sh runs this)
@@ -10,7 +11,7 @@
 #
 # cargo-fuzz needs nightly flags; this stable toolchain accepts them with
 # RUSTC_BOOTSTRAP=1. Built without a sanitizer (`-s none`, FUZZ_SANITIZER to
-# change): the targets are safe Rust (`unsafe_code` is forbidden), so what
+# change): the targets are safe Rust (the workspace denies `unsafe_code`; its one audited exception is the process runtime's prctl call), so what
 # they find are panics, failed assertions, overflows (debug assertions are
 # on), timeouts and memory blow-ups, which libFuzzer catches by itself.
 # A crash leaves its input in fuzz/artifacts/<target>/ and fails the script.
@@ -70,19 +71,31 @@ table_head() {
 
 fuzz_all() {
     local seconds="$1" out="$2" failed=0
-    local logs="$target_dir/logs"
+    local logs="$target_dir/logs" parallel="${FUZZ_PARALLEL:-1}"
     mkdir -p "$logs"
     table_head >"$out"
-    for target in $(targets); do
-        echo "== fuzz: $target for ${seconds} s"
-        local status=0
-        run_target "$target" "$seconds" "$logs/$target.log" || status=$?
-        figures "$target" "$logs/$target.log" "$status" | tee -a "$out"
-        if [ "$status" != 0 ]; then
-            failed=1
-            echo "fuzz: $target failed (exit $status); its input is in fuzz/artifacts/$target/:" >&2
-            grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$logs/$target.log" >&2 || tail -20 "$logs/$target.log" >&2
-        fi
+    local all=($(targets)) batch=()
+    # FUZZ_PARALLEL targets at once (default 1): each still fuzzes for
+    # `seconds` of wall time, sharing the CPUs.
+    for ((i = 0; i < ${#all[@]}; i += parallel)); do
+        batch=("${all[@]:i:parallel}")
+        local pids=()
+        for target in "${batch[@]}"; do
+            echo "== fuzz: $target for ${seconds} s"
+            ( run_target "$target" "$seconds" "$logs/$target.log"; echo $? >"$logs/$target.status" ) &
+            pids+=($!)
+        done
+        wait "${pids[@]}"
+        for target in "${batch[@]}"; do
+            local status
+            status=$(cat "$logs/$target.status")
+            figures "$target" "$logs/$target.log" "$status" | tee -a "$out"
+            if [ "$status" != 0 ]; then
+                failed=1
+                echo "fuzz: $target failed (exit $status); its input is in fuzz/artifacts/$target/:" >&2
+                grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$logs/$target.log" >&2 || tail -20 "$logs/$target.log" >&2
+            fi
+        done
     done
     return "$failed"
 }
@@ -102,7 +115,7 @@ long)
     fuzz_all "$seconds" "$table" || status=$?
     {
         echo "<!-- fuzz-figures:start -->"
-        echo "Run of $(date -u +%Y-%m-%d) on $(nproc) CPU(s), ${seconds} s a target, sanitizer \`$sanitizer\`, commit \`$(git rev-parse --short HEAD)\`:"
+        echo "Run of $(date -u +%Y-%m-%d) on $(nproc) CPU(s), ${seconds} s a target (${FUZZ_PARALLEL:-1} at a time), sanitizer \`$sanitizer\`, commit \`$(git rev-parse --short HEAD)\`:"
         echo
         cat "$table"
         echo "<!-- fuzz-figures:end -->"
