@@ -342,8 +342,10 @@ mod tests {
                 prop_assert_eq!(unquote(inner.strip_suffix('"').unwrap()), Some(run.clone()));
                 let url = h.grafana_explore_url.unwrap();
                 let r = url.split_once("&r=").unwrap().1;
-                prop_assert!(r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
-                prop_assert_eq!(percent_encoding::percent_decode_str(r).decode_utf8().unwrap(), run.as_str());
+                // Form-encoded as the Go version did: `+` for a space.
+                prop_assert!(r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%*+".contains(&b)));
+                let spaces = r.replace('+', " ");
+                prop_assert_eq!(percent_encoding::percent_decode_str(&spaces).decode_utf8().unwrap(), run.as_str());
             }
         }
     }
