@@ -446,10 +446,12 @@ pub async fn check_output_too_large(rt: &dyn ContainerRuntime) {
 /// A handler that never ends: `TIMEOUT` naming the limit, with the logs so far.
 pub async fn check_timeout(rt: &dyn ContainerRuntime) {
     let mut job = contract_job("export async function handler() { console.log('spinning'); while (true) {} }");
-    job.timeout = Duration::from_secs(1);
+    // Long enough for a runner on a loaded machine to reach the handler's
+    // first line (which must come back with the failure).
+    job.timeout = Duration::from_secs(5);
     let failure = rt.run(job).await.unwrap_err();
     assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
-    assert_eq!(failure.message, "function timed out after 1000 ms");
+    assert_eq!(failure.message, "function timed out after 5000 ms");
     assert_eq!(log_messages(&failure.logs), ["spinning"]);
 }
 

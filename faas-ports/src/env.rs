@@ -180,6 +180,14 @@ impl EnvMap {
         &self.1
     }
 
+    /// The same entries, remembering `keys` as the ignored ones (for a
+    /// decorator that rebuilds a map read from storage, e.g. after
+    /// decrypting its values).
+    pub fn with_ignored_keys(mut self, keys: &[String]) -> Self {
+        self.1 = keys.to_vec();
+        self
+    }
+
     /// The same entries without the record of ignored keys (what a store
     /// writes and reads back).
     pub fn without_ignored_keys(mut self) -> Self {

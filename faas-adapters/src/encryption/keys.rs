@@ -268,9 +268,11 @@ impl Keyring {
             })?;
             plain.insert(k.to_owned(), value);
         }
-        EnvMap::parse(plain).map_err(|e| PortError::Internal {
-            message: format!("a decrypted env value of {owner} breaks the env rules: {e}"),
-            source: None,
-        })
+        EnvMap::parse(plain)
+            .map(|plain| plain.with_ignored_keys(env.ignored_keys()))
+            .map_err(|e| PortError::Internal {
+                message: format!("a decrypted env value of {owner} breaks the env rules: {e}"),
+                source: None,
+            })
     }
 }

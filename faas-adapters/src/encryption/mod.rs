@@ -95,7 +95,7 @@ impl<S: SourceStore + ?Sized> SourceStore for EncryptedStore<S> {
         };
         let mut saved = self.inner.save_function(&sealed).await?;
         // What was written is exactly `new.env`, sealed.
-        saved.env = new.env.clone();
+        saved.env = new.env.clone().without_ignored_keys();
         Ok(saved)
     }
 
