@@ -82,10 +82,14 @@ fuzz_all() {
         local pids=()
         for target in "${batch[@]}"; do
             echo "== fuzz: $target for ${seconds} s"
-            ( run_target "$target" "$seconds" "$logs/$target.log"; echo $? >"$logs/$target.status" ) &
+            (
+                status=0
+                run_target "$target" "$seconds" "$logs/$target.log" || status=$?
+                echo "$status" >"$logs/$target.status"
+            ) &
             pids+=($!)
         done
-        wait "${pids[@]}"
+        wait "${pids[@]}" || true
         for target in "${batch[@]}"; do
             local status
             status=$(cat "$logs/$target.status")

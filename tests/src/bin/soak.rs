@@ -13,7 +13,8 @@
 //! Traffic (each client loops over a weighted mix): successes, business
 //! failures, throws, timeouts, out-of-memory runs, oversize outputs, bad
 //! requests, unknown functions, and concurrent saves of one function by
-//! several savers. Faults, in turn, every `SOAK_FAULT_EVERY_S` seconds:
+//! several savers. A client that gets a 5xx or no answer backs off for
+//! 200 ms, as a real one would. Faults, in turn, every `SOAK_FAULT_EVERY_S` seconds:
 //! the worker `kill -9`ed and restarted, PostgreSQL stopped and started
 //! (`SOAK_PG_STOP` / `SOAK_PG_START`, shell commands), the S3 server (an
 //! `s3s-fs` this program starts) stopped and started, a run container
@@ -231,6 +232,11 @@ async fn client_loop(shared: Arc<Shared>, base: String, seed: u64) {
         let expected = kind.expected();
         let odd = (got != expected).then(|| (format!("{name}: {got}"), server_error));
         shared.record(format!("{name}: {got}"), odd);
+        if server_error {
+            // As a real client would: back off instead of hammering a server
+            // that is down (a refused connect fails at once).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -282,6 +288,7 @@ async fn saver_loop(shared: Arc<Shared>, base: String, saver: usize) {
             None => {
                 shared.tally.lock().unwrap().saves_uncertain += 1;
                 shared.record(key.clone(), Some((key, server_error)));
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
