@@ -182,7 +182,10 @@ pub fn warm_caps_config() -> ExecutionConfig {
     ExecutionConfig {
         mode: ExecutionMode::Warm,
         prewarm_pool_size: 0,
-        warm_idle_ttl_ms: 1500,
+        // Long enough that no runner expires while the caps are checked on a
+        // loaded machine (five runs, three of them cold), short enough to
+        // wait for.
+        warm_idle_ttl_ms: 15_000,
         warm_max_containers: 2,
         warm_max_per_key: 1,
     }
@@ -211,7 +214,7 @@ pub async fn check_warm_caps_and_ttl(rt: &dyn ContainerRuntime) {
         StartKind::Warm,
         "the least recently used key was evicted"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while rt.status().pool.expect("a pool").warm_idle > 0 {
         assert!(Instant::now() < deadline, "idle warm runners never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
