@@ -55,9 +55,10 @@ run_target() {
 figures() {
     local target="$1" log="$2" status="$3"
     local execs rate cov corpus crashes
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    # A target that crashes on its first inputs prints no stats: `|| true`.
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)
+    cov=$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -1 | cut -d' ' -f2)
     corpus=$(find "fuzz/corpus/$target" -type f | wc -l)
     crashes=$(find "fuzz/artifacts/$target" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
     [ "$status" = 0 ] || [ "$crashes" != 0 ] || crashes="exit $status"
