@@ -106,11 +106,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(fields.len(), 3, "{url:?}: an encoded value holds '&'");
             let decoded = |f: &str, name: &str| -> String {
                 let v = f.strip_prefix(name).expect("the template's field");
+                // Form-encoded as the Go version did: `+` for a space.
                 assert!(
-                    v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                    v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%*+".contains(&b)),
                     "{v:?}"
                 );
-                percent_decode_str(v).decode_utf8().expect("encoded UTF-8").into_owned()
+                let spaces = v.replace('+', " ");
+                percent_decode_str(&spaces).decode_utf8().expect("encoded UTF-8").into_owned()
             };
             assert_eq!(decoded(fields[0], "left="), q.loki_logql_substr);
             assert_eq!(decoded(fields[1], "run="), params.run_id.clone().unwrap_or_default());
