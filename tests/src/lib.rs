@@ -285,8 +285,12 @@ pub async fn silent_server() -> std::net::SocketAddr {
     addr
 }
 
-/// A loopback port with nothing listening on it.
-pub async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback port nothing answers on, held for as long as the returned
+/// socket lives: the socket is bound but never listens, so connects are
+/// refused and no other server of the suite can be given the port meanwhile.
+pub async fn closed_port() -> (u16, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (port, socket)
 }

@@ -103,7 +103,7 @@ async fn worker_errors_pass_through_unchanged() {
 
 #[tokio::test]
 async fn worker_down_is_502_and_not_ready() {
-    let port = closed_port().await;
+    let (port, _held) = closed_port().await;
     let app = spawn_app(&[("LOWCODE_FAAS_WORKER_URL", &format!("http://127.0.0.1:{port}"))]).await;
     app.create_function("", "hello", HELLO, json!({})).await;
     let r = app.post("/functions/hello/invoke", json!({})).await;
