@@ -17,7 +17,7 @@
 //!   `setsid` double forks included;
 //! - after every job (success, failure, timeout; warm mode included) every
 //!   descendant of the runner is SIGKILLed before the run answers
-//!   ([`tree`]); a runner that is not kept is SIGSTOPped, swept, then
+//!   (the `tree` module); a runner that is not kept is SIGSTOPped, swept, then
 //!   SIGKILLed with its group: at the deadline, when destroyed, when its
 //!   leader exits, and when dropped;
 //! - a runner that exits by itself (`process.exit()` in a handler, an idle
