@@ -17,7 +17,8 @@ trap cleanup EXIT
 start() { # name, port inside, command...
   local name="lowcode-faas-verify-$1-$$" inside="$2"; shift 2
   names+=("$name")
-  docker run -d --name "$name" -p "127.0.0.1::$inside" -e LOWCODE_FAAS_RUNTIME=process "$IMAGE" "$@" >/dev/null
+  docker run -d --name "$name" -p "127.0.0.1::$inside" -e LOWCODE_FAAS_RUNTIME=process \
+    -e LOWCODE_FAAS_WORKER_TOKEN=verify-token "$IMAGE" "$@" >/dev/null
   local port
   port="$(docker port "$name" "$inside/tcp" | head -n1 | sed 's/.*://')"
   for _ in $(seq 1 100); do
@@ -35,7 +36,7 @@ out="$(curl -sf -X POST "http://127.0.0.1:$dport/functions/hello/invoke" -d '{"i
 grep -q '"status":"success"' <<<"$out" || die "the bundled function did not run: $out"
 
 read -r wname wport < <(start worker 9090 worker)
-run="$(curl -sf -X POST "http://127.0.0.1:$wport/v1/run" -d '{"function_name":"hello","input":{"name":"worker"}}')" || die "worker run failed"
+run="$(curl -sf -X POST -H 'Authorization: Bearer verify-token' "http://127.0.0.1:$wport/v1/run" -d '{"function_name":"hello","input":{"name":"worker"}}')" || die "worker run failed"
 grep -q '"status":"success"' <<<"$run" || die "the worker did not run: $run"
 
 docker run --rm "$IMAGE" faas-server --version >/dev/null || die "faas-server --version"
