@@ -82,12 +82,7 @@ impl EsConfig {
     /// Checks every setting; each message names its variable (never a
     /// password).
     pub fn validate(&self) -> Result<(), AdapterError> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(AdapterError::Config(format!(
-                "LOWCODE_FAAS_LOG_ES_URL must be an http(s) URL, got {:?}",
-                self.url
-            )));
-        }
+        crate::logs::push::validate_url("LOWCODE_FAAS_LOG_ES_URL", &self.url)?;
         let index = &self.index;
         let bad_char = index
             .chars()

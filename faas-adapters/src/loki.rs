@@ -57,12 +57,7 @@ impl LokiConfig {
     /// calls it, and so does the configuration loader at start-up). Each
     /// message names its `LOWCODE_FAAS_*` variable.
     pub fn validate(&self) -> Result<(), AdapterError> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(AdapterError::Config(format!(
-                "LOWCODE_FAAS_LOG_LOKI_URL must be an http(s) URL, got {:?}",
-                self.url
-            )));
-        }
+        crate::logs::push::validate_url("LOWCODE_FAAS_LOG_LOKI_URL", &self.url)?;
         if self.timeout.is_zero() {
             return Err(AdapterError::Config(
                 "LOWCODE_FAAS_LOG_LOKI_TIMEOUT_MS must be above 0".into(),

@@ -95,9 +95,8 @@ impl WebhookConfig {
 
     /// Checks every setting; each message names its variable.
     pub fn validate(&self) -> Result<(), AdapterError> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://"))
-            || reqwest::Url::parse(&self.url).is_err()
-        {
+        crate::logs::push::validate_url("LOWCODE_FAAS_LOG_HTTP_URL", &self.url)?;
+        if reqwest::Url::parse(&self.url).is_err() {
             return Err(AdapterError::Config(format!(
                 "LOWCODE_FAAS_LOG_HTTP_URL must be an http(s) URL, got {:?}",
                 self.url

@@ -60,6 +60,18 @@ impl BatchConfig {
     }
 }
 
+/// Checks that a pushing sink's URL setting is an http(s) URL; the message
+/// names the variable.
+pub fn validate_url(variable: &str, url: &str) -> Result<(), AdapterError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(AdapterError::Config(format!(
+            "{variable} must be an http(s) URL, got {url:?}"
+        )))
+    }
+}
+
 /// Checks a queue's limits (each above 0).
 pub fn validate_limits(limits: &QueueLimits) -> Result<(), AdapterError> {
     if limits.max_entries == 0 || limits.max_bytes == 0 {
