@@ -440,16 +440,20 @@ impl Runner for DockerRunner {
         .await
         .ok()
         .flatten();
-        let oom_killed = match tokio::time::timeout(
-            EXIT_TIMEOUT,
-            self.docker
-                .inspect_container(&self.name, None::<InspectContainerOptions>),
-        )
-        .await
-        {
-            Ok(Ok(inspected)) => inspected.state.and_then(|s| s.oom_killed).unwrap_or(false),
-            _ => false,
-        };
+        let docker = &self.docker;
+        let name = self.name.as_str();
+        let oom_killed = oom_flag(waited, OOM_FLAG_WAIT, OOM_FLAG_POLL, || async move {
+            match tokio::time::timeout(
+                EXIT_TIMEOUT,
+                docker.inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await
+            {
+                Ok(Ok(inspected)) => inspected.state.and_then(|s| s.oom_killed),
+                _ => None,
+            }
+        })
+        .await;
         Exit {
             status: waited.map_or_else(
                 || "exit status unknown".to_string(),
@@ -466,6 +470,41 @@ impl Runner for DockerRunner {
     async fn destroy(mut self: Box<Self>) {
         self.armed = false;
         remove_logged(&self.docker, &self.name).await;
+    }
+}
+
+/// How long [`oom_flag`] keeps asking for the OOM flag of a container that
+/// was killed by SIGKILL (exit 137).
+const OOM_FLAG_WAIT: Duration = Duration::from_secs(2);
+/// Pause between two of those questions.
+const OOM_FLAG_POLL: Duration = Duration::from_millis(50);
+/// The exit status of a process killed by SIGKILL, which is how the kernel's
+/// OOM killer ends one.
+const SIGKILL_EXIT: i64 = 128 + 9;
+
+/// Whether the daemon says the kernel's OOM killer ended the container.
+///
+/// The daemon learns of a container's exit and of its OOM kill from two
+/// separate events that can arrive in either order: under load the exit is
+/// often reported (and `wait` returns) before `OOMKilled` is set. So when
+/// the container died of SIGKILL (exit 137, what the OOM killer sends) and
+/// the flag is not set yet, this asks again for up to `wait` before it
+/// decides "not OOM". Any other exit is answered from the first inspect.
+async fn oom_flag<F, Fut>(exit_code: Option<i64>, wait: Duration, poll: Duration, mut inspect: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<bool>>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        let flag = inspect().await;
+        if flag == Some(true) {
+            return true;
+        }
+        if exit_code != Some(SIGKILL_EXIT) || Instant::now() + poll > deadline {
+            return false;
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 
@@ -566,5 +605,55 @@ impl Drop for ContainerGuard {
                 tracing::warn!(container = %name, "A dropped launch left its container; it goes at the next start-up.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod oom_flag_tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Answers `None` (not set) for the first `late` inspects, then `flag`.
+    fn daemon(late: usize, flag: bool, asked: &Cell<usize>) -> impl FnMut() -> std::future::Ready<Option<bool>> + '_ {
+        move || {
+            asked.set(asked.get() + 1);
+            std::future::ready(if asked.get() > late { Some(flag) } else { Some(false) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sigkilled_container_waits_for_a_late_oom_flag() {
+        let asked = Cell::new(0);
+        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(3, true, &asked)).await;
+        assert!(oom, "the flag set after the exit was reported is seen");
+        assert_eq!(asked.get(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sigkilled_container_without_the_flag_is_not_oom_once_the_wait_is_over() {
+        let asked = Cell::new(0);
+        let started = Instant::now();
+        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(0, false, &asked)).await;
+        assert!(!oom);
+        assert!(started.elapsed() <= OOM_FLAG_WAIT, "the wait is bounded");
+        assert!(asked.get() > 1, "asked again while waiting");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_exits_are_answered_from_one_inspect() {
+        for code in [Some(0), Some(1), None] {
+            let asked = Cell::new(0);
+            assert!(!oom_flag(code, OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(1, true, &asked)).await);
+            assert_eq!(asked.get(), 1, "exit {code:?}");
+        }
+        let asked = Cell::new(0);
+        assert!(oom_flag(Some(1), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(0, true, &asked)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_inspect_is_not_oom() {
+        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, || std::future::ready(None)).await;
+        assert!(!oom);
     }
 }
