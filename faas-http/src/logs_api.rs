@@ -41,7 +41,7 @@ pub fn search(buffer: Option<&LogBuffer>, req: &Incoming) -> Result<Response, Ap
     };
     let collection_path = req
         .query("collection_path")
-        .map(CollectionPath::parse)
+        .map(CollectionPath::parse_stored)
         .transpose()?
         .map(|p| p.as_str().to_owned());
     let filter = LogFilter {

@@ -16,9 +16,10 @@ use crate::ApiError;
 /// domain's invoke request. The same checks on both paths, so a proxied run
 /// fails exactly like an in-process one.
 pub fn validate_run(run: RunRequest) -> Result<InvokeRequest, ApiError> {
-    // Runs address stored functions: any name the Go version could store.
+    // Runs address stored functions: any name or collection path the Go
+    // version could store.
     let name = FunctionName::parse_stored(&run.function_name)?;
-    let collection_path = CollectionPath::parse(run.collection_path.as_deref().unwrap_or(""))?;
+    let collection_path = CollectionPath::parse_stored(run.collection_path.as_deref().unwrap_or(""))?;
     let version = match run.version {
         None | Some(Value::Null) => None,
         Some(v) => Some(Version::from_json(&v)?),

@@ -139,9 +139,12 @@ impl From<FunctionName> for String {
 /// A normalised collection path; the empty path is the root collection.
 ///
 /// Invariants: lowercase; no leading or trailing `/`; at most 256 bytes and
-/// 32 segments; every segment matches `^[a-z0-9_-]+$` and is none of
-/// `__root__`, `functions`, `env`. So a path can be joined under a directory
-/// or an S3 prefix without escaping it.
+/// 32 segments; every segment matches `^[a-z0-9_-]+$`. So a path can be
+/// joined under a directory or an S3 prefix without escaping it. Paths built
+/// by [`CollectionPath::parse`] (every new collection) also have segments
+/// of at most 64 bytes that are none of `__root__`, `functions`, `env`;
+/// [`CollectionPath::parse_stored`] accepts those too, as the Go version
+/// stored them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CollectionPath(String);
@@ -152,8 +155,38 @@ impl CollectionPath {
         Self(String::new())
     }
 
-    /// Normalises (trim, strip `/` at both ends, lowercase) and validates `raw`.
+    /// Normalises (trim, strip `/` at both ends, lowercase) and validates `raw`
+    /// with today's grammar (see the type's docs).
     pub fn parse(raw: &str) -> Result<Self, PortError> {
+        Self::normalise(raw, true)
+    }
+
+    /// Normalises and validates a path the Go version could have stored:
+    /// like [`CollectionPath::parse`] but the reserved segments (`__root__`,
+    /// `functions`, `env`) and segments longer than
+    /// [`MAX_COLLECTION_SEGMENT_LEN`] (within the 256 bytes of the whole
+    /// path) are accepted. Used to address stored collections (listings,
+    /// reads, invokes, env updates, deletes) and for new paths when legacy
+    /// names are enabled. The characters stay `[a-z0-9_-]`, so such a path
+    /// is as safe to join under a directory or a prefix as any other.
+    pub fn parse_stored(raw: &str) -> Result<Self, PortError> {
+        Self::normalise(raw, false)
+    }
+
+    /// [`CollectionPath::parse_stored`] when `legacy` (the setting
+    /// `LOWCODE_FAAS_LEGACY_NAMES`), else [`CollectionPath::parse`]: the
+    /// rule for a collection that is about to be created.
+    pub fn parse_new(raw: &str, legacy: bool) -> Result<Self, PortError> {
+        Self::normalise(raw, !legacy)
+    }
+
+    /// True when every segment follows today's grammar (false for a path
+    /// only the Go version's grammar accepts).
+    pub fn is_current_grammar(&self) -> bool {
+        Self::parse(&self.0).is_ok()
+    }
+
+    fn normalise(raw: &str, current: bool) -> Result<Self, PortError> {
         let normalised = raw.trim().trim_matches('/').to_lowercase();
         if normalised.is_empty() {
             return Ok(Self::root());
@@ -181,6 +214,9 @@ impl CollectionPath {
                     "segment '{}' must match ^[a-z0-9_-]+$",
                     truncate_for_message(segment)
                 )));
+            }
+            if !current {
+                continue;
             }
             if RESERVED_SEGMENTS.contains(segment) {
                 return Err(PortError::InvalidCollectionPath(format!(
@@ -252,21 +288,34 @@ impl CollectionPath {
     /// The child path `self/segment`: the segment is normalised and
     /// validated like a one-segment path, and must not be empty, so the
     /// child always lies one level below `self`.
+    /// The segment follows today's grammar; `self` may be a stored path.
     pub fn child(&self, segment: &str) -> Result<CollectionPath, PortError> {
+        self.child_with(segment, true)
+    }
+
+    /// Like [`CollectionPath::child`] with a segment the Go version could
+    /// have stored ([`CollectionPath::parse_stored`]).
+    pub fn child_stored(&self, segment: &str) -> Result<CollectionPath, PortError> {
+        self.child_with(segment, false)
+    }
+
+    fn child_with(&self, segment: &str, current: bool) -> Result<CollectionPath, PortError> {
         if segment.contains('/') {
             return Err(PortError::InvalidCollectionPath(format!(
                 "segment '{}' contains '/'",
                 truncate_for_message(segment)
             )));
         }
-        let segment = Self::parse(segment)?;
+        let segment = Self::normalise(segment, current)?;
         if segment.is_root() {
             return Err(PortError::InvalidCollectionPath("empty segment in path".into()));
         }
         if self.is_root() {
             Ok(segment)
         } else {
-            Self::parse(&format!("{}/{}", self.0, segment.0))
+            // Both parts are valid: the join only needs the checks of the
+            // whole path (length, number of segments).
+            Self::normalise(&format!("{}/{}", self.0, segment.0), false)
         }
     }
 }
@@ -638,6 +687,34 @@ mod tests {
         check_path(&"a".repeat(64), Some(&"a".repeat(64)));
         check_path(&"a".repeat(65), None);
         check_path(&format!("b/{}", "a".repeat(65)), None);
+    }
+
+    #[test]
+    fn stored_paths_accept_what_the_go_version_stored() {
+        let long = "s".repeat(200);
+        for raw in ["a/functions/b", "env", "__root__/x", "Team/ENV", long.as_str()] {
+            assert!(CollectionPath::parse(raw).is_err(), "{raw}: not a new path");
+            let p = CollectionPath::parse_stored(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(p.as_str(), raw.to_lowercase());
+            assert!(!p.is_current_grammar());
+            assert_eq!(CollectionPath::parse_new(raw, true).unwrap(), p);
+            assert!(CollectionPath::parse_new(raw, false).is_err());
+        }
+        assert!(CollectionPath::parse_stored("team/api").unwrap().is_current_grammar());
+        let too_long = "s".repeat(MAX_COLLECTION_PATH_LEN + 1);
+        for bad in ["a/../b", "a/./b", "a.b", "a//b", "a\\b", "a\0b", "ä", too_long.as_str()] {
+            assert!(CollectionPath::parse_stored(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_child_keeps_its_parents_grammar_and_checks_its_own() {
+        let legacy = CollectionPath::parse_stored("a/functions").unwrap();
+        assert_eq!(legacy.child("b").unwrap().as_str(), "a/functions/b");
+        assert!(legacy.child("env").is_err(), "a new child follows today's grammar");
+        assert_eq!(legacy.child_stored("env").unwrap().as_str(), "a/functions/env");
+        assert!(legacy.child_stored("a.b").is_err());
+        assert!(legacy.child_stored("").is_err());
     }
 
     #[test]

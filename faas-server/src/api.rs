@@ -242,7 +242,7 @@ impl Dispatcher {
     }
 
     async fn list_collections(&self, req: &Incoming) -> Result<Response, ApiError> {
-        let prefix = req.query("prefix").map(CollectionPath::parse).transpose()?;
+        let prefix = req.query("prefix").map(CollectionPath::parse_stored).transpose()?;
         let prefix = prefix.filter(|p| !p.is_root());
         let list: Vec<CollectionInfo> = self.engine.list_collections(prefix.as_ref()).await?;
         Ok(http::json(StatusCode::OK, &list))
@@ -253,7 +253,8 @@ impl Dispatcher {
         let raw = body
             .path
             .ok_or_else(|| PortError::InvalidCollectionPath("path is required".into()))?;
-        let path = CollectionPath::parse(&raw)?;
+        // New collections follow today's grammar unless LOWCODE_FAAS_LEGACY_NAMES.
+        let path = CollectionPath::parse_new(&raw, self.settings.legacy_names)?;
         let env = EnvMap::from_json(&body.env.unwrap_or(Value::Null))?;
         let info = self.engine.create_collection(&path, &env).await?;
         Ok(http::json(StatusCode::CREATED, &info))
@@ -397,15 +398,18 @@ fn present(url: Option<String>) -> Option<String> {
     url.filter(|u| !u.trim().is_empty())
 }
 
+/// A collection named in the URL: an existing one, so any path the Go
+/// version could store (docs/api.md §2.2).
 fn collection_in_url(raw: &str) -> Result<CollectionPath, ApiError> {
-    Ok(CollectionPath::parse(raw)?)
+    Ok(CollectionPath::parse_stored(raw)?)
 }
 
 /// The collection of a `/functions…` request: URL `{cp}` wins over the body,
-/// the body over `?collection_path=`; absent = root.
+/// the body over `?collection_path=`; absent = root. Functions live in
+/// existing collections, so any stored path is accepted.
 fn collection_of(url: Option<&str>, body: Option<&str>, req: &Incoming) -> Result<CollectionPath, ApiError> {
     let raw = url.or(body).or_else(|| req.query("collection_path")).unwrap_or("");
-    Ok(CollectionPath::parse(raw)?)
+    Ok(CollectionPath::parse_stored(raw)?)
 }
 
 #[cfg(test)]

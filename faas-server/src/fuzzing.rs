@@ -10,7 +10,7 @@ use faas_http::replies::validate_run;
 use faas_ports::{CollectionPath, FunctionName, RunRequest};
 
 use crate::api::InvokeBody;
-pub use crate::router::{match_path, route, Playground, Route};
+pub use crate::router::{candidates, match_path, route, Playground, Route};
 use crate::ApiError;
 
 /// An invoke of `…/functions/{name}/invoke` (in the collection `cp` of the

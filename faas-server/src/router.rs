@@ -101,16 +101,32 @@ impl Route {
     }
 }
 
-/// Matches a path to a route (404 `NOT_FOUND` if none).
+/// Matches a path to a route (404 `NOT_FOUND` if none): the first of
+/// [`candidates`].
 pub fn match_path(path: &str) -> Option<Route> {
+    candidates(path).into_iter().next()
+}
+
+/// Every route a path can stand for, the preferred first. Only paths below
+/// `/collections/` can have more than one: a collection the Go version
+/// stored may have a segment `functions` (docs/api.md §2.2), so
+/// `/collections/x/functions/functions/f` is the function `f` of `x/functions`
+/// (no function route of `x` matches), `/collections/x/functions` lists
+/// the functions of `x` but, for a `DELETE`, deletes the collection
+/// `x/functions`, and `/collections/x/env` is the env of `x` but, for a
+/// `DELETE`, the collection `x/env` ([`route`] takes the first candidate
+/// that allows the method).
+pub fn candidates(path: &str) -> Vec<Route> {
     // The playground's paths are file names: kept exact (`/ui` ≠ `/ui/`).
     if path == "/ui" {
-        return Some(Route::UiRedirect);
+        return vec![Route::UiRedirect];
     }
     if let Some(file) = path.strip_prefix("/ui/") {
-        return Some(Route::Ui(file.to_owned()));
+        return vec![Route::Ui(file.to_owned())];
     }
-    let trimmed = path.strip_prefix('/')?;
+    let Some(trimmed) = path.strip_prefix('/') else {
+        return Vec::new();
+    };
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     // Each segment percent-decoded on its own: `ok%31` is `ok1`; an encoded
     // `/` stays inside its segment, where name validation refuses it.
@@ -123,7 +139,7 @@ pub fn match_path(path: &str) -> Option<Route> {
         })
         .collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    match segments.as_slice() {
+    let single = match segments.as_slice() {
         ["healthz"] => Some(Route::Healthz),
         ["readyz"] => Some(Route::Readyz),
         ["metrics"] => Some(Route::Metrics),
@@ -132,21 +148,37 @@ pub fn match_path(path: &str) -> Option<Route> {
         ["function-logs", "query"] => Some(Route::LogsQuery),
         ["functions", rest @ ..] => function_route(None, rest),
         ["collections"] => Some(Route::Collections),
-        ["collections", rest @ ..] => collection_route(rest),
+        ["collections", rest @ ..] => return collection_routes(rest),
         _ => None,
-    }
+    };
+    single.into_iter().collect()
 }
 
-fn collection_route(segments: &[&str]) -> Option<Route> {
-    if let Some(i) = segments.iter().position(|s| *s == "functions") {
-        let cp = segments[..i].join("/");
-        return function_route(Some(cp), &segments[i + 1..]);
+/// The routes of `/collections/{segments}`: a function route split at each
+/// segment `functions` in turn (the first split wins, as for paths of
+/// today's grammar, which has no such segment in a collection), then the
+/// collection's env or the collection itself.
+fn collection_routes(segments: &[&str]) -> Vec<Route> {
+    let mut out: Vec<Route> = segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == "functions")
+        .filter_map(|(i, _)| function_route(Some(segments[..i].join("/")), &segments[i + 1..]))
+        .collect();
+    // A function route, where one matches, is the only meaning, except
+    // `…/functions` (the functions of `x`, or the collection `x/functions`).
+    if out.is_empty() || segments.last() == Some(&"functions") {
+        match segments.split_last() {
+            // The env of `x`; for a DELETE, the collection `x/env`.
+            Some((&"env", before)) => {
+                out.push(Route::CollectionEnv(before.join("/")));
+                out.push(Route::Collection(segments.join("/")));
+            }
+            Some(_) => out.push(Route::Collection(segments.join("/"))),
+            None => out.push(Route::Collections),
+        }
     }
-    match segments.split_last() {
-        Some((&"env", before)) => Some(Route::CollectionEnv(before.join("/"))),
-        Some(_) => Some(Route::Collection(segments.join("/"))),
-        None => Some(Route::Collections),
-    }
+    out
 }
 
 fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
@@ -163,8 +195,14 @@ fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
 /// Matches method and path of the dispatcher: the route, or 404 / 405 (with `Allow`).
 /// With the playground off, its paths are 404 like any unknown path.
 pub fn route(method: &Method, path: &str, playground: Playground) -> Result<Route, ApiError> {
-    let route = match_path(path).filter(|r| playground == Playground::Served || !r.is_ui());
-    check_method(method, route)
+    let candidates: Vec<Route> = candidates(path)
+        .into_iter()
+        .filter(|r| playground == Playground::Served || !r.is_ui())
+        .collect();
+    let allows =
+        |r: &&Route| r.allowed().contains(method) || (*method == Method::HEAD && r.allowed().contains(&Method::GET));
+    let chosen = candidates.iter().find(allows).or(candidates.first()).cloned();
+    check_method(method, chosen)
 }
 
 /// Whether the dispatcher serves the playground (`LOWCODE_FAAS_UI`).
@@ -239,6 +277,52 @@ mod tests {
         check("/nope", None);
         check("/", None);
         check("", None);
+    }
+
+    #[test]
+    fn collections_with_a_functions_segment_are_reachable() {
+        // Stored by the Go version (docs/api.md §2.2): `x/functions`.
+        check(
+            "/collections/x/functions/functions/f",
+            Some(Route::Function(Some(s("x/functions")), s("f"))),
+        );
+        check(
+            "/collections/x/functions/functions/f/invoke",
+            Some(Route::Invoke(Some(s("x/functions")), s("f"))),
+        );
+        // Listing stays the functions of `x`; a DELETE deletes `x/functions`.
+        let at = |m: Method, p: &str| route(&m, p, Playground::Served).unwrap();
+        assert_eq!(
+            at(Method::GET, "/collections/x/functions"),
+            Route::Functions(Some(s("x")))
+        );
+        assert_eq!(
+            at(Method::DELETE, "/collections/x/functions"),
+            Route::Collection(s("x/functions"))
+        );
+        assert_eq!(
+            at(Method::DELETE, "/collections/functions"),
+            Route::Collection(s("functions"))
+        );
+        assert_eq!(
+            candidates("/collections/x/functions"),
+            vec![Route::Functions(Some(s("x"))), Route::Collection(s("x/functions"))]
+        );
+        // Paths of today's grammar keep exactly one meaning.
+        assert_eq!(
+            candidates("/collections/a/functions/f"),
+            vec![Route::Function(Some(s("a")), s("f"))]
+        );
+        assert_eq!(
+            candidates("/collections/a/functions/f/g/h"),
+            vec![Route::Collection(s("a/functions/f/g/h"))]
+        );
+        assert_eq!(
+            at(Method::PUT, "/collections/a/env/env"),
+            Route::CollectionEnv(s("a/env"))
+        );
+        assert_eq!(at(Method::PUT, "/collections/a/env"), Route::CollectionEnv(s("a")));
+        assert_eq!(at(Method::DELETE, "/collections/a/env"), Route::Collection(s("a/env")));
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl Inner {
             env_json,
         } in rows
         {
-            match CollectionPath::parse(&raw) {
+            match CollectionPath::parse_stored(&raw) {
                 Ok(path) if path.as_str() == raw => {
                     // Listed even when its env cannot be read (loading it says why).
                     let ignored_env_keys = match env_from_json(&env_json, &format!("collection '{path}'")) {

@@ -83,13 +83,33 @@ pub(crate) fn function_of_file(file_name: &str) -> Option<Result<FunctionName, P
 
 /// The collection a directory `segment` below the collection `parent`
 /// stands for: only a segment that is exactly a valid (normalised) one
-/// names a collection (`child` lowercases, so `Team` is no collection).
+/// names a collection (`child_stored` lowercases, so `Team` is no
+/// collection). Segments the Go version could store count (`env`, long
+/// ones); `functions` and the root's `__root__` are folders of the layout,
+/// never collections (see [`representable`]).
 pub(crate) fn collection_of_dir(parent: &CollectionPath, segment: &str) -> Option<CollectionPath> {
     parent
-        .child(segment)
+        .child_stored(segment)
         .ok()
         .filter(|child| child.segments().last() == Some(segment))
+        .filter(representable)
 }
+
+/// Whether the layout can hold the collection `path` apart from every
+/// other: a segment `functions` would be the functions folder of its
+/// parent, a first segment `__root__` the root's folder (the Go version
+/// mixed them up, docs/api.md §11), and a segment must leave room for its
+/// `.lock` file in a 255-byte file name. Such paths (reachable only as
+/// stored or legacy names) exist in no `files` storage.
+pub(crate) fn representable(path: &CollectionPath) -> bool {
+    path.segments().next() != Some(ROOT_DIR)
+        && path
+            .segments()
+            .all(|s| s != FUNCTIONS_DIR && s.len() + LOCK_EXT.len() <= MAX_FILE_NAME_LEN)
+}
+
+/// The longest file name common file systems allow, in bytes.
+const MAX_FILE_NAME_LEN: usize = 255;
 
 /// Where the current version of a function lives.
 #[derive(Debug)]
@@ -225,11 +245,25 @@ mod tests {
         assert_eq!(function_of_file(".hidden.mjs").unwrap().unwrap().as_str(), ".hidden");
         let root = CollectionPath::root();
         assert_eq!(collection_of_dir(&root, "team").unwrap().as_str(), "team");
-        for bad in ["Team", "functions", "env", "__root__", "a.b", "..", "", "a/b"] {
+        for bad in ["Team", "functions", "__root__", "a.b", "..", "", "a/b"] {
             assert!(collection_of_dir(&root, bad).is_none(), "{bad:?}");
         }
         let team = CollectionPath::parse("team").unwrap();
         assert_eq!(collection_of_dir(&team, "api").unwrap().as_str(), "team/api");
+        // What the Go version could store: `env`, long segments, `__root__` below the root.
+        assert_eq!(collection_of_dir(&root, "env").unwrap().as_str(), "env");
+        assert_eq!(collection_of_dir(&team, "__root__").unwrap().as_str(), "team/__root__");
+        let long = "l".repeat(100);
+        assert_eq!(
+            collection_of_dir(&team, &long).unwrap().as_str(),
+            format!("team/{long}")
+        );
+        assert!(collection_of_dir(&team, "functions").is_none());
+        assert!(
+            collection_of_dir(&root, &"l".repeat(251)).is_none(),
+            "no room for its lock file"
+        );
+        assert!(collection_of_dir(&root, &"l".repeat(250)).is_some());
     }
 
     proptest! {

@@ -100,6 +100,8 @@
 
 mod atomic;
 pub(crate) mod layout;
+#[cfg(test)]
+mod legacy_tests;
 mod locks;
 mod store;
 #[cfg(test)]

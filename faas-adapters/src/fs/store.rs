@@ -13,8 +13,8 @@ use faas_ports::{
 
 use super::atomic::{env_json, Visibility};
 use super::layout::{
-    birth_time, collection_of_dir, function_of_file, modified_time, summary, Found, Meta, ENV_EXT, FUNCTIONS_DIR,
-    LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
+    birth_time, collection_of_dir, function_of_file, modified_time, representable, summary, Found, Meta, ENV_EXT,
+    FUNCTIONS_DIR, LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
 };
 
 use super::locks::{Call, LockMode};
@@ -26,6 +26,9 @@ impl Inner {
     pub(super) fn collection_exists(&self, path: &CollectionPath) -> Result<bool, PortError> {
         if path.is_root() {
             return Ok(true);
+        }
+        if !representable(path) {
+            return Ok(false);
         }
         let dir = self.collection_dir(path);
         match fs::metadata(&dir) {
@@ -51,6 +54,12 @@ impl Inner {
     ) -> Result<CollectionInfo, PortError> {
         if path.is_root() {
             return Err(PortError::CollectionExists(path.to_string()));
+        }
+        if !representable(path) {
+            return Err(PortError::InvalidCollectionPath(format!(
+                "'{path}' cannot be stored in the files storage: its directory would be the \
+                 `{FUNCTIONS_DIR}/` folder of a collection, or the root's `{ROOT_DIR}/` folder"
+            )));
         }
         let lineage = path.lineage();
         // Top-down, so no delete of an ancestor (or of this path) runs meanwhile.
@@ -262,6 +271,9 @@ impl Inner {
 
     /// The current version of a function, new layout first, then legacy.
     pub(super) fn find(&self, collection: &CollectionPath, name: &FunctionName) -> Result<Option<Found>, PortError> {
+        if !representable(collection) {
+            return Ok(None);
+        }
         let source = self.function_file(collection, name, SOURCE_EXT);
         if let Some(meta) = self.file_metadata(&source)? {
             let version = self.read_meta(&self.function_file(collection, name, META_EXT))?;

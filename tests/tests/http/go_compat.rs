@@ -143,10 +143,22 @@ async fn a_go_data_tree_keeps_its_dotted_names_and_reports_refused_env_keys() {
     )
     .unwrap();
 
+    // A segment today's grammar reserves, as the Go version stored it.
+    let env_dir = data.path().join("collections/shop/env/functions");
+    std::fs::create_dir_all(&env_dir).unwrap();
+    std::fs::write(env_dir.join("stock.mjs"), ENV_ECHO).unwrap();
+
     // A Go data/ tree is a files-storage feature: files in every suite mode.
     let app = spawn_app_on(data, &[("LOWCODE_FAAS_STORAGE", "files")]).await;
     assert_eq!(names(&app.get("/functions").await.body), ["my.func"]);
     assert_eq!(names(&app.get("/collections/shop/functions").await.body), ["cart.v2"]);
+    assert_eq!(names(&app.get("/collections/shop/env/functions").await.body), ["stock"]);
+    let res = invoke(&app, "/collections/shop/env/functions/stock/invoke", json!({})).await;
+    assert_eq!(
+        (&res["deployment_id"], &res["output"]["data"]["SHOP"]),
+        (&json!("shop/env/stock@v1"), &json!("1")),
+        "{res}"
+    );
     let r = app.get("/functions/my.func").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["env"], json!({"A": "1"}));
@@ -168,7 +180,10 @@ async fn a_go_data_tree_keeps_its_dotted_names_and_reports_refused_env_keys() {
     let r = app.get("/collections").await;
     assert_eq!(
         r.body,
-        json!([{"path": "shop", "created_at": r.body[0]["created_at"], "ignored_env_keys": ["NODE_OPTIONS"]}]),
+        json!([
+            {"path": "shop", "created_at": r.body[0]["created_at"], "ignored_env_keys": ["NODE_OPTIONS"]},
+            {"path": "shop/env", "created_at": r.body[1]["created_at"]}
+        ]),
         "a collection env key today's rules refuse is reported"
     );
 
@@ -179,6 +194,128 @@ async fn a_go_data_tree_keeps_its_dotted_names_and_reports_refused_env_keys() {
     assert_eq!(app.delete("/functions/my.func").await.status, 204);
     assert_eq!(app.delete("/collections/shop/functions/cart.v2").await.status, 204);
     assert!(names(&app.get("/functions").await.body).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn collection_segments_the_go_version_stored_stay_usable() {
+    // The suite's storage (files or db_s3); new legacy paths need the setting.
+    let storage = storage_vars().await;
+    let strict = spawn_app_on(tempfile::tempdir().unwrap(), &as_pairs(&storage)).await;
+    let r = strict.post("/collections", json!({"path": "team/env"})).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("INVALID_COLLECTION_PATH")),
+        "{}",
+        r.text
+    );
+    strict.stop().await;
+
+    let mut vars = as_pairs(&storage);
+    vars.push(("LOWCODE_FAAS_LEGACY_NAMES", "true"));
+    let app = spawn_app_on(tempfile::tempdir().unwrap(), &vars).await;
+    let long = "l".repeat(100);
+    for path in ["team".to_owned(), "team/env".to_owned(), format!("team/{long}")] {
+        let r = app
+            .post("/collections", json!({"path": path, "env": {"SHOP": path}}))
+            .await;
+        assert_eq!(r.status, 201, "{path}: {}", r.text);
+    }
+    let r = app.get("/collections?prefix=team").await;
+    let paths: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["team", "team/env", &format!("team/{long}")], "{}", r.text);
+
+    for cp in ["team/env".to_owned(), format!("team/{long}")] {
+        let r = app
+            .post(
+                &format!("/collections/{cp}/functions"),
+                json!({"name": "f", "source_code": ENV_ECHO}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{cp}: {}", r.text);
+        assert_eq!(
+            names(&app.get(&format!("/collections/{cp}/functions")).await.body),
+            ["f"]
+        );
+        let res = invoke(&app, &format!("/collections/{cp}/functions/f/invoke"), json!({})).await;
+        assert_eq!(res["output"]["data"]["SHOP"], json!(cp), "{res}");
+        let r = app
+            .put(&format!("/collections/{cp}/env"), json!({"env": {"SHOP": "new"}}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let res = invoke(&app, &format!("/functions/f/invoke?collection_path={cp}"), json!({})).await;
+        assert_eq!(res["output"]["data"]["SHOP"], "new", "{res}");
+        let r = app
+            .put(
+                &format!("/collections/{cp}/functions/f"),
+                json!({"source_code": echo_v(2)}),
+            )
+            .await;
+        assert_eq!((r.status, r.body["version"].as_u64()), (200, Some(2)), "{}", r.text);
+        assert_eq!(app.delete(&format!("/collections/{cp}/functions/f")).await.status, 204);
+        assert_eq!(app.delete(&format!("/collections/{cp}")).await.status, 204);
+    }
+
+    // A `functions` segment: the files layout cannot hold it apart from the
+    // functions folder of its parent; PostgreSQL + S3 can.
+    let r = app
+        .post("/collections", json!({"path": "team/functions", "env": {"SHOP": "f"}}))
+        .await;
+    if !faas_tests::db_s3_mode() {
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (400, Some("INVALID_COLLECTION_PATH")),
+            "{}",
+            r.text
+        );
+        app.stop().await;
+        return;
+    }
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .post(
+            "/collections/team/functions/functions",
+            json!({"name": "g", "source_code": ENV_ECHO}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (201, Some("team/functions/g")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        names(&app.get("/functions?collection_path=team/functions").await.body),
+        ["g"]
+    );
+    assert!(
+        names(&app.get("/collections/team/functions").await.body).is_empty(),
+        "the functions of `team`"
+    );
+    let res = invoke(&app, "/collections/team/functions/functions/g/invoke", json!({})).await;
+    assert_eq!(res["output"]["data"]["SHOP"], "f", "{res}");
+    let r = app.get("/collections/team/functions/functions/g").await;
+    assert_eq!(
+        (r.status, r.body["collection_path"].as_str()),
+        (200, Some("team/functions")),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.delete("/collections/team/functions/functions/g").await.status, 204);
+    assert_eq!(app.delete("/collections/team/functions").await.status, 204);
+    let r = app.get("/collections?prefix=team").await;
+    assert_eq!(
+        r.body,
+        json!([{"path": "team", "created_at": r.body[0]["created_at"]}]),
+        "{}",
+        r.text
+    );
     app.stop().await;
 }
 
