@@ -3,8 +3,8 @@
 //! It speaks the dispatcher's JSON API (docs/api.md) and nothing else: it
 //! links none of the server crates, so it builds fast and keeps working
 //! while the server is restructured. `faas run` is the one command that
-//! needs no server: it runs a handler with the platform's own bootstrap
-//! (see [`local`]).
+//! needs no server: it runs a handler through the handler kit, the
+//! servers' engine with the process runtime (see [`local`]).
 //!
 //! Invariants:
 //! - the exit status says what happened ([`error`]): 0 success, 1 the run
@@ -169,13 +169,14 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
                 Some(spec) => read_input(spec, io.stdin)?,
                 None => json!({}),
             };
-            let name = name_from_file(&file).unwrap_or_else(|_| "local".to_owned());
-            let env = env_map(&env.env);
-            let result = local::run(&local::LocalRun {
+            let name = name_from_file(&file).unwrap_or_else(|_| local::DEFAULT_NAME.to_owned());
+            // A repeated key keeps its last value, as for the API calls.
+            let env = env.env.into_iter().collect();
+            let result = local::run(local::LocalRun {
                 source: &source,
                 name: &name,
-                input: &input,
-                env: &env,
+                input,
+                env,
                 timeout: Duration::from_millis(timeout),
                 node: &node,
             })

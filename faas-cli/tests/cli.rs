@@ -2,7 +2,8 @@
 //! server on 127.0.0.1:0 that answers fixed JSON per `METHOD path` and
 //! records every request, runs the built binary against it, and checks the
 //! request it sent (method, path, query, headers, body) and what it printed
-//! and returned. `faas run` is tested on real handler files with `node`.
+//! and returned. `faas run` is tested on real handler files with `node`
+//! (through the handler kit).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -539,7 +540,67 @@ fn run_kills_a_handler_that_passes_its_timeout() {
     assert_eq!(o.status.code(), Some(1));
     let result: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(result["error_code"], "TIMEOUT");
-    assert_eq!(result["start_kind"], "local");
+    assert_eq!(result["status"], "failed");
+}
+
+#[test]
+fn run_returns_the_result_and_logs_an_invoke_would() {
+    // The handler kit runs it: the RunResult of an invoke of version 1,
+    // with `logs` in the invoke's shape (stream, level, time, message).
+    let dir = tempfile::tempdir().unwrap();
+    let file = handler_file(
+        &dir,
+        "shape.mjs",
+        "export async function handler(input) {\n  console.log('one', input.n);\n  console.warn('two');\n  \
+         return { ok: true, data: input.n * 2 };\n}\n",
+    );
+    let o = faas(&["run", &file, "--input", r#"{"n":21}"#, "--json"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let result: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(result["status"], "success");
+    assert_eq!(result["output"], json!({"ok": true, "data": 42}));
+    assert_eq!(result["function_id"], "shape");
+    assert_eq!(result["deployment_version"], 1);
+    assert_eq!(result["deployment_id"], "shape@v1");
+    assert!(result["run_id"].as_str().unwrap().starts_with("run-"), "{result}");
+    assert_eq!(result["logs_truncated"], false);
+    let logs = result["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for (entry, (stream, level, message)) in logs
+        .iter()
+        .zip([("stdout", "log", "one 21"), ("stderr", "warn", "two")])
+    {
+        let keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["stream", "level", "time", "message"], "{entry}");
+        assert_eq!(
+            (
+                entry["stream"].as_str(),
+                entry["level"].as_str(),
+                entry["message"].as_str()
+            ),
+            (Some(stream), Some(level), Some(message))
+        );
+    }
+    // Without --json the same lines go to stderr as `time level message`.
+    let o = faas(&["run", &file, "--input", r#"{"n":1}"#], "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<String> = stderr(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(" log   one 1"), "{lines:?}");
+    assert!(lines[1].ends_with(" warn  two"), "{lines:?}");
+}
+
+#[test]
+fn run_refuses_a_missing_node_and_an_empty_file_as_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = handler_file(&dir, "ok.mjs", "export function handler() { return { ok: true }; }\n");
+    let o = faas(&["run", &file, "--node", "/nonexistent/node"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Node.js"), "{}", stderr(&o));
+    let empty = handler_file(&dir, "empty.mjs", "\n");
+    let o = faas(&["run", &empty], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("EMPTY_SOURCE"), "{}", stderr(&o));
 }
 
 #[test]
