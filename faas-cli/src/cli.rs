@@ -56,8 +56,11 @@ pub struct EnvArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a function from a file, or save a new version of it.
+    ///
+    /// Without `--env` a new version keeps the function's env (a new
+    /// function starts with none); with `--env` the given pairs replace it.
     #[command(
-        after_help = "Example:\n  faas deploy hello.mjs --collection team/api --env GREETING=hi\n  (prints: deployed team/api/hello version 1)"
+        after_help = "Examples:\n  faas deploy hello.mjs --collection team/api --env GREETING=hi\n  (prints: deployed team/api/hello version 1)\n  faas deploy hello.mjs --collection team/api\n  (version 2, still with GREETING=hi)\n\nEnv: without --env the function keeps the env it has (a new function gets none); with --env the given pairs replace the whole env (the other keys are removed)."
     )]
     Deploy {
         /// The handler module (an ES module exporting `handler`).
@@ -68,7 +71,8 @@ pub enum Command {
         /// Collection.
         #[command(flatten)]
         collection: CollectionArg,
-        /// The function's own env.
+        /// The function's own env: replaces the stored one; without it the
+        /// stored env is kept.
         #[command(flatten)]
         env: EnvArgs,
     },

@@ -106,10 +106,7 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             let cp = collection_path(collection.collection.as_deref())?;
             let source = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let body = json!({"name": name, "source_code": source, "env": env_map(&env.env)});
-            let f = api()?
-                .request(Method::POST, &functions_path(&cp), &[], Some(&body), timeout)
-                .await?;
+            let f = deploy(&api()?, &cp, &name, &source, &env.env).await?;
             print_saved(io, json_out, "deployed", f);
         }
         Command::Pull {
@@ -259,6 +256,44 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Saves `source` as the next version of `collection/name`, creating the
+/// function when it does not exist.
+///
+/// With `--env` pairs the function's env becomes exactly those pairs: one
+/// `POST` (the API's create-or-upsert takes everything from its body).
+/// Without, the env already stored is kept: a `PUT` with no `env` field
+/// writes the next version with the current env (docs/api.md §3.3), and
+/// only when that answers `FUNCTION_NOT_FOUND` is the function created with
+/// an empty env. (A `POST` without `env` would save an empty env and wipe
+/// the stored one; reading it first with `GET` would fail on a server that
+/// redacts env values.)
+async fn deploy(
+    api: &Api,
+    collection: &str,
+    name: &str,
+    source: &str,
+    env: &[(String, String)],
+) -> Result<Option<Value>, CliError> {
+    let timeout = api::DEFAULT_REQUEST_TIMEOUT;
+    let create = |env: Map<String, Value>| json!({"name": name, "source_code": source, "env": env});
+    if !env.is_empty() {
+        let body = create(env_map(env));
+        return api
+            .request(Method::POST, &functions_path(collection), &[], Some(&body), timeout)
+            .await;
+    }
+    let path = function_path(collection, name, None);
+    let update = json!({"source_code": source});
+    match api.request(Method::PUT, &path, &[], Some(&update), timeout).await {
+        Err(CliError::Api { status: 404, code, .. }) if code == "FUNCTION_NOT_FOUND" => {
+            let body = create(Map::new());
+            api.request(Method::POST, &functions_path(collection), &[], Some(&body), timeout)
+                .await
+        }
+        other => other,
+    }
 }
 
 async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mut Io<'_>) -> Result<(), CliError> {

@@ -182,7 +182,17 @@ fn deploy_posts_the_file_with_name_env_and_token() {
 
 #[test]
 fn deploy_name_flag_and_root_collection() {
-    let server = Canned::start(vec![("POST", "/functions", 201, function("other", 3))]);
+    // A new function: the PUT that keeps the env finds nothing, so it is
+    // created (with an empty env).
+    let server = Canned::start(vec![
+        (
+            "PUT",
+            "/functions/other",
+            404,
+            json!({"error":"function other not found","code":"FUNCTION_NOT_FOUND"}).to_string(),
+        ),
+        ("POST", "/functions", 201, function("other", 1)),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hello.mjs");
     std::fs::write(&file, "x").unwrap();
@@ -200,11 +210,71 @@ fn deploy_name_flag_and_root_collection() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let printed: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(printed["version"], 3);
+    assert_eq!(printed["version"], 1);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].target.as_str()),
+        ("PUT", "/functions/other")
+    );
+    assert_eq!(seen[0].json(), json!({"source_code":"x"}));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].target.as_str()),
+        ("POST", "/functions")
+    );
+    assert_eq!(seen[1].authorization, None);
+    assert_eq!(seen[1].json(), json!({"name":"other","source_code":"x","env":{}}));
+}
+
+#[test]
+fn redeploy_without_env_keeps_the_stored_env() {
+    // An existing function: one PUT without `env` (the API keeps the stored
+    // env), never a POST (whose absent env would wipe it).
+    let server = Canned::start(vec![
+        (
+            "PUT",
+            "/collections/team/functions/hello",
+            200,
+            function("team/hello", 2),
+        ),
+        ("POST", "/collections/team/functions", 201, function("team/hello", 9)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.mjs");
+    std::fs::write(&file, "export function handler(){return {ok:true}}").unwrap();
+    let o = faas(
+        &["--url", &server.base, "deploy", file.to_str().unwrap(), "-c", "team"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "deployed team/hello version 2\n");
     let req = server.only();
-    assert_eq!(req.authorization, None);
-    assert_eq!(req.json()["name"], "other");
-    assert_eq!(req.json()["env"], json!({}));
+    assert_eq!(req.method, "PUT");
+    assert_eq!(req.target, "/collections/team/functions/hello");
+    assert_eq!(
+        req.json(),
+        json!({"source_code":"export function handler(){return {ok:true}}"})
+    );
+}
+
+#[test]
+fn deploy_passes_other_errors_of_the_put_through() {
+    let server = Canned::start(vec![(
+        "PUT",
+        "/collections/nope/functions/hello",
+        404,
+        json!({"error":"collection nope not found","code":"COLLECTION_NOT_FOUND"}).to_string(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.mjs");
+    std::fs::write(&file, "x").unwrap();
+    let o = faas(
+        &["--url", &server.base, "deploy", file.to_str().unwrap(), "-c", "nope"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("COLLECTION_NOT_FOUND"), "{}", stderr(&o));
+    assert_eq!(server.only().method, "PUT");
 }
 
 #[test]
