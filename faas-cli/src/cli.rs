@@ -163,7 +163,12 @@ pub enum Command {
         collection: CollectionArg,
     },
     /// Search the captured function logs (GET /function-logs).
-    #[command(after_help = "Example:\n  faas logs --function hello --limit 20")]
+    ///
+    /// Needs capture on the dispatcher (`LOWCODE_FAAS_FUNCTION_LOGS=true`,
+    /// off by default: then the server answers 404 LOGS_DISABLED).
+    #[command(
+        after_help = "Example:\n  faas logs --function hello --limit 20\n\nThe dispatcher keeps logs only with LOWCODE_FAAS_FUNCTION_LOGS=true (default off: 404 LOGS_DISABLED, exit 3).\nWithout it, `faas invoke NAME --logs` prints the console lines of that one run."
+    )]
     Logs {
         /// Only this run.
         #[arg(long)]

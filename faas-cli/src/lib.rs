@@ -244,7 +244,8 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             }
             let list = api()?
                 .request(Method::GET, "/function-logs", &query, None, timeout)
-                .await?
+                .await
+                .map_err(logs_disabled_hint)?
                 .unwrap_or(Value::Null);
             emit(io.out, &list_text(&list, json_out, render::log_entries_table));
         }
@@ -353,6 +354,22 @@ async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mu
     Ok(())
 }
 
+/// `LOGS_DISABLED` names the setting that turns capture on and the way
+/// to see a run's logs without it.
+fn logs_disabled_hint(e: CliError) -> CliError {
+    match e {
+        CliError::Api { status, error, code } if code == "LOGS_DISABLED" => CliError::Api {
+            status,
+            error: format!(
+                "{error} (the dispatcher keeps function logs only with LOWCODE_FAAS_FUNCTION_LOGS=true; \
+                 `faas invoke NAME --logs` shows one run's logs without it)"
+            ),
+            code,
+        },
+        other => other,
+    }
+}
+
 fn list_text(list: &Value, json_out: bool, table: fn(&Value) -> String) -> String {
     if json_out {
         render::pretty(list)
@@ -373,10 +390,8 @@ pub fn report_run(result: &Value, json_out: bool, show_logs: bool, io: &mut Io<'
                     emit(io.err, &format!("{}\n", render::run_log_line(entry)));
                 }
             }
-            None => emit(
-                io.err,
-                "[no logs in the answer: this server does not return them yet; try `faas logs --run-id …`]\n",
-            ),
+            // Only a server older than `include_logs` leaves them out.
+            None => emit(io.err, "[the server sent no logs]\n"),
         }
         if result.get("logs_truncated").and_then(Value::as_bool) == Some(true) {
             emit(io.err, "[logs truncated]\n");
@@ -438,7 +453,7 @@ mod tests {
     fn asking_for_logs_a_server_does_not_send_says_so() {
         let (r, _, err) = report(json!({"status":"success","output":{}}), false, true);
         assert!(r.is_ok());
-        assert!(err.contains("no logs in the answer"), "{err}");
+        assert_eq!(err, "[the server sent no logs]\n");
     }
 
     #[test]

@@ -504,6 +504,22 @@ fn logs_sends_its_filters() {
 }
 
 #[test]
+fn logs_disabled_names_the_setting_and_the_way_without_it() {
+    let server = Canned::start(vec![(
+        "GET",
+        "/function-logs",
+        404,
+        json!({"error":"function log capture is off","code":"LOGS_DISABLED"}).to_string(),
+    )]);
+    let o = faas(&["--url", &server.base, "logs", "--function", "hello"], "");
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("404 LOGS_DISABLED"), "{err}");
+    assert!(err.contains("LOWCODE_FAAS_FUNCTION_LOGS=true"), "{err}");
+    assert!(err.contains("faas invoke NAME --logs"), "{err}");
+}
+
+#[test]
 fn collections_commands() {
     let server = Canned::start(vec![
         (
