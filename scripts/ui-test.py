@@ -2,19 +2,25 @@
 """Browser test of the playground (ui/) in headless Chromium.
 
     python3 scripts/ui-test.py --base http://127.0.0.1:8080 [--token T]
-        [--screenshots docs/screenshots] [--files-storage] [--static]
+        [--screenshots docs/screenshots] [--files-storage] [--no-pull] [--static]
 
-Against a dispatcher that serves /ui/ (or scripts/ui-mock-server.py) it
-walks the main flow: token dialog (with --token), create the collection
-`demo` with GREETING=hi, create `hello` (version 1) from the editor, invoke
-it and read the output and the log line on the page, edit and save
-(version 2), invoke version 1 pinned and view it, save a syntax error and
-see SYNTAX_ERROR, an API error in the banner, the invoke history, delete
-the function, and no CSP violation in the console. With --files-storage the
-pinned checks expect VERSION_NOT_AVAILABLE (that storage keeps only the
-current version). With --static (ui/ served by a plain file server, no API)
-it only checks that the page renders, the editor loads and the failing API
-calls are shown as errors.
+Against a dispatcher that serves /ui/ it walks the main flow: token dialog
+(with --token), create the collection `demo` with GREETING=hi, create
+`hello` (version 1) from the editor, invoke it and read the output and the
+log line on the page, edit and save (version 2), edit the collection's env,
+invoke version 1 pinned and see v1's output, view version 1's source, edit
+the function's env and see its value in the next run's output, pull a new
+source from a URL (served by this script on 127.0.0.1, so the dispatcher
+needs LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE=true; --no-pull skips it),
+save a syntax error and see SYNTAX_ERROR, an API error in the banner, the
+invoke history, delete the function, and no CSP violation in the console.
+
+The pinned-version checks need a storage that keeps every version (db_s3,
+as scripts/ui-browser-test.sh runs it). With --files-storage they expect
+VERSION_NOT_AVAILABLE instead (that storage keeps only the current
+version). With --static (ui/ served by a plain file server, no API) it only
+checks that the page renders, the editor loads and the failing API calls
+are shown as errors.
 
 Prints one line per check and `N passed, N failed`; exits 0 only when every
 check passed. Needs chromium, chromium-driver and selenium
@@ -22,10 +28,12 @@ check passed. Needs chromium, chromium-driver and selenium
 """
 
 import argparse
+import http.server
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 
 os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download anything
@@ -47,9 +55,46 @@ HELLO_V2 = """export async function handler(input, context) {
   return { ok: true, data: { greeting: process.env.GREETING, name: input.name, edited: true } };
 }
 """
+PULLED = """export async function handler(input, context) {
+  console.log('hello from the pulled source', input.name);
+  return { ok: true, data: { greeting: process.env.GREETING, name: input.name, pulled: true } };
+}
+"""
 BROKEN = "export async function handler(input {\n  return { ok: true };\n"
 V1_OUTPUT = {"ok": True, "data": {"greeting": "hi", "name": "Ada"}}
 V2_OUTPUT = {"ok": True, "data": {"greeting": "hi", "name": "Ada", "edited": True}}
+# The function's env wins over its collection's (docs/api.md section 6.4).
+FUNCTION_GREETING = "from the function env"
+
+
+class SourceServer:
+    """Serves PULLED at /hello.mjs on 127.0.0.1 (a port of its own) for the
+    pull check, in a daemon thread; anything else is 404."""
+
+    def __init__(self):
+        body = PULLED.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                if self.path != "/hello.mjs":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/javascript; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hello.mjs"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class Run:
@@ -293,9 +338,11 @@ class Run:
             assert code == "VERSION_NOT_AVAILABLE", f"code {code!r}"
             self.dismiss_error()
             return
-        assert status == "success", f"status {status!r} code {code!r}"
+        assert status == "success", f"status {status!r} code {code!r} {self.text('invoke-error-message')}"
         assert self.output_json() == V1_OUTPUT, f"output {self.output_json()}"
         assert self.text("invoke-deployment") == f"v{self.v1}", self.text("invoke-deployment")
+        lines = [e.text for e in self.css("#invoke-logs [data-testid=log-line]")]
+        assert any("hello from v1 Ada" in line for line in lines), f"log lines: {lines}"
 
     def view_v1(self):
         if self.args.files_storage:
@@ -308,9 +355,48 @@ class Run:
         self.by_id("back-to-current").click()
         assert self.get_source() == HELLO_V2, "back to current did not restore the source"
 
+    def current_version(self):
+        return int(self.text("function-version").lstrip("v"))
+
+    def function_env_edit(self):
+        before = self.current_version()
+        self.type_into("function-env", f"GREETING={FUNCTION_GREETING}")
+        self.by_id("save-function").click()
+        want = f"v{before + 1}"
+        self.wait(lambda: self.text("function-version") == want or self.visible("error-banner"),
+                  message=f"the version did not become {want}")
+        assert not self.visible("error-banner"), self.banner_text()
+        shown = self.by_id("function-env").get_attribute("value")
+        assert shown == f"GREETING={FUNCTION_GREETING}", f"env box after saving: {shown!r}"
+        assert self.get_source() == HELLO_V2, "saving the env changed the source"
+        status, code = self.invoke_and_wait()
+        assert status == "success", f"status {status!r} code {code!r}"
+        out = self.output_json()
+        assert out["data"]["greeting"] == FUNCTION_GREETING, f"output {out}"
+        self.shot("function-env")
+
+    def pull_from_url(self):
+        before = self.current_version()
+        self.open_details("pull-box")
+        self.type_into("pull-url", self.source_server.url)
+        self.by_id("pull-button").click()
+        want = f"v{before + 1}"
+        self.wait(lambda: self.text("function-version") == want or self.visible("error-banner"),
+                  message=f"the version did not become {want}")
+        assert not self.visible("error-banner"), self.banner_text()
+        assert self.get_source() == PULLED, "the editor does not show the pulled source"
+        status, code = self.invoke_and_wait()
+        assert status == "success", f"status {status!r} code {code!r} {self.text('invoke-error-message')}"
+        out = self.output_json()
+        # A pull keeps the function's env.
+        want_out = {"ok": True, "data": {"greeting": FUNCTION_GREETING, "name": "Ada", "pulled": True}}
+        assert out == want_out, f"output {out}"
+        lines = [e.text for e in self.css("#invoke-logs [data-testid=log-line]")]
+        assert any("hello from the pulled source Ada" in line for line in lines), f"log lines: {lines}"
+
     def syntax_error(self):
         self.set_source(BROKEN)
-        want = f"v{self.v1 + 2}"
+        want = f"v{self.current_version() + 1}"
         self.by_id("save-function").click()
         self.wait(lambda: self.text("function-version") == want or self.visible("error-banner"),
                   message=f"the version did not become {want}")
@@ -365,6 +451,7 @@ class Run:
         except WebDriverException as e:
             print(f"FAIL  start headless Chromium: {e.msg}")
             return 1
+        self.source_server = None if self.args.static or self.args.no_pull else SourceServer()
         try:
             if not c("page /ui/ loads with the CodeMirror editor", self.page_loads):
                 return self.finish()
@@ -389,7 +476,10 @@ class Run:
             c("invoke with version 1 pinned" + (" (VERSION_NOT_AVAILABLE)" if self.args.files_storage else ""),
               self.invoke_pinned_v1)
             if not self.args.files_storage:
-                c("view version 1 read-only, back to current", self.view_v1)
+                c("view version 1 read-only (v1's source), back to current", self.view_v1)
+            c("edit the function's env; the next run sees it", self.function_env_edit)
+            if not self.args.no_pull:
+                c("pull a new source from a URL; the next run runs it", self.pull_from_url)
             c("a syntax error shows SYNTAX_ERROR", self.syntax_error)
             self.shot("syntax-error")
             c("the last invokes are listed (at most 5)", self.history)
@@ -399,6 +489,8 @@ class Run:
             c("no CSP violation in the console", self.no_csp_violation)
         finally:
             self.driver.quit()
+            if self.source_server:
+                self.source_server.close()
         return self.finish()
 
     def finish(self):
@@ -414,6 +506,8 @@ def main():
     ap.add_argument("--collection", default="demo", help="collection to create (default demo)")
     ap.add_argument("--files-storage", action="store_true",
                     help="the server uses files storage: pinned old versions answer VERSION_NOT_AVAILABLE")
+    ap.add_argument("--no-pull", action="store_true",
+                    help="skip the pull check (it needs LOWCODE_FAAS_SOURCE_FETCH_ALLOW_PRIVATE=true on the server)")
     ap.add_argument("--static", action="store_true",
                     help="ui/ is served without the API: only check rendering and error display")
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for each step")

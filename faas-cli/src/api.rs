@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use faas_ports::report::Report;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -112,16 +113,10 @@ pub fn api_error(status: u16, body: &str) -> CliError {
     }
 }
 
+/// A reqwest error with its causes (reqwest's own text is only the outer
+/// layer: "error sending request"), each named once.
 fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
+    Report(e).to_string()
 }
 
 /// `/functions` for the root, `/collections/{cp}/functions` otherwise.

@@ -56,8 +56,11 @@ pub struct EnvArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a function from a file, or save a new version of it.
+    ///
+    /// Without `--env` a new version keeps the function's env (a new
+    /// function starts with none); with `--env` the given pairs replace it.
     #[command(
-        after_help = "Example:\n  faas deploy hello.mjs --collection team/api --env GREETING=hi\n  (prints: deployed team/api/hello version 1)"
+        after_help = "Examples:\n  faas deploy hello.mjs --collection team/api --env GREETING=hi\n  (prints: deployed team/api/hello version 1)\n  faas deploy hello.mjs --collection team/api\n  (version 2, still with GREETING=hi)\n\nEnv: without --env the function keeps the env it has (a new function gets none); with --env the given pairs replace the whole env (the other keys are removed)."
     )]
     Deploy {
         /// The handler module (an ES module exporting `handler`).
@@ -68,7 +71,8 @@ pub enum Command {
         /// Collection.
         #[command(flatten)]
         collection: CollectionArg,
-        /// The function's own env.
+        /// The function's own env: replaces the stored one; without it the
+        /// stored env is kept.
         #[command(flatten)]
         env: EnvArgs,
     },
@@ -159,7 +163,12 @@ pub enum Command {
         collection: CollectionArg,
     },
     /// Search the captured function logs (GET /function-logs).
-    #[command(after_help = "Example:\n  faas logs --function hello --limit 20")]
+    ///
+    /// Needs capture on the dispatcher (`LOWCODE_FAAS_FUNCTION_LOGS=true`,
+    /// off by default: then the server answers 404 LOGS_DISABLED).
+    #[command(
+        after_help = "Example:\n  faas logs --function hello --limit 20\n\nThe dispatcher keeps logs only with LOWCODE_FAAS_FUNCTION_LOGS=true (default off: 404 LOGS_DISABLED, exit 3).\nWithout it, `faas invoke NAME --logs` prints the console lines of that one run."
+    )]
     Logs {
         /// Only this run.
         #[arg(long)]

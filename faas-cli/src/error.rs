@@ -14,6 +14,7 @@ pub const EXIT_SERVER: u8 = 3;
 
 /// A failed command, sorted by meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CliError {
     /// Bad arguments or unreadable local files: nothing was sent.
     Usage(String),

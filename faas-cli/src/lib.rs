@@ -3,8 +3,8 @@
 //! It speaks the dispatcher's JSON API (docs/api.md) and nothing else: it
 //! links none of the server crates, so it builds fast and keeps working
 //! while the server is restructured. `faas run` is the one command that
-//! needs no server: it runs a handler with the platform's own bootstrap
-//! (see [`local`]).
+//! needs no server: it runs a handler through the handler kit, the
+//! servers' engine with the process runtime (see [`local`]).
 //!
 //! Invariants:
 //! - the exit status says what happened ([`error`]): 0 success, 1 the run
@@ -106,10 +106,7 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             let cp = collection_path(collection.collection.as_deref())?;
             let source = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let body = json!({"name": name, "source_code": source, "env": env_map(&env.env)});
-            let f = api()?
-                .request(Method::POST, &functions_path(&cp), &[], Some(&body), timeout)
-                .await?;
+            let f = deploy(&api()?, &cp, &name, &source, &env.env).await?;
             print_saved(io, json_out, "deployed", f);
         }
         Command::Pull {
@@ -169,13 +166,14 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
                 Some(spec) => read_input(spec, io.stdin)?,
                 None => json!({}),
             };
-            let name = name_from_file(&file).unwrap_or_else(|_| "local".to_owned());
-            let env = env_map(&env.env);
-            let result = local::run(&local::LocalRun {
+            let name = name_from_file(&file).unwrap_or_else(|_| local::DEFAULT_NAME.to_owned());
+            // A repeated key keeps its last value, as for the API calls.
+            let env = env.env.into_iter().collect();
+            let result = local::run(local::LocalRun {
                 source: &source,
                 name: &name,
-                input: &input,
-                env: &env,
+                input,
+                env,
                 timeout: Duration::from_millis(timeout),
                 node: &node,
             })
@@ -246,7 +244,8 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             }
             let list = api()?
                 .request(Method::GET, "/function-logs", &query, None, timeout)
-                .await?
+                .await
+                .map_err(logs_disabled_hint)?
                 .unwrap_or(Value::Null);
             emit(io.out, &list_text(&list, json_out, render::log_entries_table));
         }
@@ -258,6 +257,44 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Saves `source` as the next version of `collection/name`, creating the
+/// function when it does not exist.
+///
+/// With `--env` pairs the function's env becomes exactly those pairs: one
+/// `POST` (the API's create-or-upsert takes everything from its body).
+/// Without, the env already stored is kept: a `PUT` with no `env` field
+/// writes the next version with the current env (docs/api.md §3.3), and
+/// only when that answers `FUNCTION_NOT_FOUND` is the function created with
+/// an empty env. (A `POST` without `env` would save an empty env and wipe
+/// the stored one; reading it first with `GET` would fail on a server that
+/// redacts env values.)
+async fn deploy(
+    api: &Api,
+    collection: &str,
+    name: &str,
+    source: &str,
+    env: &[(String, String)],
+) -> Result<Option<Value>, CliError> {
+    let timeout = api::DEFAULT_REQUEST_TIMEOUT;
+    let create = |env: Map<String, Value>| json!({"name": name, "source_code": source, "env": env});
+    if !env.is_empty() {
+        let body = create(env_map(env));
+        return api
+            .request(Method::POST, &functions_path(collection), &[], Some(&body), timeout)
+            .await;
+    }
+    let path = function_path(collection, name, None);
+    let update = json!({"source_code": source});
+    match api.request(Method::PUT, &path, &[], Some(&update), timeout).await {
+        Err(CliError::Api { status: 404, code, .. }) if code == "FUNCTION_NOT_FOUND" => {
+            let body = create(Map::new());
+            api.request(Method::POST, &functions_path(collection), &[], Some(&body), timeout)
+                .await
+        }
+        other => other,
+    }
 }
 
 async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mut Io<'_>) -> Result<(), CliError> {
@@ -317,6 +354,22 @@ async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mu
     Ok(())
 }
 
+/// `LOGS_DISABLED` names the setting that turns capture on and the way
+/// to see a run's logs without it.
+fn logs_disabled_hint(e: CliError) -> CliError {
+    match e {
+        CliError::Api { status, error, code } if code == "LOGS_DISABLED" => CliError::Api {
+            status,
+            error: format!(
+                "{error} (the dispatcher keeps function logs only with LOWCODE_FAAS_FUNCTION_LOGS=true; \
+                 `faas invoke NAME --logs` shows one run's logs without it)"
+            ),
+            code,
+        },
+        other => other,
+    }
+}
+
 fn list_text(list: &Value, json_out: bool, table: fn(&Value) -> String) -> String {
     if json_out {
         render::pretty(list)
@@ -337,10 +390,8 @@ pub fn report_run(result: &Value, json_out: bool, show_logs: bool, io: &mut Io<'
                     emit(io.err, &format!("{}\n", render::run_log_line(entry)));
                 }
             }
-            None => emit(
-                io.err,
-                "[no logs in the answer: this server does not return them yet; try `faas logs --run-id …`]\n",
-            ),
+            // Only a server older than `include_logs` leaves them out.
+            None => emit(io.err, "[the server sent no logs]\n"),
         }
         if result.get("logs_truncated").and_then(Value::as_bool) == Some(true) {
             emit(io.err, "[logs truncated]\n");
@@ -402,7 +453,7 @@ mod tests {
     fn asking_for_logs_a_server_does_not_send_says_so() {
         let (r, _, err) = report(json!({"status":"success","output":{}}), false, true);
         assert!(r.is_ok());
-        assert!(err.contains("no logs in the answer"), "{err}");
+        assert_eq!(err, "[the server sent no logs]\n");
     }
 
     #[test]

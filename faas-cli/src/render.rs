@@ -78,21 +78,14 @@ pub fn log_entries_table(list: &Value) -> String {
     )
 }
 
-/// One captured log line of a run: `time level message`. Reads the
-/// invoke's `logs` entries (`{stream, level, time, message}`) and the
-/// bootstrap's `logs.ndjson` lines (`{ts, level, message}`).
+/// One captured log line of a run, `time level message`, from a RunResult
+/// `logs` entry (`{stream, level, time, message}`: an invoke's and a local
+/// run's alike).
 pub fn run_log_line(entry: &Value) -> String {
-    let time = entry
-        .get("time")
-        .or_else(|| entry.get("ts"))
-        .and_then(Value::as_str)
-        .unwrap_or("-");
-    let level = entry
-        .get("level")
-        .or_else(|| entry.get("stream"))
-        .and_then(Value::as_str)
-        .unwrap_or("log");
-    let message = entry.get("message").and_then(Value::as_str).unwrap_or("");
+    let field = |k: &str| entry.get(k).and_then(Value::as_str);
+    let time = field("time").unwrap_or("-");
+    let level = field("level").unwrap_or("log");
+    let message = field("message").unwrap_or("");
     format!("{time} {level:<5} {message}")
 }
 
@@ -137,10 +130,11 @@ a-much-longer-name  10       2026-01-03T00:00:00.000Z
     }
 
     #[test]
-    fn run_log_lines_of_both_shapes() {
-        let server = json!({"stream":"stdout","level":"info","time":"T1","message":"hello"});
-        let local = json!({"ts":"T2","level":"log","message":"hi"});
-        assert_eq!(run_log_line(&server), "T1 info  hello");
-        assert_eq!(run_log_line(&local), "T2 log   hi");
+    fn run_log_lines() {
+        let entry = json!({"stream":"stdout","level":"info","time":"T1","message":"hello"});
+        assert_eq!(run_log_line(&entry), "T1 info  hello");
+        let error = json!({"stream":"stderr","level":"error","time":"T2","message":"boom"});
+        assert_eq!(run_log_line(&error), "T2 error boom");
+        assert_eq!(run_log_line(&json!({})), "- log   ");
     }
 }

@@ -2,7 +2,8 @@
 //! server on 127.0.0.1:0 that answers fixed JSON per `METHOD path` and
 //! records every request, runs the built binary against it, and checks the
 //! request it sent (method, path, query, headers, body) and what it printed
-//! and returned. `faas run` is tested on real handler files with `node`.
+//! and returned. `faas run` is tested on real handler files with `node`
+//! (through the handler kit).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -181,7 +182,17 @@ fn deploy_posts_the_file_with_name_env_and_token() {
 
 #[test]
 fn deploy_name_flag_and_root_collection() {
-    let server = Canned::start(vec![("POST", "/functions", 201, function("other", 3))]);
+    // A new function: the PUT that keeps the env finds nothing, so it is
+    // created (with an empty env).
+    let server = Canned::start(vec![
+        (
+            "PUT",
+            "/functions/other",
+            404,
+            json!({"error":"function other not found","code":"FUNCTION_NOT_FOUND"}).to_string(),
+        ),
+        ("POST", "/functions", 201, function("other", 1)),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hello.mjs");
     std::fs::write(&file, "x").unwrap();
@@ -199,11 +210,71 @@ fn deploy_name_flag_and_root_collection() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let printed: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(printed["version"], 3);
+    assert_eq!(printed["version"], 1);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].target.as_str()),
+        ("PUT", "/functions/other")
+    );
+    assert_eq!(seen[0].json(), json!({"source_code":"x"}));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].target.as_str()),
+        ("POST", "/functions")
+    );
+    assert_eq!(seen[1].authorization, None);
+    assert_eq!(seen[1].json(), json!({"name":"other","source_code":"x","env":{}}));
+}
+
+#[test]
+fn redeploy_without_env_keeps_the_stored_env() {
+    // An existing function: one PUT without `env` (the API keeps the stored
+    // env), never a POST (whose absent env would wipe it).
+    let server = Canned::start(vec![
+        (
+            "PUT",
+            "/collections/team/functions/hello",
+            200,
+            function("team/hello", 2),
+        ),
+        ("POST", "/collections/team/functions", 201, function("team/hello", 9)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.mjs");
+    std::fs::write(&file, "export function handler(){return {ok:true}}").unwrap();
+    let o = faas(
+        &["--url", &server.base, "deploy", file.to_str().unwrap(), "-c", "team"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "deployed team/hello version 2\n");
     let req = server.only();
-    assert_eq!(req.authorization, None);
-    assert_eq!(req.json()["name"], "other");
-    assert_eq!(req.json()["env"], json!({}));
+    assert_eq!(req.method, "PUT");
+    assert_eq!(req.target, "/collections/team/functions/hello");
+    assert_eq!(
+        req.json(),
+        json!({"source_code":"export function handler(){return {ok:true}}"})
+    );
+}
+
+#[test]
+fn deploy_passes_other_errors_of_the_put_through() {
+    let server = Canned::start(vec![(
+        "PUT",
+        "/collections/nope/functions/hello",
+        404,
+        json!({"error":"collection nope not found","code":"COLLECTION_NOT_FOUND"}).to_string(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.mjs");
+    std::fs::write(&file, "x").unwrap();
+    let o = faas(
+        &["--url", &server.base, "deploy", file.to_str().unwrap(), "-c", "nope"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("COLLECTION_NOT_FOUND"), "{}", stderr(&o));
+    assert_eq!(server.only().method, "PUT");
 }
 
 #[test]
@@ -433,6 +504,22 @@ fn logs_sends_its_filters() {
 }
 
 #[test]
+fn logs_disabled_names_the_setting_and_the_way_without_it() {
+    let server = Canned::start(vec![(
+        "GET",
+        "/function-logs",
+        404,
+        json!({"error":"function log capture is off","code":"LOGS_DISABLED"}).to_string(),
+    )]);
+    let o = faas(&["--url", &server.base, "logs", "--function", "hello"], "");
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("404 LOGS_DISABLED"), "{err}");
+    assert!(err.contains("LOWCODE_FAAS_FUNCTION_LOGS=true"), "{err}");
+    assert!(err.contains("faas invoke NAME --logs"), "{err}");
+}
+
+#[test]
 fn collections_commands() {
     let server = Canned::start(vec![
         (
@@ -539,7 +626,67 @@ fn run_kills_a_handler_that_passes_its_timeout() {
     assert_eq!(o.status.code(), Some(1));
     let result: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(result["error_code"], "TIMEOUT");
-    assert_eq!(result["start_kind"], "local");
+    assert_eq!(result["status"], "failed");
+}
+
+#[test]
+fn run_returns_the_result_and_logs_an_invoke_would() {
+    // The handler kit runs it: the RunResult of an invoke of version 1,
+    // with `logs` in the invoke's shape (stream, level, time, message).
+    let dir = tempfile::tempdir().unwrap();
+    let file = handler_file(
+        &dir,
+        "shape.mjs",
+        "export async function handler(input) {\n  console.log('one', input.n);\n  console.warn('two');\n  \
+         return { ok: true, data: input.n * 2 };\n}\n",
+    );
+    let o = faas(&["run", &file, "--input", r#"{"n":21}"#, "--json"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let result: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(result["status"], "success");
+    assert_eq!(result["output"], json!({"ok": true, "data": 42}));
+    assert_eq!(result["function_id"], "shape");
+    assert_eq!(result["deployment_version"], 1);
+    assert_eq!(result["deployment_id"], "shape@v1");
+    assert!(result["run_id"].as_str().unwrap().starts_with("run-"), "{result}");
+    assert_eq!(result["logs_truncated"], false);
+    let logs = result["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    for (entry, (stream, level, message)) in logs
+        .iter()
+        .zip([("stdout", "log", "one 21"), ("stderr", "warn", "two")])
+    {
+        let keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["stream", "level", "time", "message"], "{entry}");
+        assert_eq!(
+            (
+                entry["stream"].as_str(),
+                entry["level"].as_str(),
+                entry["message"].as_str()
+            ),
+            (Some(stream), Some(level), Some(message))
+        );
+    }
+    // Without --json the same lines go to stderr as `time level message`.
+    let o = faas(&["run", &file, "--input", r#"{"n":1}"#], "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<String> = stderr(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(" log   one 1"), "{lines:?}");
+    assert!(lines[1].ends_with(" warn  two"), "{lines:?}");
+}
+
+#[test]
+fn run_refuses_a_missing_node_and_an_empty_file_as_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = handler_file(&dir, "ok.mjs", "export function handler() { return { ok: true }; }\n");
+    let o = faas(&["run", &file, "--node", "/nonexistent/node"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Node.js"), "{}", stderr(&o));
+    let empty = handler_file(&dir, "empty.mjs", "\n");
+    let o = faas(&["run", &empty], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("EMPTY_SOURCE"), "{}", stderr(&o));
 }
 
 #[test]

@@ -30,7 +30,7 @@ use faas_domain::{CreateFunction, DomainError, Engine, InvokeRequest, RunInput, 
 use faas_ports::{Component, EnvMap, FunctionName, PortError, RunResult};
 
 /// Options of one handler run; [`HandlerRun::default`] is an empty input,
-/// no env, the default timeout and `node` from `PATH`.
+/// no env, the default timeout, `node` from `PATH` and no logs in the result.
 #[derive(Debug, Clone)]
 pub struct HandlerRun {
     /// The input object.
@@ -43,6 +43,10 @@ pub struct HandlerRun {
     pub node_bin: PathBuf,
     /// The name the function runs under (`handler`).
     pub name: String,
+    /// Return the run's `console.*` calls in [`RunResult::logs`], in the
+    /// shape an invoke with `include_logs` returns (`stream`, `level`,
+    /// `time`, `message`).
+    pub include_logs: bool,
 }
 
 impl Default for HandlerRun {
@@ -53,6 +57,7 @@ impl Default for HandlerRun {
             timeout: None,
             node_bin: PathBuf::from("node"),
             name: "handler".to_owned(),
+            include_logs: false,
         }
     }
 }
@@ -94,6 +99,7 @@ pub async fn run_handler_with(source: &str, run: HandlerRun) -> Result<RunResult
         .with_input(RunInput::parse(Some(run.input))?)
         .with_env(EnvMap::parse(run.env)?);
     request.timeout = run.timeout;
+    request.include_logs = run.include_logs;
     engine.invoke(request).await
 }
 
@@ -115,5 +121,29 @@ mod tests {
         assert_eq!(failed.error_code, Some(faas_ports::ErrorCode::NoHandler));
         let bad = run_handler("x", serde_json::json!([1])).await.unwrap_err();
         assert_eq!(bad.code(), "INVALID_INPUT");
+    }
+
+    #[tokio::test]
+    async fn logs_only_when_asked() {
+        let source =
+            "export async function handler() { console.log('one', 1); console.error('two'); return { ok: true }; }";
+        let quiet = run_handler(source, serde_json::json!({})).await.unwrap();
+        assert_eq!((quiet.logs, quiet.logs_truncated), (None, None));
+        let run = HandlerRun {
+            include_logs: true,
+            ..HandlerRun::default()
+        };
+        let result = run_handler_with(source, run).await.unwrap();
+        let logs = result.logs.unwrap();
+        let lines: Vec<_> = logs.iter().map(|l| (l.stream, l.level, l.message.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (faas_ports::LogStream::Stdout, faas_ports::LogLevel::Log, "one 1"),
+                (faas_ports::LogStream::Stderr, faas_ports::LogLevel::Error, "two"),
+            ]
+        );
+        assert!(logs.iter().all(|l| !l.time.is_empty()));
+        assert_eq!(result.logs_truncated, Some(false));
     }
 }
