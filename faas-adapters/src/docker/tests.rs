@@ -552,6 +552,8 @@ async fn an_orphaned_runner_stops_itself_after_its_deadline() {
         .await
         .unwrap();
     let env = crate::runner::run_env(&spin);
+    let key = crate::runner::protocol::RunnerKey::generate().unwrap();
+    runner.send(&key.line()).await.unwrap();
     let line = crate::runner::protocol::job_line(&spin, &env, "orphan").unwrap();
     runner.send(&line).await.unwrap();
     // From here on nothing talks to the runner, as after a kill -9 of its server.

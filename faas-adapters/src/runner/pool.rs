@@ -34,8 +34,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner,
-    Served, PREWARM_MAX_IDLE,
+    deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, JobTimes, Launcher, Liveness, Purpose,
+    Served, Started, PREWARM_MAX_IDLE,
 };
 
 /// Pool runners started at once by the refill task.
@@ -78,7 +78,7 @@ impl WarmKey {
 
 #[derive(Debug)]
 struct Idle {
-    runner: Box<dyn Runner>,
+    runner: Started,
     since: Instant,
 }
 
@@ -189,9 +189,9 @@ impl Pool {
                 }
             };
             tracing::debug!(start_kind = kind.as_str(), "Runner taken.");
-            let served = serve_job(&mut *runner, &job, deadline, memory_mb).await;
+            let served = serve_job(&mut runner, &job, deadline, memory_mb, &mut JobTimes::default()).await;
             // Before the run answers: nothing it started outlives it.
-            let clean = matches!(served, Served::Lost(_)) || runner.end_job().await;
+            let clean = matches!(served, Served::Lost(_)) || runner.runner.end_job().await;
             match served {
                 Served::Verdict { outcome, reusable } => {
                     match (&key, reusable && clean) {
@@ -309,7 +309,7 @@ impl Inner {
 
     /// An idle runner for the job: a warm one of its key first, then a
     /// prewarmed one. Ended ones met on the way are discarded.
-    fn take(&self, key: Option<&WarmKey>) -> Option<(Box<dyn Runner>, StartKind)> {
+    fn take(&self, key: Option<&WarmKey>) -> Option<(Started, StartKind)> {
         if let Some(key) = key {
             loop {
                 let idle = {
@@ -324,7 +324,7 @@ impl Inner {
                     found
                 };
                 let Some(mut idle) = idle else { break };
-                if idle.runner.check_idle() == Liveness::Alive {
+                if idle.runner.runner.check_idle() == Liveness::Alive {
                     return Some((idle.runner, StartKind::Warm));
                 }
                 tracing::info!("A warm runner had ended; discarded.");
@@ -333,7 +333,7 @@ impl Inner {
         }
         loop {
             let mut idle = self.lock().prewarmed.pop_front()?;
-            if idle.runner.check_idle() == Liveness::Alive {
+            if idle.runner.runner.check_idle() == Liveness::Alive {
                 return Some((idle.runner, StartKind::Prewarm));
             }
             tracing::info!("A prewarmed runner had ended; discarded.");
@@ -342,7 +342,7 @@ impl Inner {
     }
 
     /// Keeps a runner idle under its key, within the caps.
-    fn park(&self, key: WarmKey, runner: Box<dyn Runner>) {
+    fn park(&self, key: WarmKey, runner: Started) {
         let mut evicted = None;
         let refused = {
             let mut state = self.lock();
@@ -372,7 +372,7 @@ impl Inner {
     }
 
     /// Destroys a runner off the request path, tracked for shutdown.
-    fn discard(&self, runner: Box<dyn Runner>) {
+    fn discard(&self, runner: Started) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             // No runtime: the runner's Drop does what it can.
             drop(runner);
@@ -399,7 +399,9 @@ impl Inner {
             let mut kept = VecDeque::new();
             while let Some(mut idle) = state.prewarmed.pop_front() {
                 // Retired before it would end itself (--max-idle-ms).
-                if now.duration_since(idle.since) < PREWARM_MAX_IDLE && idle.runner.check_idle() == Liveness::Alive {
+                if now.duration_since(idle.since) < PREWARM_MAX_IDLE
+                    && idle.runner.runner.check_idle() == Liveness::Alive
+                {
                     kept.push_back(idle);
                 } else {
                     gone.push(idle.runner);
@@ -412,7 +414,7 @@ impl Inner {
                     if now.duration_since(idle.since) >= ttl {
                         expired += 1;
                         gone.push(idle.runner);
-                    } else if idle.runner.check_idle() == Liveness::Alive {
+                    } else if idle.runner.runner.check_idle() == Liveness::Alive {
                         keep.push(idle);
                     } else {
                         gone.push(idle.runner);
@@ -500,7 +502,7 @@ impl Inner {
 }
 
 /// Removes the least recently used idle warm runner.
-fn evict_oldest(state: &mut State) -> Option<Box<dyn Runner>> {
+fn evict_oldest(state: &mut State) -> Option<Started> {
     let key = state
         .warm
         .iter()
