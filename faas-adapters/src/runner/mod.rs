@@ -22,6 +22,8 @@
 
 pub mod pool;
 pub(crate) mod protocol;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// Implements `ContainerRuntime` for a runtime type with a `pool: Pool` (the
 /// runs) and a `launcher` (the health check): both runtimes are the same
@@ -123,9 +125,11 @@ pub struct ExecutionConfig {
     pub prewarm_pool_size: usize,
     /// An idle warm runner is removed after this (`LOWCODE_FAAS_WARM_IDLE_TTL_MS`).
     pub warm_idle_ttl_ms: u64,
-    /// Idle warm runners kept in total (`LOWCODE_FAAS_WARM_MAX_CONTAINERS`).
+    /// Warm runners in total, idle or serving a run
+    /// (`LOWCODE_FAAS_WARM_MAX_CONTAINERS`).
     pub warm_max_containers: usize,
-    /// Idle warm runners kept per deployment + env (`LOWCODE_FAAS_WARM_MAX_PER_KEY`).
+    /// Warm runners per deployment + env, idle or serving a run
+    /// (`LOWCODE_FAAS_WARM_MAX_PER_KEY`).
     pub warm_max_per_key: usize,
 }
 
