@@ -248,11 +248,13 @@ impl Pool {
         let memory_mb = inner.launcher.memory_mb();
         let mut lost = 0;
         loop {
+            let taking = Instant::now();
             let pooled = if lost < MAX_LOST_RUNNERS {
                 inner.take(key.as_ref())
             } else {
                 None
             };
+            let take_time = taking.elapsed();
             let (mut runner, kind, lease) = match pooled {
                 Some(found) => {
                     inner.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -267,9 +269,24 @@ impl Pool {
                     (runner, StartKind::Cold, None)
                 }
             };
-            let served = serve_job(&mut runner, &job, deadline, memory_mb, &mut JobTimes::default()).await;
+            let launch_time = taking.elapsed() - take_time;
+            let serving = Instant::now();
+            let mut times = JobTimes::default();
+            let served = serve_job(&mut runner, &job, deadline, memory_mb, &mut times).await;
+            let serve_time = serving.elapsed();
             // Before the run answers: nothing it started outlives it.
             let clean = matches!(served, Served::Lost(_)) || runner.runner.end_job().await;
+            tracing::debug!(
+                start_kind = kind.as_str(),
+                take_us = micros(take_time),
+                launch_us = micros(launch_time),
+                send_us = times.sent.map_or(0, micros),
+                started_us = times.started.map_or(0, micros),
+                serve_us = micros(serve_time),
+                end_job_us = micros(serving.elapsed() - serve_time),
+                launching = inner.lock().launching,
+                "Run phases."
+            );
             match served {
                 Served::Verdict { outcome, reusable } => {
                     match (&key, reusable && clean) {
@@ -396,6 +413,11 @@ impl Pool {
             removals_started: self.inner.removals.started.load(Ordering::Acquire),
         }
     }
+}
+
+/// Microseconds, for the phase log.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Drop for Pool {
@@ -595,7 +617,11 @@ impl Inner {
     }
 
     async fn launch_one(self: Arc<Self>) {
+        let launching = Instant::now();
         let started = start_runner(&*self.launcher, Purpose::Pool, deadline_after(Duration::from_secs(120))).await;
+        if started.is_ok() {
+            tracing::debug!(launch_us = micros(launching.elapsed()), "Pool runner started.");
+        }
         let mut leftover = None;
         {
             let mut state = self.lock();
