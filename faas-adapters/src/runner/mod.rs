@@ -10,7 +10,7 @@
 //! Invariants:
 //! - a runner serves one job at a time; a job's frames carry its nonce
 //!   (an HMAC of the job's random challenge under the runner's own key,
-//!   [`protocol`]), so neither user output, nor a late write of an earlier
+//!   `protocol`), so neither user output, nor a late write of an earlier
 //!   job, nor code that read the job line is ever taken for the current
 //!   job's result;
 //! - every read is bounded: frame lines by the job's output and log limits
