@@ -14,19 +14,33 @@
 //                      bounded by LOWCODE_FAAS_FUNCTION_LOG_MAX_BYTES
 // Every path that reaches a verdict writes an envelope and exits 0.
 //
-// Serve (`node bootstrap.mjs --serve`): a long-lived runner. It says it is
-// ready, then reads jobs from stdin, one JSON object per line:
-//   {"nonce","source","input","env","max_output_bytes","max_log_bytes","timeout_ms"}
-// and answers each with frames on stdout, one line each:
+// Serve (`node bootstrap.mjs --serve`): a long-lived runner. It reads one
+// JSON object per line from stdin. The first line is the runner's key,
+//   {"key":"<64 lowercase hex digits: 32 random bytes>"}
+// read before any user code exists; then it says it is ready, and every
+// further line is a job:
+//   {"challenge","source","input","env","max_output_bytes","max_log_bytes","timeout_ms"}
+// answered with frames on stdout, one line each:
 //   \x1eLCF:<nonce>:<kind>:<payload>\n
-// kinds: ready (nonce "-", before any job), started (the job was taken),
+// where a job's nonce is hex(HMAC-SHA256(key, challenge)): the challenge is
+// random per job, and the nonce never travels, so code that reads the job
+// lines (a later job's, in a warm runner) cannot forge that job's frames.
+// kinds: ready (nonce "-", once the key is read), started (the job was taken),
 // log (one {"ts","level","message"} entry), result (the envelope above; the
 // runner can take another job), result-final (the envelope; the runner is
 // tainted and must not be reused), too-large ({"size":N}: the envelope is
 // larger than max_output_bytes). Every frame starts on a new line. User code
 // never writes frames: console.* becomes log frames, process.stdout.write is
 // sent to stderr, and stray bytes on fd 1 are not frames (wrong or missing
-// prefix or nonce; a job's nonce is random and never in the environment).
+// prefix or nonce; the key and the nonces are never in the environment).
+// User code never gets the job channel either: `process.stdin` is an empty
+// stream, the real one is read through a private reference taken before any
+// user code loads, and the key and nonces live only in typed arrays handled
+// with operators (no method or getter a handler could replace sees them).
+// That is defence in depth, not a boundary: code that inspects its own
+// process (node:inspector, /proc/self/mem) can still find them, and code
+// that reads fd 0 itself can see (and steal) later job lines (README.md,
+// warm mode).
 // Module state persists between jobs of one runner (warm mode). A runner
 // outliving a job's timeout_ms by 2 s kills itself (a watchdog thread), and
 // one idle for --max-idle-ms (default 15 min) exits: neither needs its server.
@@ -43,6 +57,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 
 // Keep our own references to everything used after user code has run, so a
@@ -67,6 +82,11 @@ const MAX_TIMER_MS = 2147483647;
 const ObjectPrototype = Object.prototype;
 const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
+const defineProperty = Object.defineProperty;
+const applyFunction = Reflect.apply;
+const concatBuffers = Buffer.concat.bind(Buffer);
+const U8 = Uint8Array;
+const U32 = Uint32Array;
 
 const SERVE = process.argv.includes('--serve');
 const OWN_CONTAINER = SERVE && process.argv.includes('--own-container');
@@ -90,7 +110,6 @@ const OUTPUT_TMP_FILE = path.join(DIR, 'output.json.tmp');
 const LOG_FILE = path.join(DIR, 'logs.ndjson');
 
 const DEFAULT_LOG_MAX_BYTES = 1048576;
-const FRAME_PREFIX = '\n\x1eLCF:';
 // The largest job line read from stdin (source + input + env, JSON-encoded).
 const MAX_JOB_LINE_BYTES = 64 * 1024 * 1024;
 
@@ -98,19 +117,242 @@ const MAX_JOB_LINE_BYTES = 64 * 1024 * 1024;
 // Frames (serve mode). fd 1 is written synchronously: a pipe on Linux, so a
 // frame is complete before the next statement runs, and a frame written
 // before a crash is not lost.
+//
+// A frame's head (`\n\x1eLCF:<nonce>:<kind>:`) is assembled byte by byte in
+// a typed array with an own `byteLength`, so nothing a handler can replace
+// (String and TypedArray methods and getters, Buffer internals) ever sees a
+// nonce; the payload (the handler's own output) goes through Buffer.from.
 
-function writeFrame(nonce, kind, payload) {
-  const line = FRAME_PREFIX + nonce + ':' + kind + ':' + payload + '\n';
+// Bytes of an ASCII constant, as {bytes, size}. Only called before any user
+// code runs.
+function ascii(text) {
+  const bytes = new U8(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return { bytes, size: text.length };
+}
+
+const FRAME_HEAD = ascii('\n\x1eLCF:');
+const READY_NONCE = ascii('-');
+const KINDS = { __proto__: null };
+for (const kind of ['ready', 'started', 'log', 'result', 'result-final', 'too-large']) KINDS[kind] = ascii(kind);
+const COLON = 58;
+
+// Writes `size` bytes of `bytes` to fd 1, whatever the pipe takes at once.
+function writeAll(bytes, size) {
   let offset = 0;
-  const bytes = bufferFrom(line, 'utf8');
-  while (offset < bytes.length) {
+  while (offset < size) {
     try {
-      offset += writeSync(1, bytes, offset, bytes.length - offset);
+      offset += writeSync(1, bytes, offset, size - offset);
     } catch (err) {
       if (err && err.code === 'EAGAIN') continue;
       throw err;
     }
   }
+}
+
+// `nonce` is {bytes, size}; `kind` a key of KINDS; `payload` a string.
+function writeFrame(nonce, kind, payload) {
+  const k = KINDS[kind];
+  const size = FRAME_HEAD.size + nonce.size + 1 + k.size + 1;
+  const head = new U8(size);
+  // fs.writeSync reads `byteLength`: an own property, never the prototype's getter.
+  defineProperty(head, 'byteLength', { value: size });
+  let at = 0;
+  for (let i = 0; i < FRAME_HEAD.size; i++) head[at++] = FRAME_HEAD.bytes[i];
+  for (let i = 0; i < nonce.size; i++) head[at++] = nonce.bytes[i];
+  head[at++] = COLON;
+  for (let i = 0; i < k.size; i++) head[at++] = k.bytes[i];
+  head[at++] = COLON;
+  writeAll(head, size);
+  const body = bufferFrom(payload + '\n', 'utf8');
+  writeAll(body, body.length);
+}
+
+// ---------------------------------------------------------------------------
+// Job nonces (serve mode): hex(HMAC-SHA256(key, challenge)), computed with
+// integer operators on typed arrays only (no crypto object, string method
+// or getter that a handler could wrap). The key itself is kept only as the
+// two HMAC pad states.
+
+const SHA256_K = new U32([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+const SHA256_IV = new U32([
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+]);
+const HEX_DIGITS = ascii('0123456789abcdef').bytes;
+const KEY_BYTES = 32;
+const NONCE_SIZE = 64;
+// A challenge: 1 to 256 ASCII letters and digits.
+const MAX_CHALLENGE = 256;
+
+// Scratch space of the hash (zeroed after each nonce).
+const W = new U32(64);
+const BLOCK = new U8(64);
+
+// One SHA-256 compression of BLOCK into `h` (8 words).
+function compress(h) {
+  for (let t = 0; t < 16; t++) {
+    W[t] = (BLOCK[4 * t] << 24) | (BLOCK[4 * t + 1] << 16) | (BLOCK[4 * t + 2] << 8) | BLOCK[4 * t + 3];
+  }
+  for (let t = 16; t < 64; t++) {
+    const a = W[t - 15];
+    const b = W[t - 2];
+    const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
+    const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
+    W[t] = (W[t - 16] + s0 + W[t - 7] + s1) | 0;
+  }
+  let a = h[0];
+  let b = h[1];
+  let c = h[2];
+  let d = h[3];
+  let e = h[4];
+  let f = h[5];
+  let g = h[6];
+  let hh = h[7];
+  for (let t = 0; t < 64; t++) {
+    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+    const ch = (e & f) ^ (~e & g);
+    const t1 = (hh + S1 + ch + SHA256_K[t] + W[t]) | 0;
+    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+    const maj = (a & b) ^ (a & c) ^ (b & c);
+    const t2 = (S0 + maj) | 0;
+    hh = g;
+    g = f;
+    f = e;
+    e = (d + t1) | 0;
+    d = c;
+    c = b;
+    b = a;
+    a = (t1 + t2) | 0;
+  }
+  h[0] = (h[0] + a) | 0;
+  h[1] = (h[1] + b) | 0;
+  h[2] = (h[2] + c) | 0;
+  h[3] = (h[3] + d) | 0;
+  h[4] = (h[4] + e) | 0;
+  h[5] = (h[5] + f) | 0;
+  h[6] = (h[6] + g) | 0;
+  h[7] = (h[7] + hh) | 0;
+}
+
+// SHA-256 of (one 64-byte block already hashed into `from`) + msg[0..size]:
+// the digest words into `out`.
+function hashAfterBlock(from, msg, size, out) {
+  for (let i = 0; i < 8; i++) out[i] = from[i];
+  let fill = 0;
+  for (let i = 0; i < size; i++) {
+    BLOCK[fill++] = msg[i];
+    if (fill === 64) {
+      compress(out);
+      fill = 0;
+    }
+  }
+  BLOCK[fill++] = 0x80;
+  if (fill > 56) {
+    while (fill < 64) BLOCK[fill++] = 0;
+    compress(out);
+    fill = 0;
+  }
+  while (fill < 56) BLOCK[fill++] = 0;
+  // The length in bits of the whole message: 64 + size bytes (< 2^29).
+  const bits = (64 + size) * 8;
+  BLOCK[56] = 0;
+  BLOCK[57] = 0;
+  BLOCK[58] = 0;
+  BLOCK[59] = 0;
+  BLOCK[60] = (bits >>> 24) & 0xff;
+  BLOCK[61] = (bits >>> 16) & 0xff;
+  BLOCK[62] = (bits >>> 8) & 0xff;
+  BLOCK[63] = bits & 0xff;
+  compress(out);
+}
+
+// The HMAC pad states: SHA-256 state after (key ^ ipad) and (key ^ opad).
+const INNER_PAD = new U32(8);
+const OUTER_PAD = new U32(8);
+let keyed = false;
+
+// Takes the key from `bytes[0..size]` (the first stdin line, exactly
+// {"key":"<64 hex>"}) and zeroes them. False when it is not such a line.
+function acceptKey(bytes, size) {
+  const head = ascii('{"key":"');
+  const tail = ascii('"}');
+  const key = new U8(KEY_BYTES);
+  let ok = size === head.size + 2 * KEY_BYTES + tail.size;
+  for (let i = 0; ok && i < head.size; i++) ok = bytes[i] === head.bytes[i];
+  for (let i = 0; ok && i < tail.size; i++) ok = bytes[size - tail.size + i] === tail.bytes[i];
+  const nibble = (c) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1);
+  for (let i = 0; ok && i < KEY_BYTES; i++) {
+    const hi = nibble(bytes[head.size + 2 * i]);
+    const lo = nibble(bytes[head.size + 2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    key[i] = (hi << 4) | lo;
+  }
+  for (let i = 0; i < size; i++) bytes[i] = 0;
+  if (!ok) return false;
+  for (let i = 0; i < 64; i++) BLOCK[i] = (i < KEY_BYTES ? key[i] : 0) ^ 0x36;
+  for (let i = 0; i < 8; i++) INNER_PAD[i] = SHA256_IV[i];
+  compress(INNER_PAD);
+  for (let i = 0; i < 64; i++) BLOCK[i] = (i < KEY_BYTES ? key[i] : 0) ^ 0x5c;
+  for (let i = 0; i < 8; i++) OUTER_PAD[i] = SHA256_IV[i];
+  compress(OUTER_PAD);
+  for (let i = 0; i < KEY_BYTES; i++) key[i] = 0;
+  for (let i = 0; i < 64; i++) BLOCK[i] = 0;
+  keyed = true;
+  return true;
+}
+
+// ASCII letters and digits to their codes (a lookup, no string method).
+const CHALLENGE_CODES = { __proto__: null };
+for (const c of '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') {
+  CHALLENGE_CODES[c] = c.charCodeAt(0);
+}
+
+// The nonce of a job ({bytes, size}), or null for a malformed challenge.
+function nonceFor(challenge) {
+  if (typeof challenge !== 'string' || challenge.length < 1 || challenge.length > MAX_CHALLENGE) return null;
+  const size = challenge.length;
+  const msg = new U8(size);
+  for (let i = 0; i < size; i++) {
+    const code = CHALLENGE_CODES[challenge[i]];
+    if (code === undefined) return null;
+    msg[i] = code;
+  }
+  const inner = new U32(8);
+  hashAfterBlock(INNER_PAD, msg, size, inner);
+  const innerBytes = new U8(32);
+  for (let i = 0; i < 8; i++) {
+    innerBytes[4 * i] = inner[i] >>> 24;
+    innerBytes[4 * i + 1] = (inner[i] >>> 16) & 0xff;
+    innerBytes[4 * i + 2] = (inner[i] >>> 8) & 0xff;
+    innerBytes[4 * i + 3] = inner[i] & 0xff;
+  }
+  const outer = new U32(8);
+  hashAfterBlock(OUTER_PAD, innerBytes, 32, outer);
+  const bytes = new U8(NONCE_SIZE);
+  for (let i = 0; i < 32; i++) {
+    const b = (outer[i >> 2] >>> (24 - 8 * (i & 3))) & 0xff;
+    bytes[2 * i] = HEX_DIGITS[b >> 4];
+    bytes[2 * i + 1] = HEX_DIGITS[b & 15];
+  }
+  for (let i = 0; i < 8; i++) {
+    inner[i] = 0;
+    outer[i] = 0;
+  }
+  for (let i = 0; i < 32; i++) innerBytes[i] = 0;
+  for (let i = 0; i < 64; i++) {
+    W[i] = 0;
+    BLOCK[i] = 0;
+  }
+  return { bytes, size: NONCE_SIZE };
 }
 
 // The job being served (serve mode), or null between jobs.
@@ -701,9 +943,15 @@ function serveJob(line) {
     exit(65);
     return Promise.resolve();
   }
+  const nonce = spec !== null && typeof spec === 'object' ? nonceFor(spec.challenge) : null;
+  if (nonce === null) {
+    stderrWrite('lowcode-faas bootstrap: unreadable job: no valid challenge\n');
+    exit(65);
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
     job = {
-      nonce: String(spec.nonce),
+      nonce,
       maxOutputBytes: isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
       done: () => {
         idleWatchdog();
@@ -723,30 +971,80 @@ function serveJob(line) {
   });
 }
 
+// Takes the job channel away from user code: `process.stdin` becomes an
+// empty stream for good (process.openStdin() returns it too), and the
+// deprecated process._getActiveHandles() no longer lists the channel.
+function hideChannel(channel) {
+  const inert = new Readable({
+    read() {
+      this.push(null);
+    },
+  });
+  defineProperty(process, 'stdin', { value: inert, enumerable: true, writable: false, configurable: false });
+  const handles = process._getActiveHandles;
+  if (typeof handles !== 'function') return;
+  const hidden = channel._handle;
+  defineProperty(process, '_getActiveHandles', {
+    value: function _getActiveHandles() {
+      const all = applyFunction(handles, process, []);
+      const out = [];
+      let n = 0;
+      for (let i = 0; i < all.length; i++) {
+        const handle = all[i];
+        if (handle === channel || (hidden !== undefined && handle === hidden)) continue;
+        defineProperty(out, n, { value: handle, writable: true, enumerable: true, configurable: true });
+        n += 1;
+      }
+      return out;
+    },
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  });
+}
+
 function serve() {
   let buffered = [];
   let bufferedBytes = 0;
   let queue = Promise.resolve();
-  const stdin = process.stdin;
-  stdin.on('data', (chunk) => {
+  // The job channel: taken before any user code exists, then hidden.
+  const channel = process.stdin;
+  const ref = channel.ref.bind(channel);
+  const unref = channel.unref.bind(channel);
+  hideChannel(channel);
+  channel.on('data', (chunk) => {
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
       buffered.push(chunk.subarray(start, nl));
-      const line = Buffer.concat(buffered).toString('utf8');
+      const bytes = concatBuffers(buffered);
+      start = nl + 1;
+      if (!keyed) {
+        // The first line is the key: read from bytes, then zeroed (also in
+        // the chunks it came in), never a string.
+        const ok = acceptKey(bytes, bytes.length);
+        for (const piece of buffered) piece.fill(0);
+        buffered = [];
+        bufferedBytes = 0;
+        if (!ok) {
+          stderrWrite('lowcode-faas bootstrap: the first line is not a key\n');
+          exit(65);
+          return;
+        }
+        writeFrame(READY_NONCE, 'ready', stringify({ pid: process.pid }));
+        continue;
+      }
+      const line = bytes.toString('utf8');
       buffered = [];
       bufferedBytes = 0;
-      start = nl + 1;
       if (line.trim() === '') continue;
       queue = queue.then(() => {
-        // Between jobs stdin keeps the runner alive; while one runs it does
-        // not, so a handler that never settles and has nothing pending ends
-        // the process as in one-shot mode.
-        if (typeof stdin.unref === 'function') stdin.unref();
-        return serveJob(line).then(() => {
-          if (typeof stdin.ref === 'function') stdin.ref();
-        });
+        // Between jobs the channel keeps the runner alive; while one runs it
+        // does not, so a handler that never settles and has nothing pending
+        // ends the process as in one-shot mode.
+        unref();
+        return serveJob(line).then(ref);
       });
     }
     if (start < chunk.length) {
@@ -758,14 +1056,13 @@ function serve() {
       }
     }
   });
-  // The runtime closed stdin: nothing more to do.
-  stdin.on('end', () => {
+  // The runtime closed the channel: nothing more to do.
+  channel.on('end', () => {
     queue.then(() => exit(0));
   });
   startWatchdog();
   idleWatchdog();
   armIdleExit();
-  writeFrame('-', 'ready', stringify({ pid: process.pid }));
 }
 
 if (SERVE) {

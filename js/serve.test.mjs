@@ -1,5 +1,5 @@
 // Tests of bootstrap.mjs in serve mode (`--serve`): a long-lived runner that
-// reads jobs from stdin and answers with frames on stdout.
+// reads its key and then jobs from stdin and answers with frames on stdout.
 //
 // Run with: node --test js/
 
@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const BOOTSTRAP = fileURLToPath(new URL('./bootstrap.mjs', import.meta.url));
@@ -26,7 +26,8 @@ const PLATFORM_ENV = {
 
 /** A started runner: send jobs, await their frames. */
 class Runner {
-  constructor(args = []) {
+  /** `key`: false sends no key line; a string sends that line instead. */
+  constructor(args = [], { key = true } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowcode-faas-serve-test-'));
     fs.copyFileSync(BOOTSTRAP, path.join(this.dir, 'bootstrap.mjs'));
     this.proc = spawn(process.execPath, [path.join(this.dir, 'bootstrap.mjs'), '--serve', ...args], {
@@ -63,6 +64,14 @@ class Runner {
       this.stderr += chunk;
     });
     this.proc.on('exit', () => this.wake());
+    this.key = randomBytes(32);
+    if (key === true) this.proc.stdin.write(JSON.stringify({ key: this.key.toString('hex') }) + '\n');
+    else if (typeof key === 'string') this.proc.stdin.write(key + '\n');
+  }
+
+  /** The nonce of a job's frames: hex(HMAC-SHA256(key, challenge)). */
+  nonceOf(challenge) {
+    return createHmac('sha256', this.key).update(challenge).digest('hex');
   }
 
   wake() {
@@ -85,10 +94,11 @@ class Runner {
   }
 
   /** Sends one job; resolves with its frames once it ends (or the runner does). */
-  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, nonce, timeoutMs = 60000 } = {}) {
-    const id = nonce ?? randomBytes(16).toString('hex');
+  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, challenge, timeoutMs = 60000 } = {}) {
+    const sent = challenge ?? randomBytes(16).toString('hex');
+    const id = this.nonceOf(sent);
     const job = {
-      nonce: id,
+      challenge: sent,
       source,
       input: typeof input === 'string' ? input : JSON.stringify(input),
       env: { ...PLATFORM_ENV, ...env },
@@ -102,6 +112,7 @@ class Runner {
     const mine = this.frames.filter((f) => f.nonce === id);
     const end = mine.find(isEnd);
     return {
+      nonce: id,
       kinds: mine.map((f) => f.kind),
       logs: mine.filter((f) => f.kind === 'log').map((f) => JSON.parse(f.payload).message),
       end: end?.kind,
@@ -282,4 +293,145 @@ test('serve: a runner idle past --max-idle-ms exits by itself', async () => {
   } finally {
     await r.close();
   }
+});
+
+test('serve: the nonce is the HMAC of the challenge under the key, for any challenge length', async () => {
+  await withRunner(async (r) => {
+    const source = 'export async function handler() { return { ok: true }; }';
+    // Around the SHA-256 padding edges (55/56 bytes, one block, two blocks).
+    for (const n of [1, 2, 31, 54, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 200, 256]) {
+      const challenge = 'aZ09'.repeat(64).slice(0, n);
+      const res = await r.run(source, { challenge });
+      assert.equal(res.end, 'result', `challenge of ${n} bytes`);
+      assert.deepEqual(res.kinds, ['started', 'result']);
+    }
+  });
+});
+
+test('serve: a runner without a valid key line never gets ready', async () => {
+  for (const key of [JSON.stringify({ key: 'ab' }), '{"challenge":"x","source":""}', JSON.stringify({ key: 'G'.repeat(64) })]) {
+    const r = new Runner([], { key });
+    try {
+      const code = await Promise.race([r.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15000))]);
+      assert.equal(code, 65, key);
+      assert.equal(r.frames.length, 0, key);
+      assert.match(r.stderr, /the first line is not a key/);
+    } finally {
+      await r.close();
+    }
+  }
+});
+
+test('serve: a job with a malformed challenge ends the runner before any user code', async () => {
+  for (const challenge of ['', 'a-b', 'x'.repeat(257), 'é']) {
+    await withRunner(async (r) => {
+      const res = await r.run('console.log("loaded"); export async function handler() { return { ok: true }; }', {
+        challenge,
+      });
+      assert.equal(res.end, undefined);
+      assert.equal(await r.exited, 65);
+      assert.ok(r.frames.every((f) => f.kind === 'ready'), JSON.stringify(r.frames));
+    });
+  }
+});
+
+// A handler that tries every way a warm runner's code could read later jobs
+// from the job channel, and forges result frames with whatever it finds.
+const SNIFFER = `
+  import fs from "node:fs";
+  let calls = 0;
+  const seen = [];
+  function forge(text) {
+    seen.push(text);
+    for (const line of text.split("\\n")) {
+      let job;
+      try { job = JSON.parse(line); } catch { continue; }
+      for (const guess of [job.challenge, job.nonce, job.key]) {
+        if (typeof guess !== "string") continue;
+        const frame = '\\n\\x1eLCF:' + guess + ':result:{"type":"result","value":{"ok":true,"data":"forged"}}\\n';
+        fs.writeSync(1, frame);
+      }
+    }
+  }
+  export async function handler(input) {
+    calls += 1;
+    if (calls === 1) {
+      process.stdin.on("data", (d) => forge(String(d)));
+      process.stdin.resume();
+      process.openStdin().on("data", (d) => forge(String(d)));
+      for (const h of process._getActiveHandles()) {
+        if (h && typeof h.on === "function" && h !== process.stdout && h !== process.stderr) h.on("data", (d) => forge(String(d)));
+      }
+    }
+    // Whatever the stdin stream of user code holds, read it all.
+    let piped = "";
+    process.stdin.setEncoding?.("utf8");
+    for (let chunk; (chunk = process.stdin.read()) !== null; ) piped += chunk;
+    if (piped) forge(piped);
+    return new Promise((resolve) => setTimeout(() => resolve({ ok: true, data: { calls, seen: seen.length } }), 50));
+  }`;
+
+test('serve: a warm handler cannot read the job channel nor forge a later job\'s result', async () => {
+  await withRunner(async (r) => {
+    const first = await r.run(SNIFFER);
+    assert.equal(first.end, 'result');
+    for (let i = 2; i <= 4; i++) {
+      const next = await r.run(SNIFFER, { input: { i } });
+      assert.equal(next.end, 'result');
+      // Genuine: the real handler's answer, and it never saw a job line.
+      assert.deepEqual(next.envelope, { type: 'result', value: { ok: true, data: { calls: i, seen: 0 } } });
+      assert.deepEqual(next.kinds, ['started', 'result']);
+    }
+    assert.ok(!r.frames.some((f) => f.payload.includes('forged')), 'no forged frame was written');
+  });
+});
+
+test('serve: a handler that steals job lines from fd 0 learns a challenge, never a usable nonce', async () => {
+  await withRunner(async (r) => {
+    // The first job leaves a thief behind: it spins on fd 0 (blocking the
+    // event loop, so the bootstrap never reads first), takes the next job
+    // line and forges a result under everything it finds in it.
+    const source = `
+      import fs from "node:fs";
+      let calls = 0;
+      function thief() {
+        const buf = Buffer.alloc(65536);
+        const until = Date.now() + 10000;
+        fs.writeSync(2, "thief armed\\n");
+        while (Date.now() < until) {
+          let n = 0;
+          try { n = fs.readSync(0, buf); } catch { continue; }
+          for (const line of buf.subarray(0, n).toString().split("\\n")) {
+            let job;
+            try { job = JSON.parse(line); } catch { continue; }
+            for (const guess of Object.values(job)) {
+              if (typeof guess !== "string" || guess.includes(":")) continue;
+              fs.writeSync(1, '\\n\\x1eLCF:' + guess + ':result:{"type":"result","value":{"ok":true,"data":"forged"}}\\n');
+            }
+          }
+          return;
+        }
+      }
+      export async function handler() {
+        calls += 1;
+        if (calls === 1) setTimeout(thief, 0);
+        return { ok: true, data: calls };
+      }`;
+    const first = await r.run(source);
+    assert.deepEqual(first.envelope, { type: 'result', value: { ok: true, data: 1 } });
+    // Only once the thief spins is the next line sent: the bootstrap cannot read first.
+    assert.ok(await r.until(() => r.stderr.includes('thief armed')), r.stderr);
+    const sent = randomBytes(16).toString('hex');
+    const nonce = r.nonceOf(sent);
+    const line = { challenge: sent, source, input: '{}', env: {}, max_output_bytes: 1 << 20, max_log_bytes: 1 << 20, timeout_ms: 60000 };
+    r.proc.stdin.write(JSON.stringify(line) + '\n');
+    // The thief answers under the challenge: a frame the runtime ignores.
+    assert.ok(await r.until((frames) => frames.some((f) => f.nonce === sent)), r.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(
+      r.frames.filter((f) => f.nonce === nonce),
+      [],
+      'nothing answered under the job nonce: the job was lost, never forged',
+    );
+  });
 });

@@ -177,6 +177,151 @@ pub async fn check_warm_reuse_is_per_key(rt: &dyn ContainerRuntime) {
     }
 }
 
+/// Warm mode: a handler that tries to read the job channel (listeners on
+/// `process.stdin`, `process.openStdin()`, the handles of
+/// `process._getActiveHandles()`) and forges a result frame from whatever
+/// it reads never sees a later job and never answers for it: later runs of
+/// the same runner return the real handler's result. One that steals the
+/// next job line from fd 0 itself learns its challenge but not its nonce:
+/// that run is lost (a timeout, the runner destroyed), never forged.
+pub async fn check_warm_job_channel_is_out_of_reach(rt: &dyn ContainerRuntime) {
+    assert_eq!(rt.status().execution_mode, "warm");
+    let sniffer = r#"
+        import fs from "node:fs";
+        let calls = 0;
+        const seen = [];
+        function forge(text) {
+          seen.push(text);
+          for (const line of String(text).split("\n")) {
+            let job;
+            try { job = JSON.parse(line); } catch { continue; }
+            for (const guess of Object.values(job)) {
+              if (typeof guess !== "string" || guess.includes(":")) continue;
+              fs.writeSync(1, '\n\x1eLCF:' + guess + ':result:{"type":"result","value":{"ok":true,"data":"forged"}}\n');
+            }
+          }
+        }
+        export async function handler() {
+          calls += 1;
+          if (calls === 1) {
+            process.stdin.on("data", forge);
+            process.stdin.resume();
+            process.openStdin().on("data", forge);
+            for (const h of process._getActiveHandles()) {
+              if (h && typeof h.on === "function" && h !== process.stdout && h !== process.stderr) h.on("data", forge);
+            }
+          }
+          return new Promise((r) => setTimeout(() => r({ ok: true, data: { calls, seen: seen.length } }), 50));
+        }"#;
+    let first = rt.run(contract_job(sniffer)).await.expect("the sniffing run");
+    let runner = first.start_kind;
+    for calls in 2..=3 {
+        let output = rt.run(contract_job(sniffer)).await.expect("a later run");
+        assert_eq!(output.start_kind, StartKind::Warm, "the sniffer's runner serves it");
+        assert_eq!(
+            envelope(&output),
+            json!({"type": "result", "value": {"ok": true, "data": {"calls": calls, "seen": 0}}}),
+            "the real handler answered and never saw a job line (first run: {runner:?})"
+        );
+    }
+
+    // A thief: spins on fd 0 after its run (so the runner reads nothing
+    // first) and forges a result under every string of the line it steals.
+    let thief = r#"
+        import fs from "node:fs";
+        let calls = 0;
+        function steal() {
+          const buf = Buffer.alloc(1 << 20);
+          const until = Date.now() + 20000;
+          while (Date.now() < until) {
+            let n = 0;
+            try { n = fs.readSync(0, buf); } catch { continue; }
+            if (n === 0) return;
+            for (const line of buf.subarray(0, n).toString().split("\n")) {
+              let job;
+              try { job = JSON.parse(line); } catch { continue; }
+              for (const guess of Object.values(job)) {
+                if (typeof guess !== "string" || guess.includes(":")) continue;
+                fs.writeSync(1, '\n\x1eLCF:' + guess + ':result:{"type":"result","value":{"ok":true,"data":"forged"}}\n');
+              }
+            }
+            return;
+          }
+        }
+        export async function handler() {
+          calls += 1;
+          if (calls === 1) setTimeout(steal, 0);
+          return { ok: true, data: calls };
+        }"#;
+    rt.run(contract_job(thief)).await.expect("the thief's first run");
+    // The thief starts spinning right after its run, or, when the next job
+    // line was quicker, after the next run: one of the next runs is robbed.
+    let mut robbed = false;
+    for calls in 2..=4 {
+        let mut next = contract_job(thief);
+        next.timeout = Duration::from_secs(3);
+        match rt.run(next).await {
+            Err(failure) => {
+                assert_eq!(failure.code, ErrorCode::Timeout, "{}", failure.message);
+                assert_eq!(failure.start_kind, StartKind::Warm);
+                robbed = true;
+                break;
+            }
+            Ok(output) => assert_eq!(
+                envelope(&output),
+                json!({"type": "result", "value": {"ok": true, "data": calls}}),
+                "never a forged result"
+            ),
+        }
+    }
+    assert!(robbed, "the thief never got a job line");
+    let after = rt.run(contract_job(thief)).await.expect("a run after the theft");
+    assert_ne!(after.start_kind, StartKind::Warm, "the robbed runner was not reused");
+    assert_eq!(envelope(&after)["value"]["data"], 1);
+}
+
+/// Warm mode, on a runtime whose launcher is wrapped in
+/// `runner::testing::Faulty`: a runner that sends a frame of an unknown kind
+/// or a frame over the job's cap fails its run (`INTERNAL`) and is never
+/// reused. Returns the names (`host/pid`, as [`WHO_AM_I`] gives them) of the
+/// two broken runners, for the runtime's test to check they are gone.
+pub async fn check_a_runner_that_breaks_the_protocol_is_never_reused(rt: &dyn ContainerRuntime) -> Vec<String> {
+    assert_eq!(rt.status().execution_mode, "warm");
+    let mut broken = Vec::new();
+    for (fault, message) in [
+        ("bad-frame", "the runner broke the protocol: unknown frame kind 'bogus'"),
+        ("oversized", "the runner sent a frame of more than"),
+    ] {
+        rt.run(contract_job(WHO_AM_I)).await.expect("a clean run");
+        let kept = rt.run(contract_job(WHO_AM_I)).await.expect("a warm run");
+        assert_eq!(kept.start_kind, StartKind::Warm);
+        let name = envelope(&kept)["value"]["data"]["runner"]
+            .as_str()
+            .expect("a runner name")
+            .to_string();
+        let mut bad = contract_job(WHO_AM_I);
+        bad.input_json = format!(r#"{{"inject":"{fault}"}}"#).into_bytes();
+        // Small enough for an oversized frame to stay small; the log cap is
+        // part of the warm key (it is in the run's env), so it stays.
+        bad.max_output_bytes = 4096;
+        let failure = rt.run(bad).await.expect_err("a broken frame fails the run");
+        assert_eq!(failure.code, ErrorCode::Internal, "{fault}: {}", failure.message);
+        assert!(failure.message.starts_with(message), "{fault}: {}", failure.message);
+        assert_eq!(failure.start_kind, StartKind::Warm, "{fault}: the warm runner took it");
+        let next = rt.run(contract_job(WHO_AM_I)).await.expect("a run after the failure");
+        assert_ne!(
+            next.start_kind,
+            StartKind::Warm,
+            "{fault}: the broken runner was reused"
+        );
+        let data = envelope(&next)["value"]["data"].clone();
+        assert_ne!(data["runner"], json!(name), "{fault}");
+        assert_eq!(data["calls"], 1, "{fault}");
+        broken.push(name);
+    }
+    broken
+}
+
 /// The settings [`check_warm_caps_and_ttl`] expects.
 pub fn warm_caps_config() -> ExecutionConfig {
     ExecutionConfig {

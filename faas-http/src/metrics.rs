@@ -87,7 +87,7 @@ impl Metrics {
         let pool_runners = IntGaugeVec::new(
             Opts::new(
                 "pool_runners",
-                "Runners of the runtime's pool by state (prewarm_idle, launching, warm_idle, warm_keys, prewarm_target)",
+                "Runners of the runtime's pool by state (prewarm_idle, launching, warm_idle, warm_busy, warm_keys, prewarm_target)",
             ),
             &["state"],
         )?;
@@ -243,6 +243,7 @@ impl Metrics {
             gauge("prewarm_idle", pool.prewarm_idle);
             gauge("launching", pool.launching);
             gauge("warm_idle", pool.warm_idle);
+            gauge("warm_busy", pool.warm_busy);
             gauge("warm_keys", pool.warm_keys);
             mirror(&self.pool_events, &["hit"], pool.hits);
             mirror(&self.pool_events, &["miss"], pool.misses);
@@ -296,6 +297,7 @@ mod tests {
                 pool: Some(faas_ports::PoolStatus {
                     prewarm_target: 4,
                     prewarm_idle: 3,
+                    warm_busy: 2,
                     hits: 7,
                     misses: 5,
                     ..faas_ports::PoolStatus::default()
@@ -309,6 +311,7 @@ mod tests {
         assert!(text.contains("lowcode_faas_starts_total{kind=\"warm\"} 0"));
         assert!(text.contains("lowcode_faas_starts_total{kind=\"prewarm\"} 7"));
         assert!(text.contains("lowcode_faas_pool_runners{state=\"prewarm_idle\"} 3"));
+        assert!(text.contains("lowcode_faas_pool_runners{state=\"warm_busy\"} 2"));
         assert!(text.contains("lowcode_faas_pool_events_total{event=\"hit\"} 7"));
         assert!(text.contains("lowcode_faas_pool_events_total{event=\"miss\"} 5"));
     }

@@ -80,6 +80,7 @@ pub async fn engine_readiness(engine: &Engine) -> Response {
                 "prewarm_idle": pool.prewarm_idle,
                 "launching": pool.launching,
                 "warm_idle": pool.warm_idle,
+                "warm_busy": pool.warm_busy,
                 "warm_keys": pool.warm_keys,
                 "hits": pool.hits,
                 "misses": pool.misses,

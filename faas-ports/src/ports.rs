@@ -201,6 +201,9 @@ pub struct PoolStatus {
     pub launching: usize,
     /// Idle warm runners (specialised for one deployment + env) now.
     pub warm_idle: usize,
+    /// Warm runners serving a run now (taken from the idle ones; they count
+    /// against the warm caps like idle ones).
+    pub warm_busy: usize,
     /// Distinct deployment + env keys with an idle warm runner.
     pub warm_keys: usize,
     /// Runs served by a pool runner (prewarm or warm) since start.

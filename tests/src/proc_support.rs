@@ -53,6 +53,18 @@ impl Server {
         vars: &[(&str, String)],
         data: Option<tempfile::TempDir>,
     ) -> Self {
+        Self::start_logged(binary, listen_var, vars, data, None).await
+    }
+
+    /// [`Server::start`], appending the server's stderr to `log` when given
+    /// (from this first start on).
+    pub async fn start_logged(
+        binary: &str,
+        listen_var: &str,
+        vars: &[(&str, String)],
+        data: Option<tempfile::TempDir>,
+        log: Option<PathBuf>,
+    ) -> Self {
         let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         if let Some(data) = &data {
             all.push(("LOWCODE_FAAS_DATA_DIR".into(), data.path().display().to_string()));
@@ -62,7 +74,7 @@ impl Server {
             listen_var: listen_var.to_owned(),
             port: free_port(),
             vars: all,
-            stderr: None,
+            stderr: log,
             child: None,
             base: String::new(),
             _data: data,

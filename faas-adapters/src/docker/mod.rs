@@ -1,8 +1,9 @@
 //! `ContainerRuntime` that runs jobs in Docker containers through the Engine
 //! API (bollard, never the docker CLI).
 //!
-//! Every container is a runner: `node /workspace/bootstrap.mjs --serve`
-//! started with no user code, taking jobs over its attached stdin and
+//! Every container is a runner: `node --input-type=module -e <bootstrap> --
+//! --serve --own-container` (the bootstrap in the command itself, see
+//! `launcher`) started with no user code, taking jobs over its attached stdin and
 //! answering with frames on its stdout ([`crate::runner`]). Where a run's
 //! container comes from is the execution mode ([`ExecutionConfig`]): started
 //! for the run (`cold`), taken from a pool of started ones (`prewarm`, the
@@ -10,12 +11,15 @@
 //!
 //! Invariants:
 //! - every container carries the owner label (this instance) and a runner
-//!   label; a container started for one run also carries its run id;
+//!   label; a container started for one run (a cold start) also carries its
+//!   run id and a deadline label; pool containers carry neither (labels are
+//!   fixed at creation, before a pool container knows its runs);
 //! - the same hardening for every container: memory = swap, CPUs, pids 256,
 //!   a numeric non-root user, all capabilities dropped, `no-new-privileges`,
 //!   the configured network, a capped json-file log;
-//! - no bind mounts, no volumes, no port: the bootstrap travels as an
-//!   archive through the API, jobs and results over the attach stream;
+//! - no bind mounts, no volumes, no port: the bootstrap travels in the
+//!   container's command, the workspace is a size-capped tmpfs owned by the
+//!   container user, jobs and results go over the attach stream;
 //! - a container is removed after its run (off the request path) unless it
 //!   stays warm; a dropped run removes its container from a spawned task;
 //!   what a crash leaves behind carries the owner label and goes at the next

@@ -419,6 +419,9 @@ async fn execution_modes_behave_as_documented() {
     let rt = runtime_in(ExecutionMode::Warm, 1);
     crate::runtime_contract::check_warm_runs_inherit_no_processes(&rt).await;
     rt.shutdown().await;
+    let rt = runtime_in(ExecutionMode::Warm, 1);
+    crate::runtime_contract::check_warm_job_channel_is_out_of_reach(&rt).await;
+    rt.shutdown().await;
     let rt = ProcessRuntime::new(ProcessRuntimeConfig {
         execution: crate::runtime_contract::warm_caps_config(),
         ..ProcessRuntimeConfig::default()
@@ -428,7 +431,214 @@ async fn execution_modes_behave_as_documented() {
     rt.shutdown().await;
 }
 
-/// Shutdown ends every pool process.
+/// The runtime over a launcher that injects protocol violations
+/// ([`crate::runner::testing::Faulty`]).
+fn faulty(mode: ExecutionMode, pool: usize) -> ProcessRuntime {
+    let rt = runtime_in(mode, pool);
+    let launcher = Arc::clone(&rt.launcher);
+    let execution = ExecutionConfig {
+        mode,
+        prewarm_pool_size: pool,
+        ..ExecutionConfig::default()
+    };
+    let faulty = crate::runner::testing::Faulty(Arc::clone(&launcher) as Arc<dyn Launcher>);
+    ProcessRuntime {
+        launcher,
+        pool: Pool::new(Arc::new(faulty), execution),
+    }
+}
+
+/// The pid in a `host/pid` runner name.
+fn pid_of(runner: &str) -> i64 {
+    runner.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_runner_that_breaks_the_protocol_is_destroyed_and_never_reused() {
+    let rt = faulty(ExecutionMode::Warm, 0);
+    for runner in crate::runtime_contract::check_a_runner_that_breaks_the_protocol_is_never_reused(&rt).await {
+        assert_dead(pid_of(&runner)).await;
+    }
+    rt.shutdown().await;
+}
+
+/// Pids of the live runner processes started with `--max-idle-ms=<max_idle>`.
+fn runners_with_max_idle(max_idle: Duration) -> Vec<u32> {
+    let mark = format!("--max-idle-ms={}", max_idle.as_millis());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let live = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                !matches!(
+                    stat.rsplit(')').next().unwrap_or("").trim().chars().next(),
+                    Some('Z' | 'X')
+                )
+            })
+            .unwrap_or(false);
+        if live && args.contains(&b"--serve".as_slice()) && args.contains(&mark.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Under concurrent load, the runner processes that really run never pass
+/// the warm cap + the prewarm pool + the runs in flight (+ removals under
+/// way), and the pool's own counts never pass the caps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caps_hold_under_load_counting_real_processes() {
+    let execution = ExecutionConfig {
+        mode: ExecutionMode::Warm,
+        prewarm_pool_size: 2,
+        // An idle TTL no other test uses: it names this test's runners
+        // (their --max-idle-ms).
+        warm_idle_ttl_ms: 15 * 60 * 1000 + 4321,
+        warm_max_containers: 3,
+        warm_max_per_key: 2,
+    };
+    let max_idle = execution.runner_max_idle();
+    let rt = Arc::new(
+        ProcessRuntime::new(ProcessRuntimeConfig {
+            execution: execution.clone(),
+            ..ProcessRuntimeConfig::default()
+        })
+        .unwrap(),
+    );
+    let clients = 4;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (rt, done, execution) = (Arc::clone(&rt), Arc::clone(&done), execution.clone());
+        tokio::spawn(async move {
+            let mut samples = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let before = rt.pool.counts();
+                let real = runners_with_max_idle(max_idle).len();
+                let after = rt.pool.counts();
+                for c in [before, after] {
+                    assert!(c.warm_live <= execution.warm_max_containers, "{c:?}");
+                    assert!(c.warm_live_max_per_key <= execution.warm_max_per_key, "{c:?}");
+                    assert!(c.prewarm_idle + c.launching <= execution.prewarm_pool_size, "{c:?}");
+                }
+                let bound = execution.warm_max_containers
+                    + execution.prewarm_pool_size
+                    + clients
+                    + before.removals_pending
+                    + usize::try_from(after.removals_started - before.removals_started).unwrap();
+                assert!(real <= bound, "{real} runner processes, bound {bound}: {after:?}");
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            samples
+        })
+    };
+    let runs = (0..clients).map(|client| {
+        let rt = Arc::clone(&rt);
+        tokio::spawn(async move {
+            for i in 0..8 {
+                let mut j = job(crate::runtime_contract::WHO_AM_I);
+                j.env.insert("K".into(), ((client + i) % 5).to_string());
+                rt.run(j).await.unwrap();
+            }
+        })
+    });
+    for run in futures_util::future::join_all(runs).await {
+        run.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(sampler.await.unwrap() > 0);
+    let status = rt.status().pool.unwrap();
+    assert_eq!(status.hits + status.misses, 32);
+    assert!(status.hits > 0, "{status:?}");
+    rt.shutdown().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !runners_with_max_idle(max_idle).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "runners left after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An idle runner killed from outside (warm or prewarmed) is detected,
+/// discarded and replaced, never handed a job.
+#[tokio::test]
+async fn a_killed_idle_runner_is_replaced_never_handed_a_job() {
+    let kill = |pid: i64| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    };
+    let who = |output: &faas_ports::RunOutput| {
+        envelope(output)["value"]["data"]["runner"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Warm, no pool: the next run after the kill is a miss, not a hit.
+    let rt = runtime_in(ExecutionMode::Warm, 0);
+    let first = rt.run(job(crate::runtime_contract::WHO_AM_I)).await.unwrap();
+    kill(pid_of(&who(&first)));
+    assert_dead(pid_of(&who(&first))).await;
+    // The maintenance pass finds it ended and discards it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rt.status().pool.unwrap().warm_idle > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the dead warm runner was kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hits = rt.status().pool.unwrap().hits;
+    let next = rt.run(job(crate::runtime_contract::WHO_AM_I)).await.unwrap();
+    assert_eq!(next.start_kind, StartKind::Cold);
+    assert_eq!(envelope(&next)["value"]["data"]["calls"], 1);
+    assert_eq!(
+        rt.status().pool.unwrap().hits,
+        hits,
+        "the dead runner was not handed the job"
+    );
+    rt.shutdown().await;
+    // Prewarm: the maintenance pass replaces the dead runner. An idle TTL
+    // no other test uses names this runtime's processes.
+    let execution = ExecutionConfig {
+        mode: ExecutionMode::Prewarm,
+        prewarm_pool_size: 1,
+        warm_idle_ttl_ms: 15 * 60 * 1000 + 7777,
+        ..ExecutionConfig::default()
+    };
+    let max_idle = execution.runner_max_idle();
+    let rt = ProcessRuntime::new(ProcessRuntimeConfig {
+        execution,
+        ..ProcessRuntimeConfig::default()
+    })
+    .unwrap();
+    rt.start_pool();
+    crate::runtime_contract::wait_for_prewarmed(&rt, 1).await;
+    let victims = runners_with_max_idle(max_idle);
+    assert_eq!(victims.len(), 1);
+    kill(i64::from(victims[0]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let replacement = loop {
+        let now = runners_with_max_idle(max_idle);
+        if rt.status().pool.unwrap().prewarm_idle == 1 && now.len() == 1 && now[0] != victims[0] {
+            break now[0];
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead runner was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let output = rt.run(job(crate::runtime_contract::WHO_AM_I)).await.unwrap();
+    assert_eq!(output.start_kind, StartKind::Prewarm);
+    assert_eq!(pid_of(&who(&output)), i64::from(replacement));
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_ends_the_pool() {
     let rt = runtime_in(ExecutionMode::Warm, 2);

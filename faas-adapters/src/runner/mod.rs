@@ -8,9 +8,11 @@
 //! both runtimes behave the same in every execution mode.
 //!
 //! Invariants:
-//! - a runner serves one job at a time; a job's frames carry its random
-//!   nonce, so neither user output nor a late write of an earlier job is
-//!   ever taken for the current job's result;
+//! - a runner serves one job at a time; a job's frames carry its nonce
+//!   (an HMAC of the job's random challenge under the runner's own key,
+//!   `protocol`), so neither user output, nor a late write of an earlier
+//!   job, nor code that read the job line is ever taken for the current
+//!   job's result;
 //! - every read is bounded: frame lines by the job's output and log limits
 //!   plus `protocol::FRAME_SLACK`, collected logs by `max_log_bytes` plus
 //!   `LOG_READ_SLACK`, stderr by its last `STDERR_TAIL_BYTES`;
@@ -20,6 +22,8 @@
 
 pub mod pool;
 pub(crate) mod protocol;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// Implements `ContainerRuntime` for a runtime type with a `pool: Pool` (the
 /// runs) and a `launcher` (the health check): both runtimes are the same
@@ -59,7 +63,7 @@ use tokio::time::Instant;
 
 use crate::bootstrap::{LOG_MAX_BYTES_ENV, NODE_OOM_MARKERS};
 use crate::AdapterError;
-use protocol::{Frame, LineSplitter, FRAME_SLACK, READY_NONCE};
+use protocol::{Frame, LineSplitter, RunnerKey, FRAME_SLACK, READY_NONCE};
 
 /// Bytes of stderr kept per job for diagnostics (OOM detection, failure messages).
 pub(crate) const STDERR_TAIL_BYTES: usize = 64 * 1024;
@@ -121,9 +125,11 @@ pub struct ExecutionConfig {
     pub prewarm_pool_size: usize,
     /// An idle warm runner is removed after this (`LOWCODE_FAAS_WARM_IDLE_TTL_MS`).
     pub warm_idle_ttl_ms: u64,
-    /// Idle warm runners kept in total (`LOWCODE_FAAS_WARM_MAX_CONTAINERS`).
+    /// Warm runners in total, idle or serving a run
+    /// (`LOWCODE_FAAS_WARM_MAX_CONTAINERS`).
     pub warm_max_containers: usize,
-    /// Idle warm runners kept per deployment + env (`LOWCODE_FAAS_WARM_MAX_PER_KEY`).
+    /// Warm runners per deployment + env, idle or serving a run
+    /// (`LOWCODE_FAAS_WARM_MAX_PER_KEY`).
     pub warm_max_per_key: usize,
 }
 
@@ -289,6 +295,23 @@ pub(crate) trait Launcher: Send + Sync + fmt::Debug + 'static {
     async fn health(&self) -> Result<(), PortError>;
 }
 
+/// A runner that read its key and said it is ready: what the pool keeps
+/// and hands out.
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// The runner.
+    pub(crate) runner: Box<dyn Runner>,
+    /// The key of its job nonces (sent to it once, at start).
+    pub(crate) key: RunnerKey,
+}
+
+impl Started {
+    /// Kills and removes the runner (bounded), waiting for that.
+    pub(crate) async fn destroy(self) {
+        self.runner.destroy().await;
+    }
+}
+
 /// `now + timeout`, or a far deadline when that overflows.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -305,13 +328,13 @@ pub(crate) fn run_env(job: &RunJob) -> BTreeMap<String, String> {
     env
 }
 
-/// Starts a runner and waits for its ready frame; destroys it when it does
-/// not get there.
+/// Starts a runner, sends it its key and waits for its ready frame;
+/// destroys it when it does not get there.
 pub(crate) async fn start_runner(
     launcher: &dyn Launcher,
     purpose: Purpose<'_>,
     deadline: Instant,
-) -> Result<Box<dyn Runner>, RunFailure> {
+) -> Result<Started, RunFailure> {
     let timeout = match purpose {
         Purpose::Run(job) => job.timeout,
         Purpose::Pool => READY_TIMEOUT,
@@ -322,6 +345,27 @@ pub(crate) async fn start_runner(
         Ok(Err(failure)) => return Err(failure),
         Err(_) => return Err(timed_out(timeout, Vec::new())),
     };
+    let key = match RunnerKey::generate() {
+        Ok(key) => key,
+        Err(e) => {
+            runner.destroy().await;
+            return Err(RunFailure::new(
+                ErrorCode::Internal,
+                format!("cannot make a runner key: {e}"),
+                Vec::new(),
+            ));
+        }
+    };
+    // Before any user code exists in the runner. A runner that cannot take
+    // it has ended: the loop below says why.
+    match tokio::time::timeout_at(deadline, runner.send(&key.line())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "Cannot send a runner its key."),
+        Err(_) => {
+            runner.destroy().await;
+            return Err(timed_out(timeout, Vec::new()));
+        }
+    }
     let launched_at = Instant::now();
     let ready_deadline = deadline.min(launched_at + READY_TIMEOUT);
     let mut splitter = LineSplitter::new(FRAME_SLACK, READY_NONCE);
@@ -355,7 +399,7 @@ pub(crate) async fn start_runner(
                     .any(|line| matches!(protocol::parse_frame(line, READY_NONCE), Ok(Some(Frame::Ready))))
                 {
                     tracing::debug!(ready_ms = launched_at.elapsed().as_secs_f64() * 1e3, "Runner ready.");
-                    return Ok(runner);
+                    return Ok(Started { runner, key });
                 }
             }
         }
@@ -380,11 +424,30 @@ pub(crate) enum Served {
     Lost(String),
 }
 
+/// When a job reached its runner, from the start of [`serve_job`] (for
+/// the phase log).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct JobTimes {
+    /// The job line was written.
+    pub(crate) sent: Option<Duration>,
+    /// The runner's started frame arrived.
+    pub(crate) started: Option<Duration>,
+}
+
 /// Sends the job to a ready runner and follows it to its verdict, the
 /// deadline, or the runner's end.
-pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: Instant, memory_mb: u64) -> Served {
-    let nonce = protocol::new_nonce();
-    let line = match protocol::job_line(job, &run_env(job), &nonce) {
+pub(crate) async fn serve_job(
+    started: &mut Started,
+    job: &RunJob,
+    deadline: Instant,
+    memory_mb: u64,
+    times: &mut JobTimes,
+) -> Served {
+    let begun = Instant::now();
+    let challenge = protocol::new_challenge();
+    let nonce = started.key.nonce(&challenge);
+    let runner = &mut *started.runner;
+    let line = match protocol::job_line(job, &run_env(job), &challenge) {
         Ok(line) => line,
         Err(e) => {
             return Served::Failed(RunFailure::new(
@@ -395,7 +458,7 @@ pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: I
         }
     };
     match tokio::time::timeout_at(deadline, runner.send(&line)).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => times.sent = Some(begun.elapsed()),
         Ok(Err(e)) => return Served::Lost(format!("cannot send the job: {e}")),
         Err(_) => {
             runner.kill().await;
@@ -437,7 +500,10 @@ pub(crate) async fn serve_job(runner: &mut dyn Runner, job: &RunJob, deadline: I
         for line in &lines {
             match protocol::parse_frame(line, &nonce) {
                 Ok(None) | Ok(Some(Frame::Ready)) => {}
-                Ok(Some(Frame::Started)) => started = true,
+                Ok(Some(Frame::Started)) => {
+                    started = true;
+                    times.started = Some(begun.elapsed());
+                }
                 Ok(Some(Frame::Log(entry))) => logs.push(entry),
                 Ok(Some(Frame::Result { envelope, reusable })) => {
                     return Served::Verdict {

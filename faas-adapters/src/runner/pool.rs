@@ -11,6 +11,17 @@
 //!   variables) for later runs of exactly that key, one at a time, until it
 //!   idles past the TTL or is evicted (least recently used) to make room.
 //!
+//! The warm caps count every warm runner, idle or serving a run: a runner
+//! taken from the warm pool keeps its place under the caps (a `WarmLease`)
+//! until it is parked again or destroyed, so at no time do more than
+//! `warm_max_containers` warm runners exist (`warm_max_per_key` per key). A
+//! run whose runner would pass a cap evicts the least recently used idle
+//! warm runner, or, when every warm runner is busy, has its runner
+//! destroyed instead of kept. Runs themselves are never refused: a run that
+//! finds no warm runner takes a prewarmed one or starts cold, so the runners
+//! alive at once are at most the warm cap + the prewarm pool + the runs in
+//! flight that did not start warm (+ removals under way).
+//!
 //! After every job that reached its runner, the runner ends what the job
 //! left running (`Runner::end_job`) before the run answers, whether the
 //! runner is then kept warm or destroyed; one whose clean-up may have left
@@ -34,8 +45,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, Launcher, Liveness, Purpose, Runner,
-    Served, PREWARM_MAX_IDLE,
+    deadline_after, serve_job, start_runner, ExecutionConfig, ExecutionMode, JobTimes, Launcher, Liveness, Purpose,
+    Served, Started, PREWARM_MAX_IDLE,
 };
 
 /// Pool runners started at once by the refill task.
@@ -78,7 +89,7 @@ impl WarmKey {
 
 #[derive(Debug)]
 struct Idle {
-    runner: Box<dyn Runner>,
+    runner: Started,
     since: Instant,
 }
 
@@ -86,11 +97,56 @@ struct Idle {
 struct State {
     prewarmed: VecDeque<Idle>,
     launching: usize,
+    /// Idle warm runners per key, in parking order.
     warm: HashMap<WarmKey, Vec<Idle>>,
-    warm_count: usize,
+    /// Runners in `warm`.
+    warm_idle: usize,
+    /// Warm runners per key, idle or serving a run (under a lease).
+    warm_live: HashMap<WarmKey, usize>,
+    /// The sum of `warm_live`.
+    warm_live_total: usize,
     last_error: Option<String>,
     retry_at: Option<Instant>,
     backoff: Duration,
+}
+
+impl State {
+    /// One warm runner of `key` (idle or busy) is gone.
+    fn forget_warm(&mut self, key: &WarmKey) {
+        if let Some(n) = self.warm_live.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.warm_live.remove(key);
+            }
+        }
+        self.warm_live_total = self.warm_live_total.saturating_sub(1);
+    }
+}
+
+/// A warm runner's place under the caps while it serves a run: kept when
+/// the runner is parked again ([`WarmLease::keep`]), given back when the
+/// lease is dropped (the runner destroyed, or the run dropped mid-way).
+#[derive(Debug)]
+struct WarmLease {
+    inner: Arc<Inner>,
+    key: WarmKey,
+    armed: bool,
+}
+
+impl WarmLease {
+    /// The runner is parked again: its place stays taken.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for WarmLease {
+    fn drop(&mut self) {
+        if self.armed {
+            // Never dropped while the state lock is held (see `park`, `take`).
+            self.inner.lock().forget_warm(&self.key);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +161,30 @@ struct Counters {
 #[derive(Debug, Default)]
 struct Removals {
     pending: AtomicUsize,
+    /// Destroys started since the pool was made.
+    started: AtomicU64,
     done: Notify,
+}
+
+/// Instant counts of the pool's runners, for tests that check the caps
+/// against what really runs.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Idle prewarmed runners.
+    pub(crate) prewarm_idle: usize,
+    /// Pool runners being started.
+    pub(crate) launching: usize,
+    /// Idle warm runners.
+    pub(crate) warm_idle: usize,
+    /// Warm runners, idle or serving a run.
+    pub(crate) warm_live: usize,
+    /// The most warm runners of one key, idle or serving a run.
+    pub(crate) warm_live_max_per_key: usize,
+    /// Background destroys not finished yet.
+    pub(crate) removals_pending: usize,
+    /// Background destroys started so far.
+    pub(crate) removals_started: u64,
 }
 
 #[derive(Debug)]
@@ -169,12 +248,14 @@ impl Pool {
         let memory_mb = inner.launcher.memory_mb();
         let mut lost = 0;
         loop {
+            let taking = Instant::now();
             let pooled = if lost < MAX_LOST_RUNNERS {
                 inner.take(key.as_ref())
             } else {
                 None
             };
-            let (mut runner, kind) = match pooled {
+            let take_time = taking.elapsed();
+            let (mut runner, kind, lease) = match pooled {
                 Some(found) => {
                     inner.counters.hits.fetch_add(1, Ordering::Relaxed);
                     inner.wake.notify_one();
@@ -185,18 +266,35 @@ impl Pool {
                         inner.counters.misses.fetch_add(1, Ordering::Relaxed);
                     }
                     let runner = start_runner(&*inner.launcher, Purpose::Run(&job), deadline).await?;
-                    (runner, StartKind::Cold)
+                    (runner, StartKind::Cold, None)
                 }
             };
-            tracing::debug!(start_kind = kind.as_str(), "Runner taken.");
-            let served = serve_job(&mut *runner, &job, deadline, memory_mb).await;
+            let launch_time = taking.elapsed() - take_time;
+            let serving = Instant::now();
+            let mut times = JobTimes::default();
+            let served = serve_job(&mut runner, &job, deadline, memory_mb, &mut times).await;
+            let serve_time = serving.elapsed();
             // Before the run answers: nothing it started outlives it.
-            let clean = matches!(served, Served::Lost(_)) || runner.end_job().await;
+            let clean = matches!(served, Served::Lost(_)) || runner.runner.end_job().await;
+            tracing::debug!(
+                start_kind = kind.as_str(),
+                take_us = micros(take_time),
+                launch_us = micros(launch_time),
+                send_us = times.sent.map_or(0, micros),
+                started_us = times.started.map_or(0, micros),
+                serve_us = micros(serve_time),
+                end_job_us = micros(serving.elapsed() - serve_time),
+                launching = inner.lock().launching,
+                "Run phases."
+            );
             match served {
                 Served::Verdict { outcome, reusable } => {
                     match (&key, reusable && clean) {
-                        (Some(key), true) => inner.park(key.clone(), runner),
-                        _ => inner.discard(runner),
+                        (Some(key), true) => inner.park(key.clone(), runner, lease),
+                        _ => {
+                            inner.discard(runner);
+                            drop(lease);
+                        }
                     }
                     return match outcome {
                         Ok(output) => Ok(RunOutput {
@@ -211,6 +309,7 @@ impl Pool {
                 }
                 Served::Failed(failure) => {
                     inner.discard(runner);
+                    drop(lease);
                     return Err(RunFailure {
                         start_kind: kind,
                         ..failure
@@ -218,6 +317,7 @@ impl Pool {
                 }
                 Served::Lost(why) => {
                     inner.discard(runner);
+                    drop(lease);
                     lost += 1;
                     tracing::warn!(start_kind = kind.as_str(), reason = %why, "A runner ended before it took its job.");
                     if kind == StartKind::Cold {
@@ -249,7 +349,8 @@ impl Pool {
                 prewarm_target: inner.config.prewarm_pool_size,
                 prewarm_idle: state.prewarmed.len(),
                 launching: state.launching,
-                warm_idle: state.warm_count,
+                warm_idle: state.warm_idle,
+                warm_busy: state.warm_live_total.saturating_sub(state.warm_idle),
                 warm_keys: state.warm.len(),
                 hits: c.hits.load(Ordering::Relaxed),
                 misses: c.misses.load(Ordering::Relaxed),
@@ -270,10 +371,14 @@ impl Pool {
             inner.closed.store(true, Ordering::Release);
             inner.wake.notify_one();
             let mut idle: Vec<Idle> = state.prewarmed.drain(..).collect();
-            for (_, runners) in state.warm.drain() {
-                idle.extend(runners);
+            let warm: Vec<(WarmKey, Vec<Idle>)> = state.warm.drain().collect();
+            for (key, runners) in warm {
+                for runner in runners {
+                    state.forget_warm(&key);
+                    idle.push(runner);
+                }
             }
-            state.warm_count = 0;
+            state.warm_idle = 0;
             idle
         };
         futures_util::future::join_all(idle.into_iter().map(|idle| idle.runner.destroy())).await;
@@ -293,6 +398,28 @@ impl Pool {
     }
 }
 
+#[cfg(test)]
+impl Pool {
+    /// Instant counts (see [`Counts`]).
+    pub(crate) fn counts(&self) -> Counts {
+        let state = self.inner.lock();
+        Counts {
+            prewarm_idle: state.prewarmed.len(),
+            launching: state.launching,
+            warm_idle: state.warm_idle,
+            warm_live: state.warm_live_total,
+            warm_live_max_per_key: state.warm_live.values().copied().max().unwrap_or(0),
+            removals_pending: self.inner.removals.pending.load(Ordering::Acquire),
+            removals_started: self.inner.removals.started.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// Microseconds, for the phase log.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         // Idle runners go with the state (their Drop removes them); the
@@ -307,16 +434,16 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle runner for the job: a warm one of its key first, then a
-    /// prewarmed one. Ended ones met on the way are discarded.
-    fn take(&self, key: Option<&WarmKey>) -> Option<(Box<dyn Runner>, StartKind)> {
+    /// An idle runner for the job: a warm one of its key first (with its
+    /// lease), then a prewarmed one. Ended ones met on the way are discarded.
+    fn take(self: &Arc<Self>, key: Option<&WarmKey>) -> Option<(Started, StartKind, Option<WarmLease>)> {
         if let Some(key) = key {
             loop {
                 let idle = {
                     let mut state = self.lock();
                     let found = state.warm.get_mut(key).and_then(Vec::pop);
                     if found.is_some() {
-                        state.warm_count -= 1;
+                        state.warm_idle -= 1;
                         if state.warm.get(key).is_some_and(Vec::is_empty) {
                             state.warm.remove(key);
                         }
@@ -324,44 +451,72 @@ impl Inner {
                     found
                 };
                 let Some(mut idle) = idle else { break };
-                if idle.runner.check_idle() == Liveness::Alive {
-                    return Some((idle.runner, StartKind::Warm));
+                // From here its place under the caps is the lease's.
+                let lease = WarmLease {
+                    inner: Arc::clone(self),
+                    key: key.clone(),
+                    armed: true,
+                };
+                if idle.runner.runner.check_idle() == Liveness::Alive {
+                    return Some((idle.runner, StartKind::Warm, Some(lease)));
                 }
                 tracing::info!("A warm runner had ended; discarded.");
                 self.discard(idle.runner);
+                drop(lease);
             }
         }
         loop {
             let mut idle = self.lock().prewarmed.pop_front()?;
-            if idle.runner.check_idle() == Liveness::Alive {
-                return Some((idle.runner, StartKind::Prewarm));
+            if idle.runner.runner.check_idle() == Liveness::Alive {
+                return Some((idle.runner, StartKind::Prewarm, None));
             }
             tracing::info!("A prewarmed runner had ended; discarded.");
             self.discard(idle.runner);
         }
     }
 
-    /// Keeps a runner idle under its key, within the caps.
-    fn park(&self, key: WarmKey, runner: Box<dyn Runner>) {
+    /// Keeps a runner idle under its key, within the caps (see the module
+    /// docs). `lease`: the runner came from the warm pool and still holds
+    /// its place.
+    fn park(&self, key: WarmKey, runner: Started, lease: Option<WarmLease>) {
         let mut evicted = None;
+        let mut refused_lease = None;
         let refused = {
             let mut state = self.lock();
-            let per_key = state.warm.get(&key).map_or(0, Vec::len);
             // `closed` under the lock: shutdown drains the state under it.
-            if self.closed.load(Ordering::Acquire) || per_key >= self.config.warm_max_per_key {
-                Some(runner)
+            let admitted = if self.closed.load(Ordering::Acquire) {
+                refused_lease = lease;
+                false
+            } else if let Some(lease) = lease {
+                lease.keep();
+                true
+            } else if state.warm_live.get(&key).copied().unwrap_or(0) >= self.config.warm_max_per_key {
+                false
             } else {
-                if state.warm_count >= self.config.warm_max_containers {
+                if state.warm_live_total >= self.config.warm_max_containers {
                     evicted = evict_oldest(&mut state);
                 }
+                if state.warm_live_total < self.config.warm_max_containers {
+                    *state.warm_live.entry(key.clone()).or_default() += 1;
+                    state.warm_live_total += 1;
+                    true
+                } else {
+                    // Every warm runner is busy: nothing to evict.
+                    false
+                }
+            };
+            if admitted {
                 state.warm.entry(key).or_default().push(Idle {
                     runner,
                     since: Instant::now(),
                 });
-                state.warm_count += 1;
+                state.warm_idle += 1;
                 None
+            } else {
+                Some(runner)
             }
         };
+        drop(refused_lease);
         if let Some(runner) = refused {
             self.discard(runner);
         }
@@ -372,7 +527,8 @@ impl Inner {
     }
 
     /// Destroys a runner off the request path, tracked for shutdown.
-    fn discard(&self, runner: Box<dyn Runner>) {
+    fn discard(&self, runner: Started) {
+        self.removals.started.fetch_add(1, Ordering::AcqRel);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             // No runtime: the runner's Drop does what it can.
             drop(runner);
@@ -399,29 +555,37 @@ impl Inner {
             let mut kept = VecDeque::new();
             while let Some(mut idle) = state.prewarmed.pop_front() {
                 // Retired before it would end itself (--max-idle-ms).
-                if now.duration_since(idle.since) < PREWARM_MAX_IDLE && idle.runner.check_idle() == Liveness::Alive {
+                if now.duration_since(idle.since) < PREWARM_MAX_IDLE
+                    && idle.runner.runner.check_idle() == Liveness::Alive
+                {
                     kept.push_back(idle);
                 } else {
                     gone.push(idle.runner);
                 }
             }
             state.prewarmed = kept;
-            for runners in state.warm.values_mut() {
+            let mut forgotten = Vec::new();
+            for (key, runners) in state.warm.iter_mut() {
                 let mut keep = Vec::new();
                 for mut idle in runners.drain(..) {
                     if now.duration_since(idle.since) >= ttl {
                         expired += 1;
                         gone.push(idle.runner);
-                    } else if idle.runner.check_idle() == Liveness::Alive {
+                        forgotten.push(key.clone());
+                    } else if idle.runner.runner.check_idle() == Liveness::Alive {
                         keep.push(idle);
                     } else {
                         gone.push(idle.runner);
+                        forgotten.push(key.clone());
                     }
                 }
                 *runners = keep;
             }
+            for key in &forgotten {
+                state.forget_warm(key);
+            }
             state.warm.retain(|_, runners| !runners.is_empty());
-            state.warm_count = state.warm.values().map(Vec::len).sum();
+            state.warm_idle = state.warm.values().map(Vec::len).sum();
         }
         self.counters.evictions.fetch_add(expired, Ordering::Relaxed);
         for runner in gone {
@@ -453,7 +617,11 @@ impl Inner {
     }
 
     async fn launch_one(self: Arc<Self>) {
+        let launching = Instant::now();
         let started = start_runner(&*self.launcher, Purpose::Pool, deadline_after(Duration::from_secs(120))).await;
+        if started.is_ok() {
+            tracing::debug!(launch_us = micros(launching.elapsed()), "Pool runner started.");
+        }
         let mut leftover = None;
         {
             let mut state = self.lock();
@@ -499,8 +667,9 @@ impl Inner {
     }
 }
 
-/// Removes the least recently used idle warm runner.
-fn evict_oldest(state: &mut State) -> Option<Box<dyn Runner>> {
+/// Removes the least recently used idle warm runner (and its place under
+/// the caps).
+fn evict_oldest(state: &mut State) -> Option<Started> {
     let key = state
         .warm
         .iter()
@@ -513,7 +682,8 @@ fn evict_oldest(state: &mut State) -> Option<Box<dyn Runner>> {
     if runners.is_empty() {
         state.warm.remove(&key);
     }
-    state.warm_count -= 1;
+    state.warm_idle -= 1;
+    state.forget_warm(&key);
     Some(idle.runner)
 }
 
@@ -533,3 +703,7 @@ async fn maintain(inner: Weak<Inner>, wake: Arc<Notify>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -1,13 +1,23 @@
 //! The stdio protocol between a runtime and `bootstrap.mjs --serve`.
 //!
-//! The runtime writes one job per line on the runner's stdin (JSON:
-//! nonce, source, input, env, limits). The bootstrap answers on stdout with
-//! frames, one line each: `\x1eLCF:<nonce>:<kind>:<payload>`. Every frame
+//! The runtime first writes the runner's key on its stdin
+//! (`{"key":"<64 hex digits>"}`: 32 random bytes, [`RunnerKey`]), before
+//! any user code exists in the runner; the runner then says it is ready.
+//! After that it writes one job per line (JSON: challenge, source, input,
+//! env, limits). The bootstrap answers on stdout with frames, one line each:
+//! `\x1eLCF:<nonce>:<kind>:<payload>`, where the job's nonce is
+//! `hex(HMAC-SHA256(key, challenge))` ([`RunnerKey::nonce`]). Every frame
 //! starts on a fresh line (the bootstrap writes a newline before it), so a
 //! user's unterminated write cannot swallow one; a line that does not start
 //! with the prefix is stray output and is dropped however long it is; a
 //! frame whose nonce is not the current job's (a forged one, or a stale one)
-//! is ignored. The nonce is random per job and travels only over stdin.
+//! is ignored.
+//!
+//! The challenge is random per job; the nonce itself never travels. So code
+//! of an earlier run in a warm runner that reads later job lines (from fd 0,
+//! past the bootstrap's hiding of the channel) learns their challenges and
+//! inputs, but not the nonce it would need to forge their frames: only code
+//! that inspects its own process memory can (README.md, warm mode).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,7 +27,7 @@ use serde::Serialize;
 
 /// What every frame line starts with.
 pub(crate) const FRAME_PREFIX: &[u8] = b"\x1eLCF:";
-/// The nonce of the ready frame, sent before any job.
+/// The nonce of the ready frame, sent once the runner read its key.
 pub(crate) const READY_NONCE: &str = "-";
 /// Room for a frame's prefix, nonce, kind and JSON escaping over the
 /// payload limits a job sets.
@@ -48,19 +58,96 @@ pub(crate) enum Frame<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct BadFrame(pub(crate) String);
 
-/// A fresh job nonce (random, unguessable by the run's code).
-pub(crate) fn new_nonce() -> String {
-    // A UUIDv7 carries 74 random bits from the OS generator; two of them
-    // make the nonce unguessable.
+/// A fresh job challenge (random per job; ASCII letters and digits, as the
+/// bootstrap requires, at most 256 of them).
+pub(crate) fn new_challenge() -> String {
+    // A UUIDv7 carries 74 random bits from the OS generator.
     format!("{}{}", RunId::generate().as_str(), RunId::generate().as_str())
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect()
 }
 
+/// Bytes of a runner's key.
+const KEY_BYTES: usize = 32;
+
+/// A runner's secret: the HMAC key of its job nonces, sent once as its
+/// first stdin line and never again.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RunnerKey([u8; KEY_BYTES]);
+
+impl std::fmt::Debug for RunnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunnerKey(…)")
+    }
+}
+
+impl RunnerKey {
+    /// A key from the OS random generator.
+    pub(crate) fn generate() -> std::io::Result<Self> {
+        let mut bytes = [0u8; KEY_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(format!("no random bytes: {e}")))?;
+        Ok(Self(bytes))
+    }
+
+    /// The key line: `{"key":"<64 lowercase hex digits>"}` and `\n`.
+    pub(crate) fn line(&self) -> Vec<u8> {
+        format!("{{\"key\":\"{}\"}}\n", hex(&self.0)).into_bytes()
+    }
+
+    /// The nonce of the frames of the job with this challenge.
+    pub(crate) fn nonce(&self, challenge: &str) -> String {
+        hex(&hmac_sha256(&self.0, challenge.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+impl RunnerKey {
+    /// The key of a key line (what a runner reads first), if it is one.
+    pub(crate) fn from_line(line: &[u8]) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let hex = value.get("key")?.as_str()?;
+        if hex.len() != 2 * KEY_BYTES {
+            return None;
+        }
+        let mut bytes = [0u8; KEY_BYTES];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) with a key of at most one block.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    let len = key.len().min(block.len());
+    block[..len].copy_from_slice(&key[..len]);
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let inner = inner.finalize();
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner);
+    outer.finalize().into()
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct JobLine<'a> {
-    nonce: &'a str,
+    challenge: &'a str,
     source: &'a str,
     input: Cow<'a, str>,
     env: &'a BTreeMap<String, String>,
@@ -74,9 +161,9 @@ struct JobLine<'a> {
 /// The job as one stdin line (JSON plus `\n`). `env` is the run's complete
 /// env (see [`super::run_env`]). The input travels as a string so the
 /// bootstrap judges it (`BAD_INPUT`) exactly as in one-shot mode.
-pub(crate) fn job_line(job: &RunJob, env: &BTreeMap<String, String>, nonce: &str) -> serde_json::Result<Vec<u8>> {
+pub(crate) fn job_line(job: &RunJob, env: &BTreeMap<String, String>, challenge: &str) -> serde_json::Result<Vec<u8>> {
     let line = JobLine {
-        nonce,
+        challenge,
         source: &job.source_code,
         input: String::from_utf8_lossy(&job.input_json),
         env,
@@ -294,10 +381,11 @@ mod tests {
         let mut job = crate::runtime_contract::contract_job("export const handler = () => ({ ok: true });");
         job.input_json = b"{\"a\":\"line\nbreak\"}\xff".to_vec();
         let env = BTreeMap::from([("K".to_string(), "v\n2".to_string())]);
-        let line = job_line(&job, &env, "nonce1").unwrap();
+        let line = job_line(&job, &env, "challenge1").unwrap();
         assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
         let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
-        assert_eq!(value["nonce"], "nonce1");
+        assert_eq!(value["challenge"], "challenge1");
+        assert!(value.get("nonce").is_none(), "the nonce never travels");
         assert_eq!(value["env"]["K"], "v\n2");
         assert!(value["input"].as_str().unwrap().ends_with('\u{fffd}'));
         assert_eq!(value["max_output_bytes"], job.max_output_bytes);
@@ -305,11 +393,36 @@ mod tests {
     }
 
     #[test]
-    fn nonces_are_long_random_and_frame_safe() {
-        let (a, b) = (new_nonce(), new_nonce());
+    fn challenges_are_long_random_and_what_the_bootstrap_accepts() {
+        let (a, b) = (new_challenge(), new_challenge());
         assert_ne!(a, b);
-        assert!(a.len() >= 48, "{a}");
+        assert!((48..=256).contains(&a.len()), "{a}");
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn nonces_are_the_hmac_of_the_challenge_under_the_runner_key() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let key = RunnerKey::generate().unwrap();
+        let other = RunnerKey::generate().unwrap();
+        assert_ne!(key, other);
+        let nonce = key.nonce("abc");
+        assert_eq!(nonce.len(), 64);
+        assert!(nonce.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(nonce, key.nonce("abc"));
+        assert_ne!(nonce, key.nonce("abd"));
+        assert_ne!(nonce, other.nonce("abc"));
+        let line = key.line();
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(value["key"].as_str().unwrap().len(), 64);
+        assert_eq!(hex(&key.0), value["key"]);
+        assert!(line.ends_with(b"\"}\n"));
+        assert_eq!(RunnerKey::from_line(&line), Some(key.clone()));
+        assert_eq!(format!("{key:?}"), "RunnerKey(…)");
     }
 
     mod properties {
