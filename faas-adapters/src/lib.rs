@@ -52,7 +52,8 @@ pub mod docker;
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
 
-#[cfg(feature = "memory")]
+// Also under `cfg(test)`: its contract suite runs under plain `cargo test -p faas-adapters`.
+#[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
 #[cfg(feature = "logs")]
