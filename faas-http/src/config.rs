@@ -603,6 +603,8 @@ impl Raw {
             .map_err(|_| invalid("max_concurrent_runs", "", "too large"))?,
             max_queued_runs: self.usize_or("max_queued_runs", defaults.max_queued_runs)?,
         };
+        // The container defaults live in one place: the Docker runtime's `DockerConfig::default()`.
+        let docker = DockerConfig::default();
         let runtime = RuntimeSettings {
             kind: match self.string_or("runtime", "docker").to_lowercase().as_str() {
                 "docker" => RuntimeKind::Docker,
@@ -610,16 +612,17 @@ impl Raw {
                 other => return Err(invalid("runtime", other, "expected docker or process")),
             },
             node_bin: PathBuf::from(self.string_or("node_bin", "node")),
-            node_docker_image: self.string_or("node_docker_image", "node:22-alpine"),
-            prewarm_node_image: self.bool_or("prewarm_node_image", true)?,
-            container_memory_mb: self.positive_u64_or("container_memory_mb", 256)?,
-            container_cpus: {
-                let raw = self.string_or("container_cpus", "1");
-                raw.parse::<f64>()
-                    .map_err(|_| invalid("container_cpus", &raw, "expected a number from 0.01 to 1024"))?
+            node_docker_image: self.string_or("node_docker_image", &docker.image),
+            prewarm_node_image: self.bool_or("prewarm_node_image", docker.prewarm_image)?,
+            container_memory_mb: self.positive_u64_or("container_memory_mb", docker.memory_mb)?,
+            container_cpus: match self.string("container_cpus") {
+                None => docker.cpus,
+                Some(raw) => raw
+                    .parse::<f64>()
+                    .map_err(|_| invalid("container_cpus", &raw, "expected a number from 0.01 to 1024"))?,
             },
-            container_network: self.string_or("container_network", "bridge"),
-            container_user: self.string_or("container_user", "1000:1000"),
+            container_network: self.string_or("container_network", &docker.network),
+            container_user: self.string_or("container_user", &docker.user),
             instance_id: self.string("instance_id"),
             execution: self.execution()?,
         };

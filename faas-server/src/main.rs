@@ -9,7 +9,7 @@ use faas_server::{app, init_tracing, shutdown_signal, Settings};
 /// The lowcode-faas dispatcher: the public HTTP API and the playground at
 /// /ui/. With no subcommand it serves until SIGTERM/SIGINT.
 #[derive(Debug, Parser)]
-#[command(name = "faas-server", version, after_help = faas_http::usage::SETTINGS_HELP)]
+#[command(name = "faas-server", version, after_help = faas_http::usage::settings_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -9,7 +9,7 @@ use faas_ports::report::Report;
 /// The lowcode-faas worker: runs invocations forwarded by the dispatcher
 /// (POST /v1/run). It serves until SIGTERM/SIGINT.
 #[derive(Debug, clap::Parser)]
-#[command(name = "faas-worker", version, after_help = faas_http::usage::SETTINGS_HELP)]
+#[command(name = "faas-worker", version, after_help = faas_http::usage::settings_help())]
 struct Cli {}
 
 #[tokio::main]
