@@ -539,7 +539,8 @@ impl Raw {
         let config = ExecutionConfig {
             mode,
             prewarm_pool_size: self.usize_or("prewarm_pool_size", defaults.prewarm_pool_size)?,
-            warm_idle_ttl_ms: self.positive_u64_or("warm_idle_ttl_ms", defaults.warm_idle_ttl_ms)?,
+            // In ms at this edge; the adapter judges the range.
+            warm_idle_ttl: Duration::from_millis(self.positive_u64_or("warm_idle_ttl_ms", ms(defaults.warm_idle_ttl))?),
             warm_max_containers: self.usize_or("warm_max_containers", defaults.warm_max_containers)?,
             warm_max_per_key: self.usize_or("warm_max_per_key", defaults.warm_max_per_key)?,
         };
