@@ -58,7 +58,8 @@ async fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("faas-server: {}", Report(&e));
-            return ExitCode::FAILURE;
+            // 2 for a configuration error, as the worker.
+            return ExitCode::from(e.exit_code());
         }
     };
     match app::serve(dispatcher, shutdown_signal()).await {
@@ -73,7 +74,7 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("faas-server: {}", Report(&e));
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }
