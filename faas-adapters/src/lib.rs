@@ -27,7 +27,9 @@
 //! `spawn_blocking` or tokio's fs.
 #![warn(missing_docs)]
 
-pub mod bootstrap;
+// The embedded `js/bootstrap.mjs`: only the runtimes use it.
+#[cfg(any(feature = "process", feature = "docker"))]
+mod bootstrap;
 pub mod cache;
 mod error;
 pub mod unavailable;

@@ -1,7 +1,7 @@
 //! What the two runtimes share: the runner abstraction (a started container
 //! or `node` process speaking the stdio protocol of `bootstrap.mjs --serve`),
 //! one job's exchange with a runner, the failure messages both runtimes
-//! give, and the pool of prewarmed and warm runners ([`pool`]).
+//! give, and the pool of prewarmed and warm runners (`pool`, private).
 //!
 //! A runtime provides a `Launcher` (how to start a generic runner, with no
 //! user code, and what a started one is); everything after that is here, so
@@ -18,7 +18,7 @@
 //! - a runner that timed out, ran out of memory, ended, or broke the
 //!   protocol is destroyed, never reused.
 
-pub mod pool;
+pub(crate) mod pool;
 pub(crate) mod protocol;
 
 /// Implements `ContainerRuntime` for a runtime type with a `pool: Pool` (the
