@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak and fault program (tests/src/bin/soak.rs), prepared and run:
+# The soak and fault program (tests/src/bin/soak/), prepared and run:
 # a dedicated PostgreSQL 15 cluster `soak` on 127.0.0.1:5439 (so stopping it
 # does not disturb anything else on the machine), the local Node image, the
 # release binaries. s3s-fs is started by the program itself.

@@ -27,7 +27,9 @@
 //! `spawn_blocking` or tokio's fs.
 #![warn(missing_docs)]
 
-pub mod bootstrap;
+// The embedded `js/bootstrap.mjs`: only the runtimes use it.
+#[cfg(any(feature = "process", feature = "docker"))]
+mod bootstrap;
 pub mod cache;
 mod error;
 pub mod unavailable;
@@ -52,7 +54,8 @@ pub mod docker;
 #[cfg(feature = "http-fetch")]
 pub mod fetch;
 
-#[cfg(feature = "memory")]
+// Also under `cfg(test)`: its contract suite runs under plain `cargo test -p faas-adapters`.
+#[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
 #[cfg(feature = "logs")]

@@ -330,7 +330,7 @@ pub fn warm_caps_config() -> ExecutionConfig {
         // Long enough that no runner expires while the caps are checked on a
         // loaded machine (five runs, three of them cold), short enough to
         // wait for.
-        warm_idle_ttl_ms: 15_000,
+        warm_idle_ttl: Duration::from_secs(15),
         warm_max_containers: 2,
         warm_max_per_key: 1,
     }

@@ -1,7 +1,8 @@
 //! The server's error enum and the one mapping from errors to HTTP replies.
 
+use faas_adapters::AdapterError;
 use faas_domain::DomainError;
-use faas_ports::report::Report;
+use faas_ports::report::{find_cause, Report};
 use faas_ports::PortError;
 use warp::http::StatusCode;
 
@@ -29,6 +30,36 @@ pub enum ServerError {
         /// Why.
         message: String,
     },
+}
+
+impl ServerError {
+    /// True for a configuration error: a setting the loader or the
+    /// composition root refuses, or one an adapter's own check refuses
+    /// while it is built (`LOWCODE_FAAS_DATA_DIR` naming a file,
+    /// `DOCKER_HOST` with a scheme Docker does not speak).
+    pub fn is_config(&self) -> bool {
+        match self {
+            ServerError::Config(_) => true,
+            ServerError::Adapter { source, .. } => {
+                matches!(
+                    find_cause::<AdapterError>(source.as_ref()),
+                    Some(AdapterError::Config(_))
+                )
+            }
+            ServerError::Bind { .. } => false,
+        }
+    }
+
+    /// The exit status of a binary that stops on this error: 2 for a
+    /// configuration error (as for an invalid setting), 1 for any other
+    /// start-up failure (docs/api.md §9).
+    pub fn exit_code(&self) -> u8 {
+        if self.is_config() {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 /// An error reply: status, stable code and a human message, sent as
@@ -223,5 +254,34 @@ mod tests {
             std::io::Error::other("/secret/path"),
         )));
         assert_eq!(api.message, "internal error");
+    }
+
+    #[test]
+    fn configuration_errors_exit_2_and_other_start_up_failures_1() {
+        let adapter = |source: AdapterError| ServerError::Adapter {
+            context: "LOWCODE_FAAS_DATA_DIR".into(),
+            source: Box::new(source),
+        };
+        let io = || std::io::Error::other("disk on fire");
+        for (error, code) in [
+            (ServerError::Config("LOWCODE_FAAS_X is bad".into()), 2),
+            (adapter(AdapterError::Config("a file, not a directory".into())), 2),
+            (
+                adapter(AdapterError::Io {
+                    context: "creating data directory".into(),
+                    source: io(),
+                }),
+                1,
+            ),
+            (
+                ServerError::Bind {
+                    addr: ([127, 0, 0, 1], 8080).into(),
+                    message: "address in use".into(),
+                },
+                1,
+            ),
+        ] {
+            assert_eq!(error.exit_code(), code, "{error:?}");
+        }
     }
 }

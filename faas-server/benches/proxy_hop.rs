@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faas_adapters::fs::FsSourceStore;
-use faas_adapters::unavailable::UnavailableRuntime;
 use faas_domain::{CreateFunction, Engine, SourceSpec};
 use faas_ports::{
     async_trait, CollectionPath, ContainerRuntime, EnvMap, FunctionName, Language, PortError, RunFailure, RunJob,
     RunOutput,
 };
-use faas_server::api::Dispatcher;
 use faas_server::app;
-use faas_server::proxy::{PoolConfig, SystemResolver, WorkerPool};
 use faas_server::Settings;
 use faas_worker::Worker;
 
@@ -73,10 +70,10 @@ async fn main() {
         ("LOWCODE_FAAS_WORKER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("LOWCODE_FAAS_DATA_DIR".to_owned(), data.path().display().to_string()),
     ];
-    let settings = Settings::from_vars(vars).unwrap();
+    let settings = Settings::from_vars(vars.clone()).unwrap();
 
     let store = Arc::new(FsSourceStore::new(data.path()).unwrap());
-    let worker_engine = Arc::new(Engine::builder(store.clone(), Arc::new(InstantRuntime)).build());
+    let worker_engine = Arc::new(Engine::builder(store, Arc::new(InstantRuntime)).build());
     worker_engine
         .create_function(CreateFunction {
             collection_path: CollectionPath::root(),
@@ -105,41 +102,15 @@ async fn main() {
     .unwrap();
     let worker_url = format!("http://{}", worker_server.addr);
 
-    let metrics = app::new_metrics().unwrap();
-    let pool = WorkerPool::new(
-        PoolConfig {
-            urls: vec![worker_url.clone()],
-            token: None,
-            max_reply_bytes: 16 * 1024 * 1024,
-            dns_refresh: settings.worker_dns_refresh,
-            health_interval: settings.worker_health_interval,
-            proxy: settings.proxy.clone(),
-        },
-        Arc::new(SystemResolver),
-        metrics.clone(),
-    )
-    .unwrap();
-    pool.start().await;
-    let dispatcher = Arc::new(Dispatcher {
-        engine: Arc::new(Engine::builder(store, Arc::new(UnavailableRuntime::new("proxy mode"))).build()),
-        settings: Arc::new(settings.clone()),
-        metrics,
-        proxy: Some(pool),
-        log_buffer: None,
-        browser: faas_server::api::BrowserPolicy::SameOrigin {
-            cors_origins: Vec::new(),
-        },
-        cleanup: app::Cleanup::default(),
-    });
-    let dispatcher_server = app::spawn_filter(
-        app::routes(dispatcher),
-        settings.listen,
-        settings.shutdown_grace,
-        settings.connection_limits,
-        app::Cleanup::default(),
-    )
-    .await
-    .unwrap();
+    // A proxy-mode dispatcher over the same data dir, built as the binary
+    // builds it; without the function cache, so each invoke reads storage
+    // as the worker's does.
+    let mut dispatcher_vars = vars.clone();
+    dispatcher_vars.extend([
+        ("LOWCODE_FAAS_WORKER_URL".to_owned(), worker_url.clone()),
+        ("LOWCODE_FAAS_FUNCTION_CACHE".to_owned(), "false".to_owned()),
+    ]);
+    let dispatcher_server = app::spawn(Settings::from_vars(dispatcher_vars).unwrap()).await.unwrap();
     let dispatcher_url = format!("http://{}/functions/noop/invoke", dispatcher_server.addr);
 
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();

@@ -16,7 +16,7 @@ pub use faas_http::engine::{
 pub use faas_http::serve::{serve_filter, spawn_filter, ConnectionLimits, RunningServer};
 use faas_ports::{ContainerRuntime, SourceFetcher};
 
-use crate::api::Dispatcher;
+pub use crate::api::Dispatcher;
 use crate::proxy::{PoolConfig, Resolve, SystemResolver, WorkerPool};
 use crate::{ServerError, Settings};
 
@@ -26,11 +26,8 @@ pub async fn build_dispatcher(settings: Settings) -> Result<Arc<Dispatcher>, Ser
 }
 
 /// [`build_dispatcher`] with the resolver of the worker names in
-/// `LOWCODE_FAAS_WORKER_URL` (tests pass a fake).
-pub async fn build_dispatcher_with(
-    settings: Settings,
-    resolver: Arc<dyn Resolve>,
-) -> Result<Arc<Dispatcher>, ServerError> {
+/// `LOWCODE_FAAS_WORKER_URL`.
+async fn build_dispatcher_with(settings: Settings, resolver: Arc<dyn Resolve>) -> Result<Arc<Dispatcher>, ServerError> {
     faas_http::exposure::warn_dispatcher(&settings);
     let proxy_mode = !settings.worker_urls.is_empty();
     let runtime: Option<Arc<dyn ContainerRuntime>> = proxy_mode.then(|| {

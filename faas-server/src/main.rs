@@ -9,7 +9,7 @@ use faas_server::{app, init_tracing, shutdown_signal, Settings};
 /// The lowcode-faas dispatcher: the public HTTP API and the playground at
 /// /ui/. With no subcommand it serves until SIGTERM/SIGINT.
 #[derive(Debug, Parser)]
-#[command(name = "faas-server", version, after_help = faas_http::usage::SETTINGS_HELP)]
+#[command(name = "faas-server", version, after_help = faas_http::usage::settings_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -58,7 +58,8 @@ async fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("faas-server: {}", Report(&e));
-            return ExitCode::FAILURE;
+            // 2 for a configuration error, as the worker.
+            return ExitCode::from(e.exit_code());
         }
     };
     match app::serve(dispatcher, shutdown_signal()).await {
@@ -73,7 +74,7 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("faas-server: {}", Report(&e));
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -94,6 +94,25 @@ fn invalid_settings_exit_non_zero_naming_the_variable() {
 }
 
 #[test]
+fn a_configuration_error_while_building_the_dispatcher_exits_2() {
+    // Valid as a setting, refused by the files store when it is built.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let out = server()
+        .env("LOWCODE_FAAS_LISTEN", "127.0.0.1:0")
+        .env("LOWCODE_FAAS_RUNTIME", "process")
+        .env("LOWCODE_FAAS_DATA_DIR", &file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("LOWCODE_FAAS_DATA_DIR"), "{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    assert!(out.stdout.is_empty(), "stdout stays free for function logs");
+}
+
+#[test]
 fn an_unknown_variable_is_reported_with_the_nearest_known_name() {
     // Invalid on purpose, so the binary stops right after reading settings.
     let out = server()

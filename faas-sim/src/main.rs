@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     let params = match Params::parse(std::env::args().skip(1)) {
         Ok(p) => p,
         Err(ArgsError::Help) => return print(report::USAGE),
-        Err(ArgsError::Invalid(message)) => {
-            eprintln!("routing-sim: {message}");
+        Err(error) => {
+            eprintln!("routing-sim: {error}");
             return ExitCode::from(2);
         }
     };

@@ -72,11 +72,14 @@ Usage: routing-sim [--workers N] [--functions M] [--requests R] [--zipf S] [--se
 ";
 
 /// Why the arguments were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArgsError {
     /// `--help` was asked for.
+    #[error("--help was asked for")]
     Help,
     /// Anything else, with a message naming the flag.
+    #[error("{0}")]
     Invalid(String),
 }
 

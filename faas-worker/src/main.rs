@@ -9,7 +9,7 @@ use faas_ports::report::Report;
 /// The lowcode-faas worker: runs invocations forwarded by the dispatcher
 /// (POST /v1/run). It serves until SIGTERM/SIGINT.
 #[derive(Debug, clap::Parser)]
-#[command(name = "faas-worker", version, after_help = faas_http::usage::SETTINGS_HELP)]
+#[command(name = "faas-worker", version, after_help = faas_http::usage::settings_help())]
 struct Cli {}
 
 #[tokio::main]
@@ -29,13 +29,9 @@ async fn main() -> ExitCode {
     };
     let worker = match faas_worker::build_worker(settings).await {
         Ok(w) => w,
-        Err(e @ faas_http::ServerError::Config(_)) => {
-            eprintln!("faas-worker: {}", Report(&e));
-            return ExitCode::from(2);
-        }
         Err(e) => {
             eprintln!("faas-worker: {}", Report(&e));
-            return ExitCode::FAILURE;
+            return ExitCode::from(e.exit_code());
         }
     };
     let addr = worker.settings.worker_listen;
@@ -60,7 +56,7 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("faas-worker: {}", Report(&e));
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -54,6 +54,18 @@ fn worker_at(listen: &str, data: &std::path::Path, extra: &[(&str, &str)]) -> Co
     cmd
 }
 
+#[test]
+fn a_configuration_error_while_building_the_worker_exits_2() {
+    // Valid as a setting, refused by the files store when it is built.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let out = worker_at("127.0.0.1:0", &file, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("LOWCODE_FAAS_DATA_DIR"), "{stderr}");
+}
+
 /// 192.0.2.1 (TEST-NET-1) is a non-loopback address no machine has: the
 /// checks run before binding, and binding it then fails, so nothing is
 /// ever exposed by these tests.

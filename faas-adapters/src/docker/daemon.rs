@@ -11,6 +11,7 @@ use bollard::query_parameters::{
     CreateImageOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
+use faas_ports::report::report;
 use faas_ports::{Component, ErrorCode, PortError, RunFailure};
 use futures_util::StreamExt;
 
@@ -92,6 +93,8 @@ impl Fault {
 
 /// The one translation of bollard errors.
 pub(super) fn map_error(error: BollardError) -> Fault {
+    // The whole cause chain: hyper's top-level messages alone say little
+    // ("client error (Connect)").
     let (kind, message) = match &error {
         BollardError::DockerResponseServerError { status_code, message } => {
             let kind = match status_code {
@@ -105,30 +108,14 @@ pub(super) fn map_error(error: BollardError) -> Fault {
         BollardError::HyperResponseError { .. }
         | BollardError::IOError { .. }
         | BollardError::RequestTimeoutError
-        | BollardError::SocketNotFoundError(_) => (FaultKind::Unreachable, error_chain(&error)),
-        _ => (FaultKind::Other, error_chain(&error)),
+        | BollardError::SocketNotFoundError(_) => (FaultKind::Unreachable, report(&error)),
+        _ => (FaultKind::Other, report(&error)),
     };
     Fault {
         kind,
         message,
         source: Some(error),
     }
-}
-
-/// An error and its sources, joined: hyper's top-level messages alone say
-/// little ("client error (Connect)").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// What to do about a missing image, for run errors and `/readyz`.

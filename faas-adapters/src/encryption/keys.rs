@@ -145,6 +145,7 @@ impl fmt::Debug for Keyring {
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OpenError {
     /// Sealed with a key that is neither the current nor a previous one.
     UnknownKey(String),

@@ -100,8 +100,6 @@
 
 mod atomic;
 pub(crate) mod layout;
-#[cfg(test)]
-mod legacy_tests;
 mod locks;
 mod store;
 #[cfg(test)]

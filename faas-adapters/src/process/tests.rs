@@ -499,7 +499,7 @@ async fn the_caps_hold_under_load_counting_real_processes() {
         prewarm_pool_size: 2,
         // An idle TTL no other test uses: it names this test's runners
         // (their --max-idle-ms).
-        warm_idle_ttl_ms: 15 * 60 * 1000 + 4321,
+        warm_idle_ttl: Duration::from_millis(15 * 60 * 1000 + 4321),
         warm_max_containers: 3,
         warm_max_per_key: 2,
     };
@@ -607,7 +607,7 @@ async fn a_killed_idle_runner_is_replaced_never_handed_a_job() {
     let execution = ExecutionConfig {
         mode: ExecutionMode::Prewarm,
         prewarm_pool_size: 1,
-        warm_idle_ttl_ms: 15 * 60 * 1000 + 7777,
+        warm_idle_ttl: Duration::from_millis(15 * 60 * 1000 + 7777),
         ..ExecutionConfig::default()
     };
     let max_idle = execution.runner_max_idle();

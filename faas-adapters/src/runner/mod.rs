@@ -1,7 +1,7 @@
 //! What the two runtimes share: the runner abstraction (a started container
 //! or `node` process speaking the stdio protocol of `bootstrap.mjs --serve`),
 //! one job's exchange with a runner, the failure messages both runtimes
-//! give, and the pool of prewarmed and warm runners ([`pool`]).
+//! give, and the pool of prewarmed and warm runners (`pool`, private).
 //!
 //! A runtime provides a `Launcher` (how to start a generic runner, with no
 //! user code, and what a started one is); everything after that is here, so
@@ -20,7 +20,7 @@
 //! - a runner that timed out, ran out of memory, ended, or broke the
 //!   protocol is destroyed, never reused.
 
-pub mod pool;
+pub(crate) mod pool;
 pub(crate) mod protocol;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -123,8 +123,10 @@ pub struct ExecutionConfig {
     pub mode: ExecutionMode,
     /// Generic runners kept started (`LOWCODE_FAAS_PREWARM_POOL_SIZE`; 0: none).
     pub prewarm_pool_size: usize,
-    /// An idle warm runner is removed after this (`LOWCODE_FAAS_WARM_IDLE_TTL_MS`).
-    pub warm_idle_ttl_ms: u64,
+    /// An idle warm runner is removed after this (`LOWCODE_FAAS_WARM_IDLE_TTL_MS`;
+    /// deserialized from `warm_idle_ttl_ms`, in ms).
+    #[serde(rename = "warm_idle_ttl_ms", deserialize_with = "duration_from_ms")]
+    pub warm_idle_ttl: Duration,
     /// Warm runners in total, idle or serving a run
     /// (`LOWCODE_FAAS_WARM_MAX_CONTAINERS`).
     pub warm_max_containers: usize,
@@ -140,15 +142,22 @@ pub const PREWARM_MAX_IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// The largest pool or warm cap accepted.
 pub const MAX_POOL_RUNNERS: usize = 1024;
+/// The shortest idle TTL accepted.
+pub const MIN_WARM_IDLE_TTL: Duration = Duration::from_millis(100);
 /// The longest idle TTL accepted (a day).
-pub const MAX_WARM_IDLE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MAX_WARM_IDLE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration given in milliseconds, as the settings write it.
+fn duration_from_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
+}
 
 impl Default for ExecutionConfig {
     fn default() -> Self {
         Self {
             mode: ExecutionMode::Prewarm,
             prewarm_pool_size: 4,
-            warm_idle_ttl_ms: 60_000,
+            warm_idle_ttl: Duration::from_secs(60),
             warm_max_containers: 16,
             warm_max_per_key: 8,
         }
@@ -161,8 +170,9 @@ impl ExecutionConfig {
     /// warm TTL, 15 minutes in the prewarm pool) plus a minute, so only a
     /// runner whose server is gone gets there.
     pub fn runner_max_idle(&self) -> Duration {
-        let prewarm_ms = u64::try_from(PREWARM_MAX_IDLE.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(self.warm_idle_ttl_ms.max(prewarm_ms).saturating_add(60_000))
+        self.warm_idle_ttl
+            .max(PREWARM_MAX_IDLE)
+            .saturating_add(Duration::from_secs(60))
     }
 
     /// Checks the ranges; each message names its `LOWCODE_FAAS_*` variable.
@@ -174,10 +184,12 @@ impl ExecutionConfig {
                 self.prewarm_pool_size
             ));
         }
-        if !(100..=MAX_WARM_IDLE_TTL_MS).contains(&self.warm_idle_ttl_ms) {
+        if !(MIN_WARM_IDLE_TTL..=MAX_WARM_IDLE_TTL).contains(&self.warm_idle_ttl) {
             return bad(format!(
-                "LOWCODE_FAAS_WARM_IDLE_TTL_MS must be between 100 and {MAX_WARM_IDLE_TTL_MS}, got {}",
-                self.warm_idle_ttl_ms
+                "LOWCODE_FAAS_WARM_IDLE_TTL_MS must be between {} and {}, got {}",
+                MIN_WARM_IDLE_TTL.as_millis(),
+                MAX_WARM_IDLE_TTL.as_millis(),
+                self.warm_idle_ttl.as_millis()
             ));
         }
         if !(1..=MAX_POOL_RUNNERS).contains(&self.warm_max_containers) {
@@ -680,7 +692,7 @@ mod tests {
                 ..config.clone()
             },
             ExecutionConfig {
-                warm_idle_ttl_ms: 5,
+                warm_idle_ttl: Duration::from_millis(5),
                 ..config.clone()
             },
             ExecutionConfig {
@@ -696,6 +708,33 @@ mod tests {
         }
         assert_eq!(ExecutionMode::parse(" WARM "), Some(ExecutionMode::Warm));
         assert_eq!(ExecutionMode::parse("hot"), None);
+    }
+
+    #[test]
+    fn the_idle_ttl_is_a_duration_written_in_ms() {
+        let config: ExecutionConfig = serde_json::from_str(r#"{"warm_idle_ttl_ms": 2500}"#).unwrap();
+        assert_eq!(config.warm_idle_ttl, Duration::from_millis(2500));
+        let message = ExecutionConfig {
+            warm_idle_ttl: Duration::from_millis(99),
+            ..ExecutionConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.contains("LOWCODE_FAAS_WARM_IDLE_TTL_MS must be between 100 and 86400000, got 99"),
+            "{message}"
+        );
+        // A runner outlives the longest idle time the pool gives it.
+        let long = ExecutionConfig {
+            warm_idle_ttl: MAX_WARM_IDLE_TTL,
+            ..ExecutionConfig::default()
+        };
+        assert_eq!(long.runner_max_idle(), MAX_WARM_IDLE_TTL + Duration::from_secs(60));
+        assert_eq!(
+            ExecutionConfig::default().runner_max_idle(),
+            PREWARM_MAX_IDLE + Duration::from_secs(60)
+        );
     }
 
     #[test]

@@ -546,7 +546,7 @@ impl Inner {
     /// One maintenance pass: drop expired or ended idle runners, then start
     /// refills. Returns when the next pass is due at the latest.
     fn maintain_once(self: &Arc<Self>) -> Duration {
-        let ttl = Duration::from_millis(self.config.warm_idle_ttl_ms);
+        let ttl = self.config.warm_idle_ttl;
         let now = Instant::now();
         let mut gone = Vec::new();
         let mut expired = 0u64;

@@ -145,7 +145,7 @@ async fn warm_runners_serve_their_key_and_the_least_recently_used_goes_first() {
 async fn idle_warm_runners_expire_after_the_ttl() {
     let (pool, world) = pool_with(
         ExecutionConfig {
-            warm_idle_ttl_ms: 100,
+            warm_idle_ttl: Duration::from_millis(100),
             ..config(ExecutionMode::Warm, 0)
         },
         Duration::ZERO,

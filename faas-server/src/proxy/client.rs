@@ -23,6 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a run sent to one worker has no reply from it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// No connection could be opened: the request never left, so another
     /// worker may run it.
@@ -60,18 +61,8 @@ pub struct WorkerClient {
 
 impl WorkerClient {
     /// A client for the worker at `base` (`http://host:port`), sending `token`
-    /// as a bearer token, through `proxy`; replies larger than
-    /// `max_reply_bytes` are refused.
-    pub fn new(
-        base: &str,
-        token: Option<Secret>,
-        max_reply_bytes: u64,
-        proxy: &OutboundProxy,
-    ) -> Result<Self, ServerError> {
-        Ok(Self::with_client(base, token, max_reply_bytes, http_client(proxy)?))
-    }
-
-    /// The same over a shared [`http_client`] (one pool for every worker).
+    /// as a bearer token, over a shared [`http_client`] (one pool for every
+    /// worker); replies larger than `max_reply_bytes` are refused.
     pub fn with_client(base: &str, token: Option<Secret>, max_reply_bytes: u64, client: reqwest::Client) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),

@@ -3,7 +3,7 @@
 
 use faas_ports::{CollectionPath, EnvMap, FunctionName, Language, NewVersion, PortError, SourceStore};
 
-use super::FsSourceStore;
+use crate::fs::FsSourceStore;
 
 fn stored(raw: &str) -> CollectionPath {
     CollectionPath::parse_stored(raw).unwrap()
