@@ -31,19 +31,19 @@ use crate::{ApiError, Settings};
 #[derive(Debug)]
 pub struct Dispatcher {
     /// The engine every route calls.
-    pub engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     /// Validated settings.
-    pub settings: Arc<Settings>,
+    pub(crate) settings: Arc<Settings>,
     /// Process metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Proxy mode: the workers that run invokes (docs/api.md).
-    pub proxy: Option<Arc<WorkerPool>>,
+    pub(crate) proxy: Option<Arc<WorkerPool>>,
     /// The function-log buffer (`None` when capture is off).
-    pub log_buffer: Option<Arc<LogBuffer>>,
+    pub(crate) log_buffer: Option<Arc<LogBuffer>>,
     /// Removes this process's containers before it exits.
-    pub cleanup: crate::app::Cleanup,
+    pub(crate) cleanup: crate::app::Cleanup,
     /// The cross-site rule and CORS origins (`LOWCODE_FAAS_CORS_ORIGINS`).
-    pub browser: BrowserPolicy,
+    pub(crate) browser: BrowserPolicy,
 }
 
 #[derive(Deserialize)]

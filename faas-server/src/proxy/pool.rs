@@ -230,6 +230,7 @@ impl WorkerPool {
     }
 
     /// The base URLs `key` would be offered to now, best first.
+    #[cfg(test)]
     pub fn order_of(&self, key: &str) -> Vec<String> {
         self.order(key).iter().map(|w| w.client.base().to_owned()).collect()
     }
