@@ -309,6 +309,7 @@ impl Launcher for DockerLauncher {
             input: attached.input,
             stash: VecDeque::new(),
             ended: false,
+            killed: false,
             armed: true,
         }))
     }
@@ -364,6 +365,9 @@ pub(super) struct DockerRunner {
     input: Input,
     stash: VecDeque<Chunk>,
     ended: bool,
+    /// This process killed it: an exit 137 is then its own doing, not the
+    /// OOM killer's, and [`oom_flag`] does not wait for a flag.
+    killed: bool,
     armed: bool,
 }
 
@@ -442,13 +446,9 @@ impl Runner for DockerRunner {
         .flatten();
         let docker = &self.docker;
         let name = self.name.as_str();
-        let oom_killed = oom_flag(waited, OOM_FLAG_WAIT, OOM_FLAG_POLL, || async move {
-            match tokio::time::timeout(
-                EXIT_TIMEOUT,
-                docker.inspect_container(name, None::<InspectContainerOptions>),
-            )
-            .await
-            {
+        let killer = if self.killed { Killer::Us } else { Killer::Unknown };
+        let oom_killed = oom_flag(waited, killer, OOM_FLAG_WAIT, OOM_FLAG_POLL, |budget| async move {
+            match tokio::time::timeout(budget, docker.inspect_container(name, None::<InspectContainerOptions>)).await {
                 Ok(Ok(inspected)) => inspected.state.and_then(|s| s.oom_killed),
                 _ => None,
             }
@@ -464,6 +464,7 @@ impl Runner for DockerRunner {
     }
 
     async fn kill(&mut self) {
+        self.killed = true;
         kill_container(&self.docker, &self.name).await;
     }
 
@@ -489,23 +490,48 @@ const SIGKILL_EXIT: i64 = 128 + 9;
 /// often reported (and `wait` returns) before `OOMKilled` is set. So when
 /// the container died of SIGKILL (exit 137, what the OOM killer sends) and
 /// the flag is not set yet, this asks again for up to `wait` before it
-/// decides "not OOM". Any other exit is answered from the first inspect.
-async fn oom_flag<F, Fut>(exit_code: Option<i64>, wait: Duration, poll: Duration, mut inspect: F) -> bool
+/// decides "not OOM". Any other exit, or one this process caused by
+/// killing the container, is answered from the first inspect (bounded by
+/// [`EXIT_TIMEOUT`]); the later ones share what is left of `wait`, so the
+/// whole wait after the first inspect never passes `wait`.
+async fn oom_flag<F, Fut>(
+    exit_code: Option<i64>,
+    killer: Killer,
+    wait: Duration,
+    poll: Duration,
+    mut inspect: F,
+) -> bool
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Option<bool>>,
 {
+    if inspect(EXIT_TIMEOUT).await == Some(true) {
+        return true;
+    }
+    if exit_code != Some(SIGKILL_EXIT) || killer == Killer::Us {
+        return false;
+    }
     let deadline = Instant::now() + wait;
     loop {
-        let flag = inspect().await;
-        if flag == Some(true) {
-            return true;
-        }
-        if exit_code != Some(SIGKILL_EXIT) || Instant::now() + poll > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < poll {
             return false;
         }
         tokio::time::sleep(poll).await;
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if inspect(budget).await == Some(true) {
+            return true;
+        }
     }
+}
+
+/// Who ended a container, as far as this process knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Killer {
+    /// This process killed it (a timeout, a broken stream).
+    Us,
+    /// It ended by itself, or something else killed it.
+    Unknown,
 }
 
 impl Drop for DockerRunner {
@@ -610,50 +636,77 @@ impl Drop for ContainerGuard {
 
 #[cfg(test)]
 mod oom_flag_tests {
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
 
     use super::*;
 
-    /// Answers `None` (not set) for the first `late` inspects, then `flag`.
-    fn daemon(late: usize, flag: bool, asked: &Cell<usize>) -> impl FnMut() -> std::future::Ready<Option<bool>> + '_ {
-        move || {
+    /// Answers "not set" for the first `late` inspects, then `flag`;
+    /// records the budget each inspect was given.
+    fn daemon<'a>(
+        late: usize,
+        flag: bool,
+        budgets: &'a RefCell<Vec<Duration>>,
+    ) -> impl FnMut(Duration) -> std::future::Ready<Option<bool>> + 'a {
+        let asked = Cell::new(0);
+        move |budget| {
+            budgets.borrow_mut().push(budget);
             asked.set(asked.get() + 1);
-            std::future::ready(if asked.get() > late { Some(flag) } else { Some(false) })
+            std::future::ready(Some(asked.get() > late && flag))
         }
+    }
+
+    async fn ask(code: Option<i64>, killer: Killer, late: usize, flag: bool) -> (bool, Vec<Duration>) {
+        let budgets = RefCell::new(Vec::new());
+        let oom = oom_flag(code, killer, OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(late, flag, &budgets)).await;
+        (oom, budgets.into_inner())
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_sigkilled_container_waits_for_a_late_oom_flag() {
-        let asked = Cell::new(0);
-        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(3, true, &asked)).await;
+        let (oom, budgets) = ask(Some(137), Killer::Unknown, 3, true).await;
         assert!(oom, "the flag set after the exit was reported is seen");
-        assert_eq!(asked.get(), 4);
+        assert_eq!(budgets.len(), 4);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_sigkilled_container_without_the_flag_is_not_oom_once_the_wait_is_over() {
-        let asked = Cell::new(0);
         let started = Instant::now();
-        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(0, false, &asked)).await;
+        let (oom, budgets) = ask(Some(137), Killer::Unknown, 0, false).await;
         assert!(!oom);
         assert!(started.elapsed() <= OOM_FLAG_WAIT, "the wait is bounded");
-        assert!(asked.get() > 1, "asked again while waiting");
+        assert!(budgets.len() > 1, "asked again while waiting");
+        assert_eq!(budgets[0], EXIT_TIMEOUT, "the first inspect has its usual bound");
+        assert!(
+            budgets[1..].iter().all(|b| *b <= OOM_FLAG_WAIT),
+            "later inspects only get what is left of the wait: {budgets:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn other_exits_are_answered_from_one_inspect() {
-        for code in [Some(0), Some(1), None] {
-            let asked = Cell::new(0);
-            assert!(!oom_flag(code, OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(1, true, &asked)).await);
-            assert_eq!(asked.get(), 1, "exit {code:?}");
+    async fn other_exits_and_our_own_kills_are_answered_from_one_inspect() {
+        for (code, killer) in [
+            (Some(0), Killer::Unknown),
+            (Some(1), Killer::Unknown),
+            (None, Killer::Unknown),
+            (Some(137), Killer::Us),
+        ] {
+            let (oom, budgets) = ask(code, killer, 1, true).await;
+            assert!(!oom, "exit {code:?} by {killer:?}");
+            assert_eq!(budgets.len(), 1, "exit {code:?} by {killer:?}");
         }
-        let asked = Cell::new(0);
-        assert!(oom_flag(Some(1), OOM_FLAG_WAIT, OOM_FLAG_POLL, daemon(0, true, &asked)).await);
+        assert!(
+            ask(Some(1), Killer::Unknown, 0, true).await.0,
+            "a flag set at once counts"
+        );
+        assert!(ask(Some(137), Killer::Us, 0, true).await.0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_unanswered_inspect_is_not_oom() {
-        let oom = oom_flag(Some(137), OOM_FLAG_WAIT, OOM_FLAG_POLL, || std::future::ready(None)).await;
+        let oom = oom_flag(Some(137), Killer::Unknown, OOM_FLAG_WAIT, OOM_FLAG_POLL, |_| {
+            std::future::ready(None)
+        })
+        .await;
         assert!(!oom);
     }
 }
