@@ -29,6 +29,16 @@ fn as_pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// The `path` of each collection of a `GET /collections` reply.
+fn collection_paths(reply: &Value) -> Vec<&str> {
+    reply
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect()
+}
+
 fn names(reply: &Value) -> Vec<String> {
     reply
         .as_array()
@@ -222,13 +232,7 @@ async fn collection_segments_the_go_version_stored_stay_usable() {
         assert_eq!(r.status, 201, "{path}: {}", r.text);
     }
     let r = app.get("/collections?prefix=team").await;
-    let paths: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["path"].as_str().unwrap())
-        .collect();
+    let paths = collection_paths(&r.body);
     assert_eq!(paths, ["team", "team/env", &format!("team/{long}")], "{}", r.text);
 
     for cp in ["team/env".to_owned(), format!("team/{long}")] {
@@ -375,13 +379,7 @@ async fn a_go_database_and_bucket_work_after_the_switch() {
 
     let app: TestApp = spawn_app_on(tempfile::tempdir().unwrap(), &as_pairs(&vars)).await;
     let r = app.get("/collections").await;
-    let paths: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["path"].as_str().unwrap())
-        .collect();
+    let paths = collection_paths(&r.body);
     assert_eq!(paths, [team.as_str(), api.as_str()], "{}", r.text);
     assert_eq!(r.body[0]["ignored_env_keys"], json!(["1X"]), "{}", r.text);
     assert!(r.body[1].get("ignored_env_keys").is_none(), "{}", r.text);
