@@ -1,10 +1,10 @@
 //! `faas`: the lowcode-faas command line.
 //!
-//! It speaks the dispatcher's JSON API (docs/api.md) and nothing else: it
-//! links none of the server crates, so it builds fast and keeps working
-//! while the server is restructured. `faas run` is the one command that
-//! needs no server: it runs a handler through the handler kit, the
-//! servers' engine with the process runtime (see [`local`]).
+//! It speaks the dispatcher's JSON API (docs/api.md) over HTTP and links
+//! neither faas-server nor faas-worker. It does link the server's engine
+//! for `faas run`, the one command that needs no server: faas-handler-kit
+//! (and through it faas-domain and faas-adapters with the process runtime
+//! and an in-memory store, see [`local`]), plus faas-ports for shared types.
 //!
 //! Invariants:
 //! - the exit status says what happened ([`error`]): 0 success, 1 the run
