@@ -179,6 +179,30 @@ pub fn collection_env_path(collection: &str) -> String {
     }
 }
 
+/// Why the dispatcher would read the nested URL of a collection route as a
+/// function route, if it would (docs/api.md §2.2: a function route wins):
+/// the env of `x/functions` (`/collections/x/functions/env` is the function
+/// `env` of `x`), or deleting `x/functions/f` (`/collections/x/functions/f`
+/// is the function `f` of `x`). Only collections the Go version stored can
+/// have such paths, and the API has no other URL for these two routes.
+pub fn misread_collection_route(collection: &str, env: bool) -> Option<String> {
+    let segments: Vec<&str> = collection.split('/').collect();
+    let n = segments.len();
+    let (at, what) = if env {
+        (n.checked_sub(1)?, "setting its env")
+    } else {
+        (n.checked_sub(2)?, "deleting it")
+    };
+    (segments[at] == "functions").then(|| {
+        let parent = segments[..at].join("/");
+        let parent = if parent.is_empty() { "/" } else { parent.as_str() };
+        format!(
+            "{what} is not possible over the API: the dispatcher reads the URL of `{collection}` \
+             as a function of the collection `{parent}` (docs/api.md §2.2)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,8 +239,20 @@ mod tests {
         assert_eq!(functions_path("a/b c+d"), "/functions?collection_path=a/b%20c%2Bd");
         // `functions` inside a segment is plain.
         assert_eq!(functions_path("my-functions"), "/collections/my-functions/functions");
-        // Collection routes stay nested: the router reads them unambiguously.
+        // Collection routes stay nested: the router reads these unambiguously.
         assert_eq!(collection_env_path("x/env"), "/collections/x/env/env");
+        assert_eq!(misread_collection_route("x/env", true), None);
+        assert_eq!(misread_collection_route("x/functions", false), None);
+        assert_eq!(misread_collection_route("x/functions/f", true), None);
+        assert_eq!(misread_collection_route("team", true), None);
+        assert_eq!(misread_collection_route("team", false), None);
+        // but not these two: a function route would win.
+        let env = misread_collection_route("x/functions", true).unwrap();
+        assert!(env.contains("function of the collection `x`"), "{env}");
+        assert!(misread_collection_route("functions", true)
+            .unwrap()
+            .contains("collection `/`"));
+        assert!(misread_collection_route("x/functions/f", false).is_some());
     }
 
     #[test]

@@ -464,6 +464,13 @@ async fn a_collection_with_a_functions_segment_on_db_s3() {
         ok(&faas(base, &["rm", "g", "-c", "t/functions"]));
         assert!(names("t/functions").is_empty());
         assert_eq!(names("t"), ["outer"]);
+        // The env of `t/functions` has no URL the dispatcher reads as such
+        // (`/collections/t/functions/env` is the function `env` of `t`): refused.
+        fails(
+            &faas(base, &["collections", "env", "t/functions", "--env", "A=1"]),
+            2,
+            "not possible",
+        );
         assert_eq!(
             ok(&faas(base, &["collections", "rm", "t/functions"])),
             "deleted t/functions\n"
