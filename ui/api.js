@@ -85,15 +85,41 @@ export async function call(method, path, body) {
   }
 }
 
-/** `/functions` for the root, `/collections/{cp}/functions` otherwise. */
+/**
+ * Whether `/collections/{cp}/functions…` names exactly the collection `cp`:
+ * each segment plain and none `functions` or `env`. A collection the Go
+ * version stored may have such a segment (docs/api.md §2.2), and
+ * `/collections/x/functions/functions` is then ambiguous.
+ */
+function nestsPlainly(collection) {
+  return collection.split('/').every((s) => /^[A-Za-z0-9_.-]+$/.test(s) && s !== 'functions' && s !== 'env');
+}
+
+/**
+ * A function route (`tail` after `/functions`): `/functions…` for the root,
+ * `/collections/{cp}/functions…` for a plain collection, else the
+ * unambiguous `/functions…?collection_path={cp}`.
+ */
+function functionRoute(collection, tail) {
+  if (!collection) return `/functions${tail}`;
+  if (nestsPlainly(collection)) return `/collections/${collection}/functions${tail}`;
+  return `/functions${tail}?collection_path=${encodeURIComponent(collection).replaceAll('%2F', '/')}`;
+}
+
+/** The functions of a collection (list, create): see functionRoute. */
 export function functionsPath(collection) {
-  return collection ? `/collections/${collection}/functions` : '/functions';
+  return functionRoute(collection, '');
 }
 
 /** `…/functions/{name}` plus an optional action (invoke, versions, pull). */
 export function functionPath(collection, name, action) {
-  const p = `${functionsPath(collection)}/${encodeURIComponent(name)}`;
-  return action ? `${p}/${action}` : p;
+  const tail = `/${encodeURIComponent(name)}`;
+  return functionRoute(collection, action ? `${tail}/${action}` : tail);
+}
+
+/** `path` with `key=value` added to its query. */
+export function withQuery(path, key, value) {
+  return `${path}${path.includes('?') ? '&' : '?'}${key}=${encodeURIComponent(value)}`;
 }
 
 /** `/collections/env` for the root, `/collections/{cp}/env` otherwise. */

@@ -2,7 +2,7 @@
 // an invoke panel over the dispatcher's JSON API. No inline script or style:
 // the page runs under `script-src 'self'; style-src 'self'`.
 
-import { ApiError, call, collectionEnvPath, functionPath, functionsPath, getToken, setToken, setTokenPrompt } from './api.js';
+import { ApiError, call, collectionEnvPath, functionPath, functionsPath, getToken, setToken, setTokenPrompt, withQuery } from './api.js';
 import { envForSave, formatEnv, parseEnv } from './env.js';
 
 const HISTORY_SIZE = 5;
@@ -358,7 +358,7 @@ async function viewVersion(version) {
     return;
   }
   const name = state.fn.name;
-  const { data } = await call('GET', `${functionPath(state.collection, name)}?version=${encodeURIComponent(version)}`);
+  const { data } = await call('GET', withQuery(functionPath(state.collection, name), 'version', version));
   state.viewing = data;
   $('viewing-version-number').textContent = String(data.version);
   show($('viewing-version'), true);

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use faas_ports::report::Report;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -119,24 +120,54 @@ fn describe(e: &reqwest::Error) -> String {
     Report(e).to_string()
 }
 
-/// `/functions` for the root, `/collections/{cp}/functions` otherwise.
-pub fn functions_path(collection: &str) -> String {
+/// Whether `/collections/{cp}/functions…` names exactly the collection `cp`:
+/// each segment plain (no character a URL would need to encode) and none
+/// `functions` or `env`. A collection the Go version stored may have such a
+/// segment (docs/api.md §2.2), and `/collections/x/functions/functions` is
+/// then ambiguous; those go in the flat form.
+fn nests_plainly(collection: &str) -> bool {
+    collection.split('/').all(|s| {
+        !s.is_empty()
+            && s != "functions"
+            && s != "env"
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
+}
+
+/// What `?collection_path=` leaves as is: `/` and the unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The path of a function route (`tail` after `/functions`, `""` for the
+/// list): `/functions…` for the root, `/collections/{cp}/functions…` for a
+/// plain collection, else the unambiguous `/functions…?collection_path={cp}`.
+fn function_route(collection: &str, tail: &str) -> String {
     if collection.is_empty() {
-        "/functions".to_owned()
+        format!("/functions{tail}")
+    } else if nests_plainly(collection) {
+        format!("/collections/{collection}/functions{tail}")
     } else {
-        format!("/collections/{collection}/functions")
+        let cp = utf8_percent_encode(collection, QUERY_VALUE);
+        format!("/functions{tail}?collection_path={cp}")
     }
 }
 
+/// The functions of a collection (list, create): see [`function_route`].
+pub fn functions_path(collection: &str) -> String {
+    function_route(collection, "")
+}
+
 /// The path of one function (`…/functions/{name}`), plus an optional action
-/// (`invoke`, `versions`, `pull`).
+/// (`invoke`, `versions`, `pull`); see [`function_route`].
 pub fn function_path(collection: &str, name: &str, action: Option<&str>) -> String {
-    let mut p = format!("{}/{name}", functions_path(collection));
-    if let Some(a) = action {
-        p.push('/');
-        p.push_str(a);
+    match action {
+        Some(a) => function_route(collection, &format!("/{name}/{a}")),
+        None => function_route(collection, &format!("/{name}")),
     }
-    p
 }
 
 /// `/collections/env` for the root, `/collections/{cp}/env` otherwise.
@@ -146,6 +177,30 @@ pub fn collection_env_path(collection: &str) -> String {
     } else {
         format!("/collections/{collection}/env")
     }
+}
+
+/// Why the dispatcher would read the nested URL of a collection route as a
+/// function route, if it would (docs/api.md §2.2: a function route wins):
+/// the env of `x/functions` (`/collections/x/functions/env` is the function
+/// `env` of `x`), or deleting `x/functions/f` (`/collections/x/functions/f`
+/// is the function `f` of `x`). Only collections the Go version stored can
+/// have such paths, and the API has no other URL for these two routes.
+pub fn misread_collection_route(collection: &str, env: bool) -> Option<String> {
+    let segments: Vec<&str> = collection.split('/').collect();
+    let n = segments.len();
+    let (at, what) = if env {
+        (n.checked_sub(1)?, "setting its env")
+    } else {
+        (n.checked_sub(2)?, "deleting it")
+    };
+    (segments[at] == "functions").then(|| {
+        let parent = segments[..at].join("/");
+        let parent = if parent.is_empty() { "/" } else { parent.as_str() };
+        format!(
+            "{what} is not possible over the API: the dispatcher reads the URL of `{collection}` \
+             as a function of the collection `{parent}` (docs/api.md §2.2)"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -163,6 +218,41 @@ mod tests {
         assert_eq!(function_path("", "f", None), "/functions/f");
         assert_eq!(collection_env_path(""), "/collections/env");
         assert_eq!(collection_env_path("team"), "/collections/team/env");
+    }
+
+    #[test]
+    fn collections_with_a_functions_or_env_segment_use_the_flat_form() {
+        assert_eq!(functions_path("t/functions"), "/functions?collection_path=t/functions");
+        assert_eq!(
+            function_path("functions", "f", Some("invoke")),
+            "/functions/f/invoke?collection_path=functions"
+        );
+        assert_eq!(
+            function_path("a/env/b", "f", None),
+            "/functions/f?collection_path=a/env/b"
+        );
+        assert_eq!(
+            function_path("x/functions", "g", Some("versions")),
+            "/functions/g/versions?collection_path=x/functions"
+        );
+        // A segment a URL path would need to encode, also stored by Go.
+        assert_eq!(functions_path("a/b c+d"), "/functions?collection_path=a/b%20c%2Bd");
+        // `functions` inside a segment is plain.
+        assert_eq!(functions_path("my-functions"), "/collections/my-functions/functions");
+        // Collection routes stay nested: the router reads these unambiguously.
+        assert_eq!(collection_env_path("x/env"), "/collections/x/env/env");
+        assert_eq!(misread_collection_route("x/env", true), None);
+        assert_eq!(misread_collection_route("x/functions", false), None);
+        assert_eq!(misread_collection_route("x/functions/f", true), None);
+        assert_eq!(misread_collection_route("team", true), None);
+        assert_eq!(misread_collection_route("team", false), None);
+        // but not these two: a function route would win.
+        let env = misread_collection_route("x/functions", true).unwrap();
+        assert!(env.contains("function of the collection `x`"), "{env}");
+        assert!(misread_collection_route("functions", true)
+            .unwrap()
+            .contains("collection `/`"));
+        assert!(misread_collection_route("x/functions/f", false).is_some());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `faas`: the lowcode-faas command line.
 //!
-//! It speaks the dispatcher's JSON API (docs/api.md) and nothing else: it
-//! links none of the server crates, so it builds fast and keeps working
-//! while the server is restructured. `faas run` is the one command that
-//! needs no server: it runs a handler through the handler kit, the
-//! servers' engine with the process runtime (see [`local`]).
+//! It speaks the dispatcher's JSON API (docs/api.md) over HTTP and links
+//! neither faas-server nor faas-worker. It does link the server's engine
+//! for `faas run`, the one command that needs no server: faas-handler-kit
+//! (and through it faas-domain and faas-adapters with the process runtime
+//! and an in-memory store, see [`local`]), plus faas-ports for shared types.
 //!
 //! Invariants:
 //! - the exit status says what happened ([`error`]): 0 success, 1 the run
@@ -28,7 +28,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::api::{collection_env_path, function_path, functions_path, Api};
+use crate::api::{collection_env_path, function_path, functions_path, misread_collection_route, Api};
 use crate::args::{check_name, collection_path, env_map, name_from_file, read_input};
 use crate::cli::{Cli, CollectionsCommand, Command};
 use crate::error::{CliError, EXIT_OK};
@@ -327,6 +327,9 @@ async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mu
         }
         CollectionsCommand::Env { path, env } => {
             let cp = collection_path(Some(&path))?;
+            if let Some(why) = misread_collection_route(&cp, true) {
+                return Err(CliError::Usage(why));
+            }
             let body = json!({"env": env_map(&env.env)});
             let answer = api
                 .request(Method::PUT, &collection_env_path(&cp), &[], Some(&body), timeout)
@@ -343,6 +346,9 @@ async fn collections(sub: CollectionsCommand, api: &Api, json_out: bool, io: &mu
             let cp = collection_path(Some(&path))?;
             if cp.is_empty() {
                 return Err(CliError::Usage("the root collection cannot be deleted".into()));
+            }
+            if let Some(why) = misread_collection_route(&cp, false) {
+                return Err(CliError::Usage(why));
             }
             api.request(Method::DELETE, &format!("/collections/{cp}"), &[], None, timeout)
                 .await?;

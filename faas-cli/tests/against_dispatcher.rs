@@ -5,7 +5,8 @@
 //! codes of each outcome; a redeploy that keeps the function's env; an API
 //! token; captured logs; collection env and removal; pull from a URL; and
 //! a pinned old version (on `db_s3`, which keeps every version: the
-//! `LOWCODE_FAAS_TEST_*` services of scripts/start-test-services.sh).
+//! `LOWCODE_FAAS_TEST_*` services of scripts/start-test-services.sh); a
+//! collection the Go version could store (`t/functions`, also on `db_s3`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
@@ -405,6 +406,78 @@ async fn invoke_and_get_a_pinned_old_version_on_db_s3() {
             3,
             "VERSION_NOT_FOUND",
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_with_a_functions_segment_on_db_s3() {
+    // A path the Go version could store (docs/api.md §2.2): the CLI uses
+    // `/functions…?collection_path=t/functions`, which no route confuses
+    // with the functions of `t`.
+    let vars = db_s3_vars().await;
+    let mut extra: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    extra.push(("LOWCODE_FAAS_LEGACY_NAMES", "true"));
+    let app = spawn_app(&extra).await;
+    let dir = tempfile::tempdir().unwrap();
+    let inner = write(
+        &dir,
+        "g.mjs",
+        "export function handler() { return { ok: true, data: 'inner' }; }\n",
+    );
+    let outer = write(
+        &dir,
+        "outer.mjs",
+        "export function handler() { return { ok: true, data: 'outer' }; }\n",
+    );
+    with_app(app, move |base| {
+        let base = base.as_str();
+        let names = |cp: &str| -> Vec<String> {
+            let list = ok_json(&faas(base, &["--json", "ls", "-c", cp]));
+            let items = list
+                .get("functions")
+                .unwrap_or(&list)
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            items.iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+        };
+        ok(&faas(base, &["collections", "create", "t"]));
+        ok(&faas(base, &["deploy", &outer, "-c", "t"]));
+        assert_eq!(
+            ok(&faas(base, &["collections", "create", "t/functions"])),
+            "created t/functions\n"
+        );
+        assert!(ok(&faas(base, &["deploy", &inner, "-c", "t/functions"])).contains("version 1"));
+
+        assert_eq!(names("t/functions"), ["g"]);
+        assert_eq!(names("t"), ["outer"]);
+        assert_eq!(
+            ok_json(&faas(base, &["invoke", "g", "-c", "t/functions"]))["data"],
+            "inner"
+        );
+        assert_eq!(ok_json(&faas(base, &["invoke", "outer", "-c", "t"]))["data"], "outer");
+        fails(&faas(base, &["invoke", "g", "-c", "t"]), 3, "FUNCTION_NOT_FOUND");
+        let versions = ok(&faas(base, &["versions", "g", "-c", "t/functions"]));
+        assert!(versions.lines().skip(1).any(|l| l.starts_with('1')), "{versions}");
+
+        ok(&faas(base, &["rm", "g", "-c", "t/functions"]));
+        assert!(names("t/functions").is_empty());
+        assert_eq!(names("t"), ["outer"]);
+        // The env of `t/functions` has no URL the dispatcher reads as such
+        // (`/collections/t/functions/env` is the function `env` of `t`): refused.
+        fails(
+            &faas(base, &["collections", "env", "t/functions", "--env", "A=1"]),
+            2,
+            "not possible",
+        );
+        assert_eq!(
+            ok(&faas(base, &["collections", "rm", "t/functions"])),
+            "deleted t/functions\n"
+        );
+        let listed = ok(&faas(base, &["collections", "ls"]));
+        assert!(!listed.contains("t/functions"), "{listed}");
+        assert_eq!(names("t"), ["outer"]);
     })
     .await;
 }

@@ -19,17 +19,17 @@ pub fn check_method<R: RouteSpec>(method: &Method, route: Option<R>) -> Result<R
     if route.allowed().contains(method) || (*method == Method::HEAD && route.allowed().contains(&Method::GET)) {
         return Ok(route);
     }
-    let allow = route
-        .allowed()
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
+    Err(method_not_allowed(method, route.allowed()))
+}
+
+/// 405 `METHOD_NOT_ALLOWED` for `method`, with `Allow` naming `allowed` in order.
+pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> ApiError {
+    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
     let mut err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         format!("method {method} is not allowed here (allowed: {allow})"),
     );
     err.allow = Some(allow);
-    Err(err)
+    err
 }

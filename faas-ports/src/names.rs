@@ -1,7 +1,10 @@
 //! Validated names: function names, collection paths, versions, run ids, source URLs.
 //!
-//! Each type is built only through `parse` (or `TryFrom<String>` for serde), so
-//! a value of the type always satisfies the rules of docs/api.md.
+//! Each type is built only through `parse` (or `parse_stored`, and
+//! `TryFrom<String>` for serde), so a value of the type always satisfies the
+//! rules of docs/api.md. Serde reads names and paths with the stored rules,
+//! so whatever serializes deserializes back; new names and paths from
+//! clients are checked with `parse` / `parse_new`, never through serde.
 
 use std::fmt;
 
@@ -125,8 +128,9 @@ impl fmt::Display for FunctionName {
 
 impl TryFrom<String> for FunctionName {
     type Error = PortError;
+    /// [`FunctionName::parse_stored`]: a stored legacy name reads back.
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::parse_stored(&value)
     }
 }
 
@@ -332,8 +336,9 @@ impl fmt::Display for CollectionPath {
 
 impl TryFrom<String> for CollectionPath {
     type Error = PortError;
+    /// [`CollectionPath::parse_stored`]: a stored legacy path reads back.
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::parse_stored(&value)
     }
 }
 

@@ -4,7 +4,7 @@
 //! surface as 405 and the nested `/collections/{cp}/functions/{name}` forms
 //! (with any depth of `{cp}`) follow docs/api.md exactly.
 
-use faas_http::router::{check_method, RouteSpec};
+use faas_http::router::{method_not_allowed, RouteSpec};
 use warp::http::Method;
 
 use crate::ApiError;
@@ -193,17 +193,38 @@ fn function_route(cp: Option<String>, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// Matches method and path of the dispatcher: the route, or 404 / 405 (with `Allow`).
+/// Matches method and path of the dispatcher: the first of [`candidates`]
+/// that allows the method, or 404 (none) / 405 with `Allow` naming every
+/// method some candidate allows (`PATCH /collections/x/env`: `PUT, DELETE`).
 /// With the playground off, its paths are 404 like any unknown path.
 pub fn route(method: &Method, path: &str, playground: Playground) -> Result<Route, ApiError> {
     let candidates: Vec<Route> = candidates(path)
         .into_iter()
         .filter(|r| playground == Playground::Served || !r.is_ui())
         .collect();
-    let allows =
-        |r: &&Route| r.allowed().contains(method) || (*method == Method::HEAD && r.allowed().contains(&Method::GET));
-    let chosen = candidates.iter().find(allows).or(candidates.first()).cloned();
-    check_method(method, chosen)
+    if candidates.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    if let Some(r) = candidates.iter().find(|r| allows(r, method)) {
+        return Ok(r.clone());
+    }
+    Err(method_not_allowed(method, &allowed_by_any(&candidates)))
+}
+
+/// Whether `route` answers `method` (HEAD wherever GET is).
+fn allows(route: &Route, method: &Method) -> bool {
+    route.allowed().contains(method) || (*method == Method::HEAD && route.allowed().contains(&Method::GET))
+}
+
+/// The methods any of `routes` allows, each once, in the order of the routes.
+fn allowed_by_any(routes: &[Route]) -> Vec<Method> {
+    let mut out: Vec<Method> = Vec::new();
+    for m in routes.iter().flat_map(|r| r.allowed()) {
+        if !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    out
 }
 
 /// Whether the dispatcher serves the playground (`LOWCODE_FAAS_UI`).
@@ -333,6 +354,17 @@ mod tests {
         assert_eq!(err.status.as_u16(), 405);
         assert_eq!(err.allow.as_deref(), Some("GET, POST"));
         assert_eq!(route(&Method::GET, "/nope").unwrap_err().status.as_u16(), 404);
+        // No candidate allows the method: `Allow` names every candidate's methods.
+        let allow = |m: Method, p: &str| route(&m, p).unwrap_err().allow;
+        assert_eq!(
+            allow(Method::PATCH, "/collections/x/env").as_deref(),
+            Some("PUT, DELETE")
+        );
+        assert_eq!(
+            allow(Method::PUT, "/collections/x/functions").as_deref(),
+            Some("GET, POST, DELETE")
+        );
+        assert_eq!(allow(Method::POST, "/collections/x").as_deref(), Some("DELETE"));
         assert_eq!(
             route(&Method::POST, "/functions/f/invoke").unwrap(),
             Route::Invoke(None, s("f"))
@@ -408,15 +440,60 @@ mod tests {
             }
 
             #[test]
-            fn any_path_is_a_route_404_or_405(path in "/?[ -~]{0,40}", m in 0usize..5) {
-                let method = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE][m].clone();
-                match (match_path(&path), route(&method, &path, Playground::Served)) {
-                    (None, Err(err)) => prop_assert_eq!(err.status.as_u16(), 404),
-                    (Some(r), Ok(got)) => prop_assert_eq!(r, got),
-                    (Some(_), Err(err)) => prop_assert_eq!(err.status.as_u16(), 405),
-                    (None, Ok(got)) => return Err(TestCaseError::fail(format!("{path:?} routed to {got:?}"))),
+            fn any_path_is_a_route_404_or_405(path in any_path(), m in 0usize..6) {
+                let method = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::PATCH][m].clone();
+                let all = candidates(&path);
+                prop_assert_eq!(match_path(&path), all.first().cloned());
+                match route(&method, &path, Playground::Served) {
+                    Err(err) if all.is_empty() => prop_assert_eq!(err.status.as_u16(), 404),
+                    Ok(got) => {
+                        // The first candidate that allows the method.
+                        let first = all.iter().find(|r| allows(r, &method));
+                        prop_assert_eq!(Some(&got), first, "{:?} of {:?}", path, all);
+                    }
+                    Err(err) => {
+                        prop_assert_eq!(err.status.as_u16(), 405);
+                        prop_assert!(all.iter().all(|r| !allows(r, &method)), "{:?} {:?}", path, all);
+                        let mut want: Vec<&str> = Vec::new();
+                        for m in all.iter().flat_map(|r| r.allowed()) {
+                            if !want.contains(&m.as_str()) {
+                                want.push(m.as_str());
+                            }
+                        }
+                        prop_assert_eq!(err.allow, Some(want.join(", ")));
+                    }
                 }
             }
+        }
+
+        /// Any printable path, or one of route words (`collections`,
+        /// `functions`, `env`, …) where a path can have several candidates.
+        fn any_path() -> impl Strategy<Value = String> {
+            let word = proptest::sample::select(vec![
+                "collections",
+                "functions",
+                "env",
+                "x",
+                "a",
+                "invoke",
+                "versions",
+                "pull",
+                "ui",
+                "",
+            ]);
+            let words = proptest::collection::vec(word, 0..7);
+            prop_oneof![
+                "/?[ -~]{0,40}",
+                (words.clone(), any::<bool>()).prop_map(|(w, slash)| {
+                    let p = format!("/collections/{}", w.join("/"));
+                    if slash {
+                        format!("{p}/")
+                    } else {
+                        p
+                    }
+                }),
+                words.prop_map(|w| format!("/{}", w.join("/"))),
+            ]
         }
     }
 }

@@ -263,15 +263,20 @@ impl LogTail {
         Self { path, offset }
     }
 
-    /// The JSON lines written since the last call (others are skipped).
+    /// The JSON lines written since the last call (others are skipped). A
+    /// file shorter than what was read (truncated or rotated) is read from
+    /// its start.
     pub fn take(&mut self) -> Vec<Value> {
         let bytes = std::fs::read(&self.path).unwrap_or_default();
+        if bytes.len() < self.offset {
+            self.offset = 0;
+        }
         // Only complete lines; a line being written is read next time.
-        let end = bytes[self.offset.min(bytes.len())..]
+        let end = bytes[self.offset..]
             .iter()
             .rposition(|b| *b == b'\n')
             .map_or(self.offset, |i| self.offset + i + 1);
-        let fresh = &bytes[self.offset.min(end)..end];
+        let fresh = &bytes[self.offset..end];
         self.offset = end;
         fresh
             .split(|b| *b == b'\n')
@@ -433,6 +438,22 @@ pub async fn counting_get_proxy(upstream: std::net::SocketAddr) -> (std::net::So
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_tail_reads_new_lines_and_survives_a_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.log");
+        std::fs::write(&path, "{\"a\":1}\n").unwrap();
+        let mut tail = LogTail::new(path.clone());
+        assert!(tail.take().is_empty());
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").unwrap();
+        assert_eq!(tail.take(), vec![serde_json::json!({"a": 2})]);
+        // Rotated: a shorter file is read from its start.
+        std::fs::write(&path, "{\"b\":1}\n").unwrap();
+        assert_eq!(tail.take(), vec![serde_json::json!({"b": 1})]);
+        std::fs::write(&path, "").unwrap();
+        assert!(tail.take().is_empty());
+    }
 
     #[test]
     fn phase_events_are_read_from_the_json_log() {

@@ -102,10 +102,27 @@ pub(crate) fn collection_of_dir(parent: &CollectionPath, segment: &str) -> Optio
 /// `.lock` file in a 255-byte file name. Such paths (reachable only as
 /// stored or legacy names) exist in no `files` storage.
 pub(crate) fn representable(path: &CollectionPath) -> bool {
-    path.segments().next() != Some(ROOT_DIR)
-        && path
-            .segments()
-            .all(|s| s != FUNCTIONS_DIR && s.len() + LOCK_EXT.len() <= MAX_FILE_NAME_LEN)
+    unrepresentable_because(path).is_none()
+}
+
+/// Why the layout cannot hold `path` (see [`representable`]): the first
+/// rule it breaks, for the error message; `None` when it can.
+pub(crate) fn unrepresentable_because(path: &CollectionPath) -> Option<String> {
+    if path.segments().next() == Some(ROOT_DIR) {
+        return Some(format!("its first segment would be the root's `{ROOT_DIR}/` folder"));
+    }
+    if path.segments().any(|s| s == FUNCTIONS_DIR) {
+        return Some(format!(
+            "a segment `{FUNCTIONS_DIR}` would be the `{FUNCTIONS_DIR}/` folder of its parent"
+        ));
+    }
+    let max = MAX_FILE_NAME_LEN - LOCK_EXT.len();
+    path.segments().find(|s| s.len() > max).map(|s| {
+        format!(
+            "a segment of {} bytes leaves no room for its `{LOCK_EXT}` file (at most {max} bytes)",
+            s.len()
+        )
+    })
 }
 
 /// The longest file name common file systems allow, in bytes.

@@ -13,8 +13,8 @@ use faas_ports::{
 
 use super::atomic::{env_json, Visibility};
 use super::layout::{
-    birth_time, collection_of_dir, function_of_file, modified_time, representable, summary, Found, Meta, ENV_EXT,
-    FUNCTIONS_DIR, LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
+    birth_time, collection_of_dir, function_of_file, modified_time, representable, summary, unrepresentable_because,
+    Found, Meta, ENV_EXT, FUNCTIONS_DIR, LOCK_EXT, META_EXT, ROOT_DIR, SOURCE_EXT, TOMBSTONE_SUFFIX,
 };
 
 use super::locks::{Call, LockMode};
@@ -55,10 +55,9 @@ impl Inner {
         if path.is_root() {
             return Err(PortError::CollectionExists(path.to_string()));
         }
-        if !representable(path) {
+        if let Some(why) = unrepresentable_because(path) {
             return Err(PortError::InvalidCollectionPath(format!(
-                "'{path}' cannot be stored in the files storage: its directory would be the \
-                 `{FUNCTIONS_DIR}/` folder of a collection, or the root's `{ROOT_DIR}/` folder"
+                "'{path}' cannot be stored in the files storage: {why}"
             )));
         }
         let lineage = path.lineage();

@@ -184,6 +184,24 @@ fn stored_paths_accept_what_the_go_version_stored() {
 }
 
 #[test]
+fn stored_legacy_names_and_paths_round_trip_through_serde() {
+    let long = "s".repeat(200);
+    for raw in ["a/functions/b", "env", "__root__/x", "team/api", "", long.as_str()] {
+        let p = CollectionPath::parse_stored(raw).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<CollectionPath>(&json).unwrap(), p, "{raw}");
+    }
+    for raw in ["my.func", "hello"] {
+        let n = FunctionName::parse_stored(raw).unwrap();
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(serde_json::from_str::<FunctionName>(&json).unwrap(), n, "{raw}");
+    }
+    // Serde still refuses what no rule allows.
+    assert!(serde_json::from_str::<CollectionPath>(r#""a/../b""#).is_err());
+    assert!(serde_json::from_str::<FunctionName>(r#""a/b""#).is_err());
+}
+
+#[test]
 fn a_child_keeps_its_parents_grammar_and_checks_its_own() {
     let legacy = CollectionPath::parse_stored("a/functions").unwrap();
     assert_eq!(legacy.child("b").unwrap().as_str(), "a/functions/b");

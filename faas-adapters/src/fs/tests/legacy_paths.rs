@@ -53,11 +53,23 @@ async fn paths_the_layout_cannot_hold_apart_exist_nowhere() {
         .await
         .unwrap();
     store.save_function(&version(&stored("x"), "x")).await.unwrap();
-    for path in ["x/functions", "__root__", "__root__/y", &"l".repeat(251)] {
+    let long = "l".repeat(251);
+    let cases = [
+        ("x/functions", "`functions/` folder of its parent"),
+        ("__root__", "root's `__root__/` folder"),
+        ("__root__/y", "root's `__root__/` folder"),
+        (
+            long.as_str(),
+            "segment of 251 bytes leaves no room for its `.lock` file (at most 250 bytes)",
+        ),
+    ];
+    for (path, why) in cases {
         let path = stored(path);
         assert!(!store.collection_exists(&path).await.unwrap(), "{path}");
         let err = store.create_collection(&path, &EnvMap::default()).await.unwrap_err();
         assert!(matches!(err, PortError::InvalidCollectionPath(_)), "{path}: {err:?}");
+        // The message names the rule the path breaks.
+        assert!(err.to_string().contains(why), "{path}: {err}");
         let err = store
             .get_function(&path, &FunctionName::parse("f").unwrap(), None)
             .await
