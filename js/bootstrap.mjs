@@ -20,27 +20,35 @@
 // read before any user code exists; then it says it is ready, and every
 // further line is a job:
 //   {"challenge","source","input","env","max_output_bytes","max_log_bytes","timeout_ms"}
-// answered with frames on stdout, one line each:
-//   \x1eLCF:<nonce>:<kind>:<payload>\n
-// where a job's nonce is hex(HMAC-SHA256(key, challenge)): the challenge is
-// random per job, and the nonce never travels, so code that reads the job
-// lines (a later job's, in a warm runner) cannot forge that job's frames.
-// kinds: ready (nonce "-", once the key is read), started (the job was taken),
+// answered with frames on stdout, one line each, each written whole by one
+// writeSync:
+//   \x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>\n
+// where a job's nonce is hex(HMAC-SHA256(key, challenge)), <len> the
+// payload's length in bytes and <mac> hex(HMAC-SHA256(key,
+// challenge ":" kind ":" payload)) (the ready frame's nonce and challenge
+// are "-"). The challenge is random per job and the nonce and MAC key never
+// travel, so code that reads the job lines (a later job's, in a warm runner)
+// cannot forge that job's frames, and bytes another writer splices into a
+// frame (a Worker thread, a child an earlier run left) make it invalid: the
+// runtime checks length and MAC and fails the run.
+// kinds: ready (once the key is read), started (the job was taken),
 // log (one {"ts","level","message"} entry), result (the envelope above; the
 // runner can take another job), result-final (the envelope; the runner is
 // tainted and must not be reused), too-large ({"size":N}: the envelope is
 // larger than max_output_bytes). Every frame starts on a new line. User code
 // never writes frames: console.* becomes log frames, process.stdout.write is
 // sent to stderr, and stray bytes on fd 1 are not frames (wrong or missing
-// prefix or nonce; the key and the nonces are never in the environment).
+// prefix, nonce or MAC; the key and the nonces are never in the environment).
 // User code never gets the job channel either: `process.stdin` is an empty
-// stream, the real one is read through a private reference taken before any
-// user code loads, and the key and nonces live only in typed arrays handled
-// with operators (no method or getter a handler could replace sees them).
-// That is defence in depth, not a boundary: code that inspects its own
-// process (node:inspector, /proc/self/mem) can still find them, and code
-// that reads fd 0 itself can see (and steal) later job lines (README.md,
-// warm mode).
+// stream, the real one is taken before any user code loads, keeps its own
+// copies of its methods and is split into lines with captured functions
+// only; the key and nonces live only in typed arrays handled with
+// operators (no method or getter a handler could replace sees them).
+// That is defence in depth, not a boundary: code that reaches Node's
+// internals or inspects its own process (process.binding, async_hooks,
+// node:inspector, /proc/self/mem) can find them or rewrite later jobs, and
+// code that reads fd 0 itself can see (and steal) later job lines
+// (README.md, warm mode).
 // Module state persists between jobs of one runner (warm mode). A runner
 // outliving a job's timeout_ms by 2 s kills itself (a watchdog thread), and
 // one idle for --max-idle-ms (default 15 min) exits: neither needs its server.

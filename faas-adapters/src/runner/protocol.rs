@@ -4,20 +4,24 @@
 //! (`{"key":"<64 hex digits>"}`: 32 random bytes, [`RunnerKey`]), before
 //! any user code exists in the runner; the runner then says it is ready.
 //! After that it writes one job per line (JSON: challenge, source, input,
-//! env, limits). The bootstrap answers on stdout with frames, one line each:
-//! `\x1eLCF:<nonce>:<kind>:<payload>`, where the job's nonce is
-//! `hex(HMAC-SHA256(key, challenge))` ([`RunnerKey::nonce`]). Every frame
-//! starts on a fresh line (the bootstrap writes a newline before it), so a
-//! user's unterminated write cannot swallow one; a line that does not start
-//! with the prefix is stray output and is dropped however long it is; a
-//! frame whose nonce is not the current job's (a forged one, or a stale one)
-//! is ignored.
+//! env, limits). The bootstrap answers on stdout with frames, one line each
+//! (one `writeSync` each): `\x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>`,
+//! where the job's nonce is `hex(HMAC-SHA256(key, challenge))`
+//! ([`RunnerKey::nonce`]), `len` the payload's length in bytes and `mac`
+//! `hex(HMAC-SHA256(key, challenge ":" kind ":" payload))` ([`FrameAuth`]).
+//! Every frame starts on a fresh line (the bootstrap writes a newline before
+//! it), so a user's unterminated write cannot swallow one; a line that does
+//! not start with the prefix is stray output and is dropped however long it
+//! is; a frame whose nonce is not the current job's (a forged one, or a
+//! stale one) is ignored; a frame of the job's nonce whose length or MAC
+//! does not match its payload (torn, or with another writer's bytes spliced
+//! in) is a [`BadFrame`]: the run fails and the runner is destroyed.
 //!
-//! The challenge is random per job; the nonce itself never travels. So code
-//! of an earlier run in a warm runner that reads later job lines (from fd 0,
-//! past the bootstrap's hiding of the channel) learns their challenges and
-//! inputs, but not the nonce it would need to forge their frames: only code
-//! that inspects its own process memory can (README.md, warm mode).
+//! The challenge is random per job; the nonce and the key never travel. So
+//! code of an earlier run in a warm runner that reads later job lines (from
+//! fd 0, past the bootstrap's hiding of the channel) learns their challenges
+//! and inputs, but not what it would need to forge their frames: only code
+//! that reaches the runner's internals or memory can (README.md, warm mode).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
