@@ -452,10 +452,16 @@ mod tests {
         let a = auth("abc");
         let key = RunnerKey([9; KEY_BYTES]);
         let ready = FrameAuth::ready(&key);
-        assert_eq!(parse_frame(&line(&ready, "ready", b"{}"), &ready), Ok(Some(Frame::Ready)));
+        assert_eq!(
+            parse_frame(&line(&ready, "ready", b"{}"), &ready),
+            Ok(Some(Frame::Ready))
+        );
         let job = FrameAuth::job(&key, "c");
         assert_eq!(job.nonce(), key.nonce("c"));
-        assert_eq!(parse_frame(&line(&job, "started", b"{}"), &job), Ok(Some(Frame::Started)));
+        assert_eq!(
+            parse_frame(&line(&job, "started", b"{}"), &job),
+            Ok(Some(Frame::Started))
+        );
         assert_eq!(parse_frame(&line(&a, "started", b"{}"), &a), Ok(Some(Frame::Started)));
         let log = line(&a, "log", b"{\"m\":1}");
         assert_eq!(parse_frame(&log, &a), Ok(Some(Frame::Log(b"{\"m\":1}"))));
@@ -504,10 +510,19 @@ mod tests {
         spliced.extend_from_slice(forged);
         assert_eq!(
             parse_frame(&spliced, &a),
-            Err(BadFrame(format!("a frame's payload of {} bytes does not match its length", forged.len())))
+            Err(BadFrame(format!(
+                "a frame's payload of {} bytes does not match its length",
+                forged.len()
+            )))
         );
         let mac = &good[head_end - 65..head_end - 1];
-        let relabelled = [format!("\x1eLCF:n:result:{}:", forged.len()).as_bytes(), mac, b":", forged].concat();
+        let relabelled = [
+            format!("\x1eLCF:n:result:{}:", forged.len()).as_bytes(),
+            mac,
+            b":",
+            forged,
+        ]
+        .concat();
         assert_eq!(
             parse_frame(&relabelled, &a),
             Err(BadFrame("a frame whose MAC does not match".to_owned()))
@@ -550,7 +565,11 @@ mod tests {
         let frame = a.frame("log", b"a:b");
         assert_eq!(
             frame,
-            format!("\n\x1eLCF:n:log:3:{}:a:b\n", hex(&hmac_sha256(&[9; KEY_BYTES], b"c:log:a:b"))).into_bytes()
+            format!(
+                "\n\x1eLCF:n:log:3:{}:a:b\n",
+                hex(&hmac_sha256(&[9; KEY_BYTES], b"c:log:a:b"))
+            )
+            .into_bytes()
         );
     }
 

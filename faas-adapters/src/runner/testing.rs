@@ -166,7 +166,11 @@ impl Runner for FakeRunner {
         }
         let Some(key) = self.key.clone() else {
             self.key = Some(RunnerKey::from_line(bytes).expect("the first line is the key"));
-            let _ = self.tx.send(Some(frame(&FrameAuth::ready(self.key.as_ref().unwrap()), "ready", "{}")));
+            let _ = self.tx.send(Some(frame(
+                &FrameAuth::ready(self.key.as_ref().unwrap()),
+                "ready",
+                "{}",
+            )));
             return Ok(());
         };
         let job: Value = serde_json::from_slice(bytes).expect("a job line");
