@@ -540,3 +540,37 @@ test('serve: a frame is one write whose length and MAC bind its payload (spliced
     }
   });
 });
+
+test('serve: stdin may be a file (an fs.ReadStream without ref/unref): its jobs run, its end ends the runner', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowcode-faas-serve-file-'));
+  try {
+    fs.copyFileSync(BOOTSTRAP, path.join(dir, 'bootstrap.mjs'));
+    const key = randomBytes(32);
+    const job = {
+      challenge: 'abc123',
+      source: 'export async function handler() { return { ok: true, data: 7 }; }',
+      input: '{}',
+      env: PLATFORM_ENV,
+      max_output_bytes: 1 << 20,
+      max_log_bytes: 1 << 20,
+      timeout_ms: 60000,
+    };
+    const input = path.join(dir, 'stdin.txt');
+    fs.writeFileSync(input, JSON.stringify({ key: key.toString('hex') }) + '\n' + JSON.stringify(job) + '\n');
+    const fd = fs.openSync(input, 'r');
+    const proc = spawn(process.execPath, [path.join(dir, 'bootstrap.mjs'), '--serve'], { cwd: os.tmpdir(), stdio: [fd, 'pipe', 'pipe'] });
+    fs.closeSync(fd);
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => proc.on('exit', resolve));
+    assert.equal(code, 0, err);
+    const nonce = createHmac('sha256', key).update('abc123').digest('hex');
+    const payload = '{"type":"result","value":{"ok":true,"data":7}}';
+    const mac = createHmac('sha256', key).update(`abc123:result:${payload}`).digest('hex');
+    assert.ok(out.includes(`\x1eLCF:${nonce}:result:${payload.length}:${mac}:${payload}\n`), out + err);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
