@@ -20,27 +20,35 @@
 // read before any user code exists; then it says it is ready, and every
 // further line is a job:
 //   {"challenge","source","input","env","max_output_bytes","max_log_bytes","timeout_ms"}
-// answered with frames on stdout, one line each:
-//   \x1eLCF:<nonce>:<kind>:<payload>\n
-// where a job's nonce is hex(HMAC-SHA256(key, challenge)): the challenge is
-// random per job, and the nonce never travels, so code that reads the job
-// lines (a later job's, in a warm runner) cannot forge that job's frames.
-// kinds: ready (nonce "-", once the key is read), started (the job was taken),
+// answered with frames on stdout, one line each, each written whole by one
+// writeSync:
+//   \x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>\n
+// where a job's nonce is hex(HMAC-SHA256(key, challenge)), <len> the
+// payload's length in bytes and <mac> hex(HMAC-SHA256(key,
+// challenge ":" kind ":" payload)) (the ready frame's nonce and challenge
+// are "-"). The challenge is random per job and the nonce and MAC key never
+// travel, so code that reads the job lines (a later job's, in a warm runner)
+// cannot forge that job's frames, and bytes another writer splices into a
+// frame (a Worker thread, a child an earlier run left) make it invalid: the
+// runtime checks length and MAC and fails the run.
+// kinds: ready (once the key is read), started (the job was taken),
 // log (one {"ts","level","message"} entry), result (the envelope above; the
 // runner can take another job), result-final (the envelope; the runner is
 // tainted and must not be reused), too-large ({"size":N}: the envelope is
 // larger than max_output_bytes). Every frame starts on a new line. User code
 // never writes frames: console.* becomes log frames, process.stdout.write is
 // sent to stderr, and stray bytes on fd 1 are not frames (wrong or missing
-// prefix or nonce; the key and the nonces are never in the environment).
+// prefix, nonce or MAC; the key and the nonces are never in the environment).
 // User code never gets the job channel either: `process.stdin` is an empty
-// stream, the real one is read through a private reference taken before any
-// user code loads, and the key and nonces live only in typed arrays handled
-// with operators (no method or getter a handler could replace sees them).
-// That is defence in depth, not a boundary: code that inspects its own
-// process (node:inspector, /proc/self/mem) can still find them, and code
-// that reads fd 0 itself can see (and steal) later job lines (README.md,
-// warm mode).
+// stream, the real one is taken before any user code loads, keeps its own
+// copies of its methods and is split into lines with captured functions
+// only; the key and nonces live only in typed arrays handled with
+// operators (no method or getter a handler could replace sees them).
+// That is defence in depth, not a boundary: code that reaches Node's
+// internals or inspects its own process (process.binding, async_hooks,
+// node:inspector, /proc/self/mem) can find them or rewrite later jobs, and
+// code that reads fd 0 itself can see (and steal) later job lines
+// (README.md, warm mode).
 // Module state persists between jobs of one runner (warm mode). A runner
 // outliving a job's timeout_ms by 2 s kills itself (a watchdog thread), and
 // one idle for --max-idle-ms (default 15 min) exits: neither needs its server.
@@ -87,6 +95,19 @@ const applyFunction = Reflect.apply;
 const concatBuffers = Buffer.concat.bind(Buffer);
 const U8 = Uint8Array;
 const U32 = Uint32Array;
+// The data path of serve mode (job lines in, frames out) calls only these,
+// captured before any user code exists and called through the captured
+// Reflect.apply: never a method looked up on a prototype user code can
+// replace (Buffer, String, EventEmitter, Promise).
+const TypedArrayPrototype = getPrototypeOf(U8.prototype);
+const typedSet = TypedArrayPrototype.set;
+const typedSubarray = TypedArrayPrototype.subarray;
+const typedCopyWithin = TypedArrayPrototype.copyWithin;
+const typedLength = Reflect.getOwnPropertyDescriptor(TypedArrayPrototype, 'length').get;
+const utf8Encoder = new TextEncoder();
+const encodeUtf8 = TextEncoder.prototype.encode;
+const utf8Decoder = new TextDecoder('utf-8');
+const decodeUtf8 = TextDecoder.prototype.decode;
 
 const SERVE = process.argv.includes('--serve');
 const OWN_CONTAINER = SERVE && process.argv.includes('--own-container');
@@ -118,10 +139,17 @@ const MAX_JOB_LINE_BYTES = 64 * 1024 * 1024;
 // frame is complete before the next statement runs, and a frame written
 // before a crash is not lost.
 //
-// A frame's head (`\n\x1eLCF:<nonce>:<kind>:`) is assembled byte by byte in
-// a typed array with an own `byteLength`, so nothing a handler can replace
-// (String and TypedArray methods and getters, Buffer internals) ever sees a
-// nonce; the payload (the handler's own output) goes through Buffer.from.
+// A frame is `\n\x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>\n`, where
+// `len` is the payload's length in bytes (decimal) and `mac` is
+// hex(HMAC-SHA256(key, challenge ":" kind ":" payload)) (the ready frame's
+// challenge is "-"): the runtime refuses a frame whose payload does not
+// match them, so bytes another writer on fd 1 splices into a frame (a
+// Worker thread, a child left by an earlier run) never pass for it. The
+// whole frame is one buffer, written by one writeSync when the pipe takes
+// it. It is assembled in a typed array with an own `byteLength`, encoded by
+// a captured TextEncoder and hashed with operators only, so nothing a
+// handler can replace (String and TypedArray methods and getters, Buffer
+// internals) ever sees a nonce, the key or the payload on its way out.
 
 // Bytes of an ASCII constant, as {bytes, size}. Only called before any user
 // code runs.
@@ -132,7 +160,9 @@ function ascii(text) {
 }
 
 const FRAME_HEAD = ascii('\n\x1eLCF:');
+// The ready frame's nonce, also its MAC's challenge.
 const READY_NONCE = ascii('-');
+READY_NONCE.challenge = READY_NONCE;
 const KINDS = { __proto__: null };
 for (const kind of ['ready', 'started', 'log', 'result', 'result-final', 'too-large']) KINDS[kind] = ascii(kind);
 const COLON = 58;
@@ -150,22 +180,42 @@ function writeAll(bytes, size) {
   }
 }
 
-// `nonce` is {bytes, size}; `kind` a key of KINDS; `payload` a string.
+// `nonce` is {bytes, size, challenge: {bytes, size}}; `kind` a key of
+// KINDS; `payload` a string.
 function writeFrame(nonce, kind, payload) {
   const k = KINDS[kind];
-  const size = FRAME_HEAD.size + nonce.size + 1 + k.size + 1;
-  const head = new U8(size);
+  const body = applyFunction(encodeUtf8, utf8Encoder, [payload]);
+  const bodySize = applyFunction(typedLength, body, []);
+  const mac = frameMac(nonce.challenge, k, body, bodySize);
+  // The length's decimal digits, without a string.
+  const digits = new U8(20);
+  let nDigits = 0;
+  let rest = bodySize;
+  do {
+    digits[nDigits++] = 48 + (rest % 10);
+    rest = (rest - (rest % 10)) / 10;
+  } while (rest > 0);
+  const headSize = FRAME_HEAD.size + nonce.size + 1 + k.size + 1 + nDigits + 1 + 2 * 32 + 1;
+  const size = headSize + bodySize + 1;
+  const frame = new U8(size);
   // fs.writeSync reads `byteLength`: an own property, never the prototype's getter.
-  defineProperty(head, 'byteLength', { value: size });
+  defineProperty(frame, 'byteLength', { value: size });
   let at = 0;
-  for (let i = 0; i < FRAME_HEAD.size; i++) head[at++] = FRAME_HEAD.bytes[i];
-  for (let i = 0; i < nonce.size; i++) head[at++] = nonce.bytes[i];
-  head[at++] = COLON;
-  for (let i = 0; i < k.size; i++) head[at++] = k.bytes[i];
-  head[at++] = COLON;
-  writeAll(head, size);
-  const body = bufferFrom(payload + '\n', 'utf8');
-  writeAll(body, body.length);
+  for (let i = 0; i < FRAME_HEAD.size; i++) frame[at++] = FRAME_HEAD.bytes[i];
+  for (let i = 0; i < nonce.size; i++) frame[at++] = nonce.bytes[i];
+  frame[at++] = COLON;
+  for (let i = 0; i < k.size; i++) frame[at++] = k.bytes[i];
+  frame[at++] = COLON;
+  for (let i = nDigits - 1; i >= 0; i--) frame[at++] = digits[i];
+  frame[at++] = COLON;
+  for (let i = 0; i < 32; i++) {
+    frame[at++] = HEX_DIGITS[mac[i] >> 4];
+    frame[at++] = HEX_DIGITS[mac[i] & 15];
+  }
+  frame[at++] = COLON;
+  applyFunction(typedSet, frame, [body, at]);
+  frame[size - 1] = 10;
+  writeAll(frame, size);
 }
 
 // ---------------------------------------------------------------------------
@@ -243,11 +293,19 @@ function compress(h) {
   h[7] = (h[7] + hh) | 0;
 }
 
-// SHA-256 of (one 64-byte block already hashed into `from`) + msg[0..size]:
-// the digest words into `out`.
-function hashAfterBlock(from, msg, size, out) {
+// Streaming SHA-256 over BLOCK: `fill` bytes of it pending, `fed` bytes
+// hashed so far (one state at a time).
+let fill = 0;
+let fed = 0;
+
+// Starts a hash from a state `from` that already hashed one 64-byte block.
+function shaBegin(from, out) {
   for (let i = 0; i < 8; i++) out[i] = from[i];
-  let fill = 0;
+  fill = 0;
+  fed = 64;
+}
+
+function shaFeed(out, msg, size) {
   for (let i = 0; i < size; i++) {
     BLOCK[fill++] = msg[i];
     if (fill === 64) {
@@ -255,6 +313,11 @@ function hashAfterBlock(from, msg, size, out) {
       fill = 0;
     }
   }
+  fed += size;
+}
+
+// Pads and finishes: the digest words are in `out`.
+function shaEnd(out) {
   BLOCK[fill++] = 0x80;
   if (fill > 56) {
     while (fill < 64) BLOCK[fill++] = 0;
@@ -262,17 +325,28 @@ function hashAfterBlock(from, msg, size, out) {
     fill = 0;
   }
   while (fill < 56) BLOCK[fill++] = 0;
-  // The length in bits of the whole message: 64 + size bytes (< 2^29).
-  const bits = (64 + size) * 8;
-  BLOCK[56] = 0;
-  BLOCK[57] = 0;
-  BLOCK[58] = 0;
-  BLOCK[59] = 0;
-  BLOCK[60] = (bits >>> 24) & 0xff;
-  BLOCK[61] = (bits >>> 16) & 0xff;
-  BLOCK[62] = (bits >>> 8) & 0xff;
-  BLOCK[63] = bits & 0xff;
+  // The length in bits, as two 32-bit words (operators only).
+  const bits = fed * 8;
+  const low = bits % 4294967296;
+  const high = (bits - low) / 4294967296;
+  BLOCK[56] = (high >>> 24) & 0xff;
+  BLOCK[57] = (high >>> 16) & 0xff;
+  BLOCK[58] = (high >>> 8) & 0xff;
+  BLOCK[59] = high & 0xff;
+  BLOCK[60] = (low >>> 24) & 0xff;
+  BLOCK[61] = (low >>> 16) & 0xff;
+  BLOCK[62] = (low >>> 8) & 0xff;
+  BLOCK[63] = low & 0xff;
   compress(out);
+  fill = 0;
+}
+
+// SHA-256 of (one 64-byte block already hashed into `from`) + msg[0..size]:
+// the digest words into `out`.
+function hashAfterBlock(from, msg, size, out) {
+  shaBegin(from, out);
+  shaFeed(out, msg, size);
+  shaEnd(out);
 }
 
 // The HMAC pad states: SHA-256 state after (key ^ ipad) and (key ^ opad).
@@ -352,7 +426,48 @@ function nonceFor(challenge) {
     W[i] = 0;
     BLOCK[i] = 0;
   }
-  return { bytes, size: NONCE_SIZE };
+  return { bytes, size: NONCE_SIZE, challenge: { bytes: msg, size } };
+}
+
+const COLON_BYTES = ascii(':').bytes;
+
+// The MAC of a frame: HMAC-SHA256(key, challenge ":" kind ":" body), as 32
+// bytes. `challenge` and `kind` are {bytes, size}.
+function frameMac(challenge, kind, body, bodySize) {
+  const inner = new U32(8);
+  shaBegin(INNER_PAD, inner);
+  shaFeed(inner, challenge.bytes, challenge.size);
+  shaFeed(inner, COLON_BYTES, 1);
+  shaFeed(inner, kind.bytes, kind.size);
+  shaFeed(inner, COLON_BYTES, 1);
+  shaFeed(inner, body, bodySize);
+  shaEnd(inner);
+  const innerBytes = wordsToBytes(inner);
+  const outer = new U32(8);
+  hashAfterBlock(OUTER_PAD, innerBytes, 32, outer);
+  const mac = wordsToBytes(outer);
+  for (let i = 0; i < 8; i++) {
+    inner[i] = 0;
+    outer[i] = 0;
+  }
+  for (let i = 0; i < 32; i++) innerBytes[i] = 0;
+  for (let i = 0; i < 64; i++) {
+    W[i] = 0;
+    BLOCK[i] = 0;
+  }
+  return mac;
+}
+
+// 8 big-endian words to 32 bytes.
+function wordsToBytes(words) {
+  const out = new U8(32);
+  for (let i = 0; i < 8; i++) {
+    out[4 * i] = words[i] >>> 24;
+    out[4 * i + 1] = (words[i] >>> 16) & 0xff;
+    out[4 * i + 2] = (words[i] >>> 8) & 0xff;
+    out[4 * i + 3] = words[i] & 0xff;
+  }
+  return out;
 }
 
 // The job being served (serve mode), or null between jobs.
@@ -934,29 +1049,31 @@ function disarmIdleExit() {
   idleTimer = null;
 }
 
-function serveJob(line) {
+// Runs one job line; `onDone` is called (directly, no promise) once its
+// verdict is written.
+function serveJob(line, onDone) {
   let spec;
   try {
     spec = parse(line);
   } catch (err) {
     stderrWrite(`lowcode-faas bootstrap: unreadable job: ${describe(err)}\n`);
     exit(65);
-    return Promise.resolve();
+    return;
   }
   const nonce = spec !== null && typeof spec === 'object' ? nonceFor(spec.challenge) : null;
   if (nonce === null) {
     stderrWrite('lowcode-faas bootstrap: unreadable job: no valid challenge\n');
     exit(65);
-    return Promise.resolve();
+    return;
   }
-  return new Promise((resolve) => {
+  {
     job = {
       nonce,
       maxOutputBytes: isSafeInteger(spec.max_output_bytes) ? spec.max_output_bytes : Infinity,
       done: () => {
         idleWatchdog();
         armIdleExit();
-        resolve();
+        onDone();
       },
     };
     disarmIdleExit();
@@ -968,7 +1085,7 @@ function serveJob(line) {
       () => loadModuleFor(String(spec.source)),
       () => String(spec.input),
     ).catch(internalError);
-  });
+  }
 }
 
 // Takes the job channel away from user code: `process.stdin` becomes an
@@ -1003,63 +1120,137 @@ function hideChannel(channel) {
   });
 }
 
+// Gives `target` an own copy of every method on its prototype chain, so
+// that what user code later does to the shared prototypes (Readable,
+// EventEmitter, net.Socket, fs.ReadStream) never reaches it.
+function pinMethods(target) {
+  const seen = { __proto__: null };
+  for (let proto = getPrototypeOf(target); proto !== null && proto !== ObjectPrototype; proto = getPrototypeOf(proto)) {
+    const names = Reflect.ownKeys(proto);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      if (name === 'constructor' || seen[name] === true) continue;
+      seen[name] = true;
+      const desc = Reflect.getOwnPropertyDescriptor(proto, name);
+      if (typeof desc.value !== 'function' || Reflect.getOwnPropertyDescriptor(target, name) !== undefined) continue;
+      defineProperty(target, name, { value: desc.value, writable: true, enumerable: false, configurable: true });
+    }
+  }
+}
+
+// The job channel: the real stdin stream, taken before any user code exists
+// and then hidden; its methods are pinned (pinMethods) and its chunks are
+// split into lines with typed-array operators and captured functions only,
+// so no stream, EventEmitter, Buffer, String or Promise method a handler
+// could replace is on the path of a job line. Lines wait while a job runs.
 function serve() {
-  let buffered = [];
-  let bufferedBytes = 0;
-  let queue = Promise.resolve();
-  // The job channel: taken before any user code exists, then hidden.
+  // Bytes received but not yet taken as lines: pending[0..pendingSize].
+  let pending = new U8(65536);
+  let pendingSize = 0;
+  let running = false;
+  let ended = false;
+  const READY = {};
   const channel = process.stdin;
-  const ref = channel.ref.bind(channel);
-  const unref = channel.unref.bind(channel);
+  pinMethods(channel);
+  // fd 0 may be a file or /dev/null (an fs.ReadStream, without ref/unref).
+  const ref = typeof channel.ref === 'function' ? channel.ref : null;
+  const unref = typeof channel.unref === 'function' ? channel.unref : null;
+  const on = channel.on;
   hideChannel(channel);
-  channel.on('data', (chunk) => {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, start);
-      if (nl < 0) break;
-      buffered.push(chunk.subarray(start, nl));
-      const bytes = concatBuffers(buffered);
-      start = nl + 1;
+
+  // Appends a chunk to pending (growing it), then zeroes the chunk (it may
+  // hold the key).
+  function take(chunk) {
+    const n = applyFunction(typedLength, chunk, []);
+    const capacity = applyFunction(typedLength, pending, []);
+    if (pendingSize + n > capacity) {
+      let grown = capacity * 2;
+      while (grown < pendingSize + n) grown *= 2;
+      const bigger = new U8(grown);
+      applyFunction(typedSet, bigger, [pending, 0]);
+      for (let i = 0; i < pendingSize; i++) pending[i] = 0;
+      pending = bigger;
+    }
+    for (let i = 0; i < n; i++) {
+      pending[pendingSize + i] = chunk[i];
+      chunk[i] = 0;
+    }
+    pendingSize += n;
+  }
+
+  // Takes the complete lines in pending until a job starts.
+  function lines() {
+    while (!running) {
+      let nl = -1;
+      for (let i = 0; i < pendingSize; i++) {
+        if (pending[i] === 10) {
+          nl = i;
+          break;
+        }
+      }
+      if (nl < 0) {
+        if (pendingSize > MAX_JOB_LINE_BYTES) {
+          stderrWrite('lowcode-faas bootstrap: a job line is too long\n');
+          exit(65);
+        }
+        if (ended) exit(0);
+        return;
+      }
+      let line = null;
       if (!keyed) {
-        // The first line is the key: read from bytes, then zeroed (also in
-        // the chunks it came in), never a string.
-        const ok = acceptKey(bytes, bytes.length);
-        for (const piece of buffered) piece.fill(0);
-        buffered = [];
-        bufferedBytes = 0;
+        // The first line is the key: read from bytes, then zeroed, never a string.
+        const ok = acceptKey(pending, nl);
         if (!ok) {
           stderrWrite('lowcode-faas bootstrap: the first line is not a key\n');
           exit(65);
           return;
         }
+        line = READY;
+      } else {
+        let blank = true;
+        for (let i = 0; blank && i < nl; i++) {
+          const c = pending[i];
+          blank = c === 32 || c === 9 || c === 13;
+        }
+        if (!blank) line = applyFunction(decodeUtf8, utf8Decoder, [applyFunction(typedSubarray, pending, [0, nl])]);
+      }
+      applyFunction(typedCopyWithin, pending, [0, nl + 1, pendingSize]);
+      const left = pendingSize - nl - 1;
+      for (let i = left; i < pendingSize; i++) pending[i] = 0;
+      pendingSize = left;
+      if (line === READY) {
         writeFrame(READY_NONCE, 'ready', stringify({ pid: process.pid }));
-        continue;
-      }
-      const line = bytes.toString('utf8');
-      buffered = [];
-      bufferedBytes = 0;
-      if (line.trim() === '') continue;
-      queue = queue.then(() => {
-        // Between jobs the channel keeps the runner alive; while one runs it
-        // does not, so a handler that never settles and has nothing pending
-        // ends the process as in one-shot mode.
-        unref();
-        return serveJob(line).then(ref);
-      });
-    }
-    if (start < chunk.length) {
-      buffered.push(chunk.subarray(start));
-      bufferedBytes += chunk.length - start;
-      if (bufferedBytes > MAX_JOB_LINE_BYTES) {
-        stderrWrite('lowcode-faas bootstrap: a job line is too long\n');
-        exit(65);
+      } else if (line !== null) {
+        // While a job runs the channel does not keep the runner alive, so a
+        // handler that never settles and has nothing pending ends the
+        // process as in one-shot mode.
+        running = true;
+        if (unref !== null) applyFunction(unref, channel, []);
+        serveJob(line, () => {
+          running = false;
+          if (ref !== null) applyFunction(ref, channel, []);
+          lines();
+        });
       }
     }
-  });
-  // The runtime closed the channel: nothing more to do.
-  channel.on('end', () => {
-    queue.then(() => exit(0));
-  });
+  }
+
+  applyFunction(on, channel, [
+    'data',
+    (chunk) => {
+      take(chunk);
+      lines();
+    },
+  ]);
+  // The runtime closed the channel: nothing more to do once the lines
+  // already received are served.
+  applyFunction(on, channel, [
+    'end',
+    () => {
+      ended = true;
+      if (!running) lines();
+    },
+  ]);
   startWatchdog();
   idleWatchdog();
   armIdleExit();

@@ -53,10 +53,17 @@ class Runner {
           this.stray.push(line);
           continue;
         }
+        // <nonce>:<kind>:<len>:<mac>:<payload> (stray frame-like lines of
+        // handlers may have fewer fields: kept, never valid).
         const rest = line.slice(PREFIX.length);
         const a = rest.indexOf(':');
         const b = rest.indexOf(':', a + 1);
-        this.frames.push({ nonce: rest.slice(0, a), kind: rest.slice(a + 1, b), payload: rest.slice(b + 1) });
+        const c = rest.indexOf(':', b + 1);
+        const d = c < 0 ? -1 : rest.indexOf(':', c + 1);
+        const frame = { nonce: rest.slice(0, a), kind: rest.slice(a + 1, b) };
+        if (d < 0) frame.payload = rest.slice(b + 1);
+        else Object.assign(frame, { len: rest.slice(b + 1, c), mac: rest.slice(c + 1, d), payload: rest.slice(d + 1) });
+        this.frames.push(frame);
         this.wake();
       }
     });
@@ -67,6 +74,12 @@ class Runner {
     this.key = randomBytes(32);
     if (key === true) this.proc.stdin.write(JSON.stringify({ key: this.key.toString('hex') }) + '\n');
     else if (typeof key === 'string') this.proc.stdin.write(key + '\n');
+  }
+
+  /** Whether a frame's length and MAC match its payload under `challenge`. */
+  authentic(frame, challenge) {
+    const mac = createHmac('sha256', this.key).update(`${challenge}:${frame.kind}:`).update(frame.payload).digest('hex');
+    return frame.len === String(Buffer.byteLength(frame.payload)) && frame.mac === mac;
   }
 
   /** The nonce of a job's frames: hex(HMAC-SHA256(key, challenge)). */
@@ -94,7 +107,7 @@ class Runner {
   }
 
   /** Sends one job; resolves with its frames once it ends (or the runner does). */
-  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, challenge, timeoutMs = 60000 } = {}) {
+  async run(source, { input = {}, env = {}, maxOutputBytes = 6 * 1024 * 1024, challenge, timeoutMs = 60000, allowBad = false } = {}) {
     const sent = challenge ?? randomBytes(16).toString('hex');
     const id = this.nonceOf(sent);
     const job = {
@@ -107,9 +120,14 @@ class Runner {
       timeout_ms: timeoutMs,
     };
     this.proc.stdin.write(JSON.stringify(job) + '\n');
-    const isEnd = (f) => f.nonce === id && ['result', 'result-final', 'too-large'].includes(f.kind);
-    await this.until((frames) => frames.some(isEnd));
-    const mine = this.frames.filter((f) => f.nonce === id);
+    // What the runtime does: a frame of the nonce that is not authentic
+    // (torn, spliced, forged) ends the run, never counts as a verdict.
+    const bad = (f) => f.nonce === id && !this.authentic(f, sent);
+    const isEnd = (f) => f.nonce === id && ['result', 'result-final', 'too-large'].includes(f.kind) && !bad(f);
+    await this.until((frames) => frames.some((f) => isEnd(f) || bad(f)));
+    const firstBad = this.frames.findIndex(bad);
+    const mine = this.frames.filter((f, i) => f.nonce === id && (firstBad < 0 || i < firstBad));
+    if (!allowBad) assert.equal(firstBad, -1, `a frame that is not authentic: ${JSON.stringify(this.frames[firstBad] ?? null).slice(0, 300)}`);
     const end = mine.find(isEnd);
     return {
       nonce: id,
@@ -118,6 +136,7 @@ class Runner {
       end: end?.kind,
       envelope: end && end.kind !== 'too-large' ? JSON.parse(end.payload) : null,
       payload: end ? JSON.parse(end.payload) : null,
+      bad: firstBad >= 0,
     };
   }
 
@@ -434,4 +453,124 @@ test('serve: a handler that steals job lines from fd 0 learns a challenge, never
       'nothing answered under the job nonce: the job was lost, never forged',
     );
   });
+});
+
+// A handler that replaces the prototype methods a job line could pass
+// through (streams, Buffer, String, Promise, TextDecoder), recording and
+// rewriting anything that looks like a job.
+const PATCHER = `
+  import { EventEmitter } from "node:events";
+  const seen = [];
+  const inc = String.prototype.includes;
+  const split = String.prototype.split;
+  const latin1 = Buffer.prototype.latin1Slice;
+  let busy = false;
+  const look = (x) => {
+    if (busy) return;
+    busy = true;
+    try {
+      const text = typeof x === "string" ? x : x instanceof Uint8Array ? latin1.call(x, 0, x.length) : "";
+      if (inc.call(text, "challenge") || inc.call(text, "SECRET")) seen.push(1);
+    } catch {}
+    busy = false;
+  };
+  const rewrite = (x) => (typeof x === "string" && !busy ? split.call(x, "SECRET").join("FORGED") : x);
+  function wrap(obj, name, fn) {
+    const orig = obj[name];
+    if (typeof orig !== "function") return;
+    obj[name] = function (...args) { return fn.call(this, orig, args); };
+  }
+  let calls = 0;
+  export async function handler(input) {
+    calls += 1;
+    if (calls === 1) {
+      wrap(EventEmitter.prototype, "emit", function (orig, args) { for (const a of args) look(a); return orig.apply(this, args); });
+      for (const name of ["toString", "indexOf", "subarray", "slice", "utf8Slice", "fill"]) {
+        wrap(Buffer.prototype, name, function (orig, args) { look(this); const r = orig.apply(this, args); look(r); return rewrite(r); });
+      }
+      for (const name of ["concat", "allocUnsafe", "from"]) {
+        wrap(Buffer, name, function (orig, args) { for (const a of args) look(a); return orig.apply(this, args); });
+      }
+      for (const name of ["trim", "slice", "split", "includes", "indexOf"]) {
+        const orig = String.prototype[name];
+        String.prototype[name] = function (...args) { look(String(this)); return orig.apply(this, args); };
+      }
+      wrap(Promise.prototype, "then", function (orig, args) { return orig.apply(this, args); });
+      wrap(TextDecoder.prototype, "decode", function (orig, args) { const r = orig.apply(this, args); look(r); return rewrite(r); });
+      const origParse = JSON.parse;
+      JSON.parse = function (text, ...rest) { look(text); return origParse.call(this, rewrite(text), ...rest); };
+    }
+    return { ok: true, data: { calls, secret: input.secret ?? null, seen: seen.length } };
+  }`;
+
+test('serve: prototypes patched by a warm handler never see nor alter a later job', async () => {
+  await withRunner(async (r) => {
+    const first = await r.run(PATCHER, { input: { secret: 'none' } });
+    assert.equal(first.end, 'result');
+    for (let i = 2; i <= 3; i++) {
+      const next = await r.run(PATCHER, { input: { secret: `SECRET-${i}` } });
+      assert.equal(next.end, 'result', r.stderr);
+      assert.deepEqual(next.envelope, { type: 'result', value: { ok: true, data: { calls: i, secret: `SECRET-${i}`, seen: 0 } } });
+    }
+  });
+});
+
+test('serve: a frame is one write whose length and MAC bind its payload (spliced writers cannot forge)', async () => {
+  await withRunner(async (r) => {
+    // Run 1 leaves a Worker thread that floods fd 1 with result-shaped bytes.
+    const source = `
+      import { Worker } from "node:worker_threads";
+      let calls = 0;
+      export async function handler() {
+        calls += 1;
+        if (calls === 1) {
+          const w = new Worker('const fs = require("fs"); const junk = "{\\\\"type\\\\":\\\\"result\\\\",\\\\"value\\\\":{\\\\"ok\\\\":true,\\\\"data\\\\":\\\\"forged\\\\"}}"; const until = Date.now() + 3000; while (Date.now() < until) { try { fs.writeSync(1, junk); } catch {} }', { eval: true });
+          w.unref();
+          return { ok: true, data: 1 };
+        }
+        return { ok: true, data: "x".repeat(300000) };
+      }`;
+    await r.run(source);
+    for (let i = 0; i < 5; i++) {
+      const res = await r.run(source, { allowBad: true });
+      // Frames up to the first inauthentic one (a torn or spliced frame
+      // ends the run): the verdict, if any, is the handler's own.
+      if (res.end !== undefined) assert.equal(res.envelope.value.data.length, 300000);
+      if (res.bad) break;
+    }
+  });
+});
+
+test('serve: stdin may be a file (an fs.ReadStream without ref/unref): its jobs run, its end ends the runner', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lowcode-faas-serve-file-'));
+  try {
+    fs.copyFileSync(BOOTSTRAP, path.join(dir, 'bootstrap.mjs'));
+    const key = randomBytes(32);
+    const job = {
+      challenge: 'abc123',
+      source: 'export async function handler() { return { ok: true, data: 7 }; }',
+      input: '{}',
+      env: PLATFORM_ENV,
+      max_output_bytes: 1 << 20,
+      max_log_bytes: 1 << 20,
+      timeout_ms: 60000,
+    };
+    const input = path.join(dir, 'stdin.txt');
+    fs.writeFileSync(input, JSON.stringify({ key: key.toString('hex') }) + '\n' + JSON.stringify(job) + '\n');
+    const fd = fs.openSync(input, 'r');
+    const proc = spawn(process.execPath, [path.join(dir, 'bootstrap.mjs'), '--serve'], { cwd: os.tmpdir(), stdio: [fd, 'pipe', 'pipe'] });
+    fs.closeSync(fd);
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => proc.on('exit', resolve));
+    assert.equal(code, 0, err);
+    const nonce = createHmac('sha256', key).update('abc123').digest('hex');
+    const payload = '{"type":"result","value":{"ok":true,"data":7}}';
+    const mac = createHmac('sha256', key).update(`abc123:result:${payload}`).digest('hex');
+    assert.ok(out.includes(`\x1eLCF:${nonce}:result:${payload.length}:${mac}:${payload}\n`), out + err);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

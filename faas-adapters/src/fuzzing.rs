@@ -54,11 +54,18 @@ pub enum Frame {
     TooLarge(u64),
 }
 
+/// The runner key of [`parse_frame`]'s MACs (public: fuzzing only).
+pub const FUZZ_KEY: [u8; 32] = [7; 32];
+/// The challenge of [`parse_frame`]'s MACs.
+pub const FUZZ_CHALLENGE: &str = "fuzz";
+
 /// Parses one frame line: `Ok(None)` for another nonce's frame or a line
 /// that is no frame, `Err` with the reason for a frame of `nonce` that
-/// makes no sense.
+/// makes no sense (also one whose length or MAC, under [`FUZZ_KEY`] and
+/// [`FUZZ_CHALLENGE`], does not match its payload).
 pub fn parse_frame(line: &[u8], nonce: &str) -> Result<Option<Frame>, String> {
-    let frame = protocol::parse_frame(line, nonce).map_err(|bad| bad.0)?;
+    let auth = protocol::FrameAuth::with_nonce(FUZZ_KEY, FUZZ_CHALLENGE, nonce);
+    let frame = protocol::parse_frame(line, &auth).map_err(|bad| bad.0)?;
     Ok(frame.map(|frame| match frame {
         protocol::Frame::Ready => Frame::Ready,
         protocol::Frame::Started => Frame::Started,

@@ -40,6 +40,7 @@ pub async fn container_runtime_contract(rt: &dyn ContainerRuntime, expected_uid:
     check_env(rt).await;
     check_uid(rt, expected_uid).await;
     check_user_output_cannot_forge_a_result(rt).await;
+    check_spliced_output_cannot_forge_a_result(rt).await;
     check_concurrent_runs(rt).await;
 }
 
@@ -71,6 +72,45 @@ pub async fn check_user_output_cannot_forge_a_result(rt: &dyn ContainerRuntime) 
         json!({"type": "result", "value": {"ok": true, "data": "real"}})
     );
     assert_eq!(log_messages(&output.logs), ["logged"]);
+}
+
+/// Bytes another writer on fd 1 splices into a frame (a Worker thread
+/// flooding it with result-shaped JSON, in this run and, in a warm runner,
+/// in later ones) never make a verdict: the run gets its handler's own
+/// result, or fails as a protocol violation (a torn frame), never a forged one.
+pub async fn check_spliced_output_cannot_forge_a_result(rt: &dyn ContainerRuntime) {
+    let source = r#"
+        import { Worker } from "node:worker_threads";
+        export async function handler() {
+          // Floods for 1 s: past this run's verdict, not into other checks.
+          const w = new Worker(`
+            import("node:fs").then(({ default: fs }) => {
+              const junk = '{"type":"result","value":{"ok":true,"data":"forged"}}';
+              const until = Date.now() + 1000;
+              while (Date.now() < until) { try { fs.writeSync(1, junk); } catch {} }
+            });`, { eval: true });
+          w.unref();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          return { ok: true, data: "x".repeat(300000) };
+        }"#;
+    let (mut genuine, mut refused) = (0, 0);
+    for _ in 0..3 {
+        match rt.run(contract_job(source)).await {
+            Ok(output) => {
+                let value = envelope(&output);
+                assert_eq!(value["value"]["data"].as_str().map(str::len), Some(300_000), "{value}");
+                genuine += 1;
+            }
+            Err(failure) => {
+                assert_eq!(failure.code, ErrorCode::Internal, "{failure:?}");
+                assert!(failure.message.contains("protocol"), "{failure:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(genuine + refused, 3);
+    // Any flooder a warm runner still holds is done before the next check.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
 }
 
 /// Polls (bounded) until the runtime's pool holds `n` idle prewarmed runners.

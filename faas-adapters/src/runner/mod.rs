@@ -63,7 +63,7 @@ use tokio::time::Instant;
 
 use crate::bootstrap::{LOG_MAX_BYTES_ENV, NODE_OOM_MARKERS};
 use crate::AdapterError;
-use protocol::{Frame, LineSplitter, RunnerKey, FRAME_SLACK, READY_NONCE};
+use protocol::{Frame, FrameAuth, LineSplitter, RunnerKey, FRAME_SLACK};
 
 /// Bytes of stderr kept per job for diagnostics (OOM detection, failure messages).
 pub(crate) const STDERR_TAIL_BYTES: usize = 64 * 1024;
@@ -380,7 +380,8 @@ pub(crate) async fn start_runner(
     }
     let launched_at = Instant::now();
     let ready_deadline = deadline.min(launched_at + READY_TIMEOUT);
-    let mut splitter = LineSplitter::new(FRAME_SLACK, READY_NONCE);
+    let ready = FrameAuth::ready(&key);
+    let mut splitter = LineSplitter::new(FRAME_SLACK, ready.nonce());
     let mut stderr = StderrTail::default();
     loop {
         match tokio::time::timeout_at(ready_deadline, runner.recv()).await {
@@ -408,7 +409,7 @@ pub(crate) async fn start_runner(
                 let lines = splitter.feed(&bytes).unwrap_or_default();
                 if lines
                     .iter()
-                    .any(|line| matches!(protocol::parse_frame(line, READY_NONCE), Ok(Some(Frame::Ready))))
+                    .any(|line| matches!(protocol::parse_frame(line, &ready), Ok(Some(Frame::Ready))))
                 {
                     tracing::debug!(ready_ms = launched_at.elapsed().as_secs_f64() * 1e3, "Runner ready.");
                     return Ok(Started { runner, key });
@@ -457,7 +458,7 @@ pub(crate) async fn serve_job(
 ) -> Served {
     let begun = Instant::now();
     let challenge = protocol::new_challenge();
-    let nonce = started.key.nonce(&challenge);
+    let auth = FrameAuth::job(&started.key, &challenge);
     let runner = &mut *started.runner;
     let line = match protocol::job_line(job, &run_env(job), &challenge) {
         Ok(line) => line,
@@ -478,7 +479,7 @@ pub(crate) async fn serve_job(
         }
     }
     let cap = job.max_output_bytes.max(job.max_log_bytes).saturating_add(FRAME_SLACK);
-    let mut splitter = LineSplitter::new(cap, &nonce);
+    let mut splitter = LineSplitter::new(cap, auth.nonce());
     let mut logs = LogCollector::new(job.max_log_bytes);
     let mut stderr = StderrTail::default();
     let mut started = false;
@@ -510,7 +511,7 @@ pub(crate) async fn serve_job(
             }
         };
         for line in &lines {
-            match protocol::parse_frame(line, &nonce) {
+            match protocol::parse_frame(line, &auth) {
                 Ok(None) | Ok(Some(Frame::Ready)) => {}
                 Ok(Some(Frame::Started)) => {
                     started = true;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use faas_ports::{ErrorCode, RunJob, RunOutput, StartKind};
 use tokio::time::Instant;
 
-use super::{Counts, Pool};
-use crate::runner::testing::{FakeLauncher, FakeWorld};
+use super::Pool;
+use crate::runner::testing::{check_caps, FakeLauncher, FakeWorld};
 use crate::runner::{ExecutionConfig, ExecutionMode, Launcher};
 use crate::runtime_contract::{contract_job, envelope};
 
@@ -295,21 +295,6 @@ async fn a_dropped_run_gives_its_warm_place_back() {
     })
     .await;
     pool.shutdown().await;
-}
-
-/// Checks one instant's counts against the caps; `alive` must not pass
-/// the caps plus the runs in flight plus the removals under way.
-fn check_caps(c: Counts, alive: usize, removals_since: u64, config: &ExecutionConfig, clients: usize) {
-    assert!(c.warm_live <= config.warm_max_containers, "{c:?}");
-    assert!(c.warm_live_max_per_key <= config.warm_max_per_key, "{c:?}");
-    assert!(c.warm_idle <= c.warm_live, "{c:?}");
-    assert!(c.prewarm_idle + c.launching <= config.prewarm_pool_size, "{c:?}");
-    let bound = config.warm_max_containers
-        + config.prewarm_pool_size
-        + clients
-        + c.removals_pending
-        + usize::try_from(removals_since).unwrap();
-    assert!(alive <= bound, "{alive} runners alive, bound {bound}: {c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,20 +4,24 @@
 //! (`{"key":"<64 hex digits>"}`: 32 random bytes, [`RunnerKey`]), before
 //! any user code exists in the runner; the runner then says it is ready.
 //! After that it writes one job per line (JSON: challenge, source, input,
-//! env, limits). The bootstrap answers on stdout with frames, one line each:
-//! `\x1eLCF:<nonce>:<kind>:<payload>`, where the job's nonce is
-//! `hex(HMAC-SHA256(key, challenge))` ([`RunnerKey::nonce`]). Every frame
-//! starts on a fresh line (the bootstrap writes a newline before it), so a
-//! user's unterminated write cannot swallow one; a line that does not start
-//! with the prefix is stray output and is dropped however long it is; a
-//! frame whose nonce is not the current job's (a forged one, or a stale one)
-//! is ignored.
+//! env, limits). The bootstrap answers on stdout with frames, one line each
+//! (one `writeSync` each): `\x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>`,
+//! where the job's nonce is `hex(HMAC-SHA256(key, challenge))`
+//! ([`RunnerKey::nonce`]), `len` the payload's length in bytes and `mac`
+//! `hex(HMAC-SHA256(key, challenge ":" kind ":" payload))` ([`FrameAuth`]).
+//! Every frame starts on a fresh line (the bootstrap writes a newline before
+//! it), so a user's unterminated write cannot swallow one; a line that does
+//! not start with the prefix is stray output and is dropped however long it
+//! is; a frame whose nonce is not the current job's (a forged one, or a
+//! stale one) is ignored; a frame of the job's nonce whose length or MAC
+//! does not match its payload (torn, or with another writer's bytes spliced
+//! in) is a [`BadFrame`]: the run fails and the runner is destroyed.
 //!
-//! The challenge is random per job; the nonce itself never travels. So code
-//! of an earlier run in a warm runner that reads later job lines (from fd 0,
-//! past the bootstrap's hiding of the channel) learns their challenges and
-//! inputs, but not the nonce it would need to forge their frames: only code
-//! that inspects its own process memory can (README.md, warm mode).
+//! The challenge is random per job; the nonce and the key never travel. So
+//! code of an earlier run in a warm runner that reads later job lines (from
+//! fd 0, past the bootstrap's hiding of the channel) learns their challenges
+//! and inputs, but not what it would need to forge their frames: only code
+//! that reaches the runner's internals or memory can (README.md, warm mode).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -120,18 +124,118 @@ impl RunnerKey {
 
 /// HMAC-SHA256 (RFC 2104) with a key of at most one block.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    hmac_sha256_parts(key, &[message])
+}
+
+/// HMAC-SHA256 of the concatenation of `parts`.
+fn hmac_sha256_parts(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut block = [0u8; 64];
     let len = key.len().min(block.len());
     block[..len].copy_from_slice(&key[..len]);
     let mut inner = Sha256::new();
     inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
+    for part in parts {
+        inner.update(part);
+    }
     let inner = inner.finalize();
     let mut outer = Sha256::new();
     outer.update(block.map(|b| b ^ 0x5c));
     outer.update(inner);
     outer.finalize().into()
+}
+
+/// What authenticates the frames of one job (or the ready frame): the
+/// nonce that routes them and the key and challenge of their MACs.
+///
+/// A frame is `\x1eLCF:<nonce>:<kind>:<len>:<mac>:<payload>`, where `len`
+/// is the payload's length in bytes (decimal) and `mac` is
+/// `hex(HMAC-SHA256(key, challenge ":" kind ":" payload))` (the challenge of
+/// the ready frame is `-`). Challenges are letters and digits and kinds have
+/// no `:`, so the MAC input is unambiguous; the MAC binds the payload to the
+/// head, so a frame whose payload was cut, spliced or replaced (another
+/// writer on fd 1 between or inside its writes) is refused.
+#[derive(Debug, Clone)]
+pub(crate) struct FrameAuth {
+    key: RunnerKey,
+    challenge: String,
+    nonce: String,
+}
+
+impl FrameAuth {
+    /// The frames of the job with `challenge`.
+    pub(crate) fn job(key: &RunnerKey, challenge: &str) -> Self {
+        Self {
+            key: key.clone(),
+            challenge: challenge.to_owned(),
+            nonce: key.nonce(challenge),
+        }
+    }
+
+    /// The ready frame of a runner with `key`.
+    pub(crate) fn ready(key: &RunnerKey) -> Self {
+        Self {
+            key: key.clone(),
+            challenge: READY_NONCE.to_owned(),
+            nonce: READY_NONCE.to_owned(),
+        }
+    }
+
+    /// The nonce that starts these frames (after the prefix).
+    pub(crate) fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// The MAC of a frame of `kind` with `payload`.
+    fn mac(&self, kind: &[u8], payload: &[u8]) -> [u8; 32] {
+        hmac_sha256_parts(&self.key.0, &[self.challenge.as_bytes(), b":", kind, b":", payload])
+    }
+
+    /// A complete frame line, as the bootstrap writes it (leading and
+    /// trailing `\n` included).
+    #[cfg(test)]
+    pub(crate) fn frame(&self, kind: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "\n\x1eLCF:{}:{kind}:{}:{}:",
+            self.nonce,
+            payload.len(),
+            hex(&self.mac(kind.as_bytes(), payload))
+        )
+        .into_bytes();
+        out.extend_from_slice(payload);
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl FrameAuth {
+    /// Frames under a given key, challenge and nonce (the fuzz targets pick
+    /// the nonce; the MAC still needs the key and challenge).
+    pub(crate) fn with_nonce(key: [u8; KEY_BYTES], challenge: &str, nonce: &str) -> Self {
+        Self {
+            key: RunnerKey(key),
+            challenge: challenge.to_owned(),
+            nonce: nonce.to_owned(),
+        }
+    }
+}
+
+/// Lowercase hex digits to bytes (`None` for anything else).
+fn unhex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = (nibble(digits[2 * i])? << 4) | nibble(digits[2 * i + 1])?;
+    }
+    Some(out)
 }
 
 /// Lowercase hex.
@@ -177,17 +281,42 @@ pub(crate) fn job_line(job: &RunJob, env: &BTreeMap<String, String>, challenge: 
 }
 
 /// Parses one complete line that starts with [`FRAME_PREFIX`]. `Ok(None)`
-/// for a frame of another nonce (ignored).
-pub(crate) fn parse_frame<'a>(line: &'a [u8], nonce: &str) -> Result<Option<Frame<'a>>, BadFrame> {
+/// for a line that is not a frame of `auth`'s nonce (ignored); a frame of
+/// the nonce whose length or MAC does not match its payload (torn, spliced
+/// or forged) is a [`BadFrame`].
+pub(crate) fn parse_frame<'a>(line: &'a [u8], auth: &FrameAuth) -> Result<Option<Frame<'a>>, BadFrame> {
+    use subtle::ConstantTimeEq;
     let Some(rest) = line.strip_prefix(FRAME_PREFIX) else {
         return Ok(None);
     };
-    let mut parts = rest.splitn(3, |b| *b == b':');
-    let (Some(frame_nonce), Some(kind), Some(payload)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = rest.splitn(2, |b| *b == b':');
+    let (Some(frame_nonce), Some(rest)) = (parts.next(), parts.next()) else {
         return Ok(None);
     };
-    if frame_nonce != nonce.as_bytes() {
+    if frame_nonce != auth.nonce.as_bytes() {
         return Ok(None);
+    }
+    let mut parts = rest.splitn(4, |b| *b == b':');
+    let (Some(kind), Some(len), Some(mac), Some(payload)) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(BadFrame("a frame without its length, MAC or payload".to_owned()));
+    };
+    // Decimal, canonical (no sign, no leading zero).
+    let canonical = matches!(len, [b'0'] | [b'1'..=b'9', ..]) && len.len() <= 20 && len.iter().all(u8::is_ascii_digit);
+    let len = canonical
+        .then(|| std::str::from_utf8(len).ok()?.parse::<usize>().ok())
+        .flatten();
+    if len != Some(payload.len()) {
+        return Err(BadFrame(format!(
+            "a frame's payload of {} bytes does not match its length",
+            payload.len()
+        )));
+    }
+    let Some(mac) = unhex::<32>(mac) else {
+        return Err(BadFrame("a frame without a readable MAC".to_owned()));
+    };
+    if !bool::from(auth.mac(kind, payload).ct_eq(&mac)) {
+        return Err(BadFrame("a frame whose MAC does not match".to_owned()));
     }
     let frame = match kind {
         b"ready" => Frame::Ready,
@@ -304,41 +433,144 @@ mod tests {
     use super::*;
 
     fn frame(nonce: &str, kind: &str, payload: &str) -> Vec<u8> {
-        format!("\n\x1eLCF:{nonce}:{kind}:{payload}\n").into_bytes()
+        auth(nonce).frame(kind, payload.as_bytes())
+    }
+
+    /// Frames under a fixed key and challenge `c`, routed by `nonce`.
+    fn auth(nonce: &str) -> FrameAuth {
+        FrameAuth::with_nonce([9; KEY_BYTES], "c", nonce)
+    }
+
+    /// A frame line as the splitter hands it over (no newlines).
+    fn line(auth: &FrameAuth, kind: &str, payload: &[u8]) -> Vec<u8> {
+        let frame = auth.frame(kind, payload);
+        frame[1..frame.len() - 1].to_vec()
     }
 
     #[test]
     fn frames_of_the_nonce_parse_and_others_are_ignored() {
-        let n = "abc";
-        assert_eq!(parse_frame(b"\x1eLCF:-:ready:{}", READY_NONCE), Ok(Some(Frame::Ready)));
-        assert_eq!(parse_frame(b"\x1eLCF:abc:started:{}", n), Ok(Some(Frame::Started)));
+        let a = auth("abc");
+        let key = RunnerKey([9; KEY_BYTES]);
+        let ready = FrameAuth::ready(&key);
         assert_eq!(
-            parse_frame(b"\x1eLCF:abc:log:{\"m\":1}", n),
-            Ok(Some(Frame::Log(b"{\"m\":1}")))
+            parse_frame(&line(&ready, "ready", b"{}"), &ready),
+            Ok(Some(Frame::Ready))
         );
+        let job = FrameAuth::job(&key, "c");
+        assert_eq!(job.nonce(), key.nonce("c"));
         assert_eq!(
-            parse_frame(b"\x1eLCF:abc:result:{\"a\":\"x:y\"}", n),
+            parse_frame(&line(&job, "started", b"{}"), &job),
+            Ok(Some(Frame::Started))
+        );
+        assert_eq!(parse_frame(&line(&a, "started", b"{}"), &a), Ok(Some(Frame::Started)));
+        let log = line(&a, "log", b"{\"m\":1}");
+        assert_eq!(parse_frame(&log, &a), Ok(Some(Frame::Log(b"{\"m\":1}"))));
+        let result = line(&a, "result", b"{\"a\":\"x:y\"}");
+        assert_eq!(
+            parse_frame(&result, &a),
             Ok(Some(Frame::Result {
                 envelope: b"{\"a\":\"x:y\"}",
                 reusable: true
             }))
         );
+        let last = line(&a, "result-final", b"{}");
         assert_eq!(
-            parse_frame(b"\x1eLCF:abc:result-final:{}", n),
+            parse_frame(&last, &a),
             Ok(Some(Frame::Result {
                 envelope: b"{}",
                 reusable: false
             }))
         );
+        let big = line(&a, "too-large", b"{\"size\":7}");
+        assert_eq!(parse_frame(&big, &a), Ok(Some(Frame::TooLarge(7))));
+        // Another nonce's frame, or no frame at all: ignored.
+        assert_eq!(parse_frame(&line(&auth("other"), "result", b"{}"), &a), Ok(None));
+        assert_eq!(parse_frame(b"\x1eLCF:abc", &a), Ok(None));
+        assert_eq!(parse_frame(b"plain text", &a), Ok(None));
+        assert!(parse_frame(&line(&a, "explode", b"{}"), &a).is_err());
+        assert!(parse_frame(&line(&a, "too-large", b"{}"), &a).is_err());
+    }
+
+    #[test]
+    fn torn_spliced_or_forged_frames_of_the_nonce_are_bad() {
+        let a = auth("n");
+        let good = line(&a, "result", b"{\"type\":\"result\",\"value\":1}");
+        assert!(parse_frame(&good, &a).unwrap().is_some());
+        // The old format (no length, no MAC) and a head without a payload.
+        assert!(parse_frame(b"\x1eLCF:n:result:{\"type\":\"result\"}", &a).is_err());
+        assert!(parse_frame(b"\x1eLCF:n:result:", &a).is_err());
+        // Torn: the payload cut short, or a head whose payload never came.
+        assert!(parse_frame(&good[..good.len() - 1], &a).is_err());
+        let head_end = good.len() - b"{\"type\":\"result\",\"value\":1}".len();
+        assert!(parse_frame(&good[..head_end], &a).is_err());
+        // Spliced: another writer's bytes between the head and the payload,
+        // with or without a length that fits them.
+        let forged = b"{\"type\":\"result\",\"value\":666}";
+        let mut spliced = good[..head_end].to_vec();
+        spliced.extend_from_slice(forged);
         assert_eq!(
-            parse_frame(b"\x1eLCF:abc:too-large:{\"size\":7}", n),
-            Ok(Some(Frame::TooLarge(7)))
+            parse_frame(&spliced, &a),
+            Err(BadFrame(format!(
+                "a frame's payload of {} bytes does not match its length",
+                forged.len()
+            )))
         );
-        assert_eq!(parse_frame(b"\x1eLCF:other:result:{}", n), Ok(None));
-        assert_eq!(parse_frame(b"\x1eLCF:abc", n), Ok(None));
-        assert_eq!(parse_frame(b"plain text", n), Ok(None));
-        assert!(parse_frame(b"\x1eLCF:abc:explode:{}", n).is_err());
-        assert!(parse_frame(b"\x1eLCF:abc:too-large:{}", n).is_err());
+        let mac = &good[head_end - 65..head_end - 1];
+        let relabelled = [
+            format!("\x1eLCF:n:result:{}:", forged.len()).as_bytes(),
+            mac,
+            b":",
+            forged,
+        ]
+        .concat();
+        assert_eq!(
+            parse_frame(&relabelled, &a),
+            Err(BadFrame("a frame whose MAC does not match".to_owned()))
+        );
+        // Wrong length, malformed length, malformed or wrong MAC.
+        let text = String::from_utf8(good.clone()).unwrap();
+        let len = "27:";
+        assert!(text.contains(len));
+        for bad in [
+            text.replacen(len, "26:", 1),
+            text.replacen(len, "027:", 1),
+            text.replacen(len, "+27:", 1),
+            text.replacen(len, ":", 1),
+            text.replacen(len, "99999999999999999999999:", 1),
+        ] {
+            assert!(parse_frame(bad.as_bytes(), &a).is_err(), "{bad}");
+        }
+        let mut flipped = good.clone();
+        flipped[head_end - 2] = if flipped[head_end - 2] == b'0' { b'1' } else { b'0' };
+        assert!(parse_frame(&flipped, &a).is_err());
+        let mut upper = good.clone();
+        upper[head_end - 65..head_end - 1].make_ascii_uppercase();
+        if upper != good {
+            assert!(parse_frame(&upper, &a).is_err());
+        }
+        // A valid frame of one kind, challenge or key is no frame of another.
+        let relabelled_kind = text.replacen(":result:", ":result-final:", 1);
+        assert!(parse_frame(relabelled_kind.as_bytes(), &a).is_err());
+        let other_challenge = FrameAuth::with_nonce([9; KEY_BYTES], "d", "n");
+        assert!(parse_frame(&good, &other_challenge).is_err());
+        let other_key = FrameAuth::with_nonce([8; KEY_BYTES], "c", "n");
+        assert!(parse_frame(&good, &other_key).is_err());
+    }
+
+    #[test]
+    fn frame_macs_are_the_hmac_of_challenge_kind_and_payload() {
+        let a = auth("n");
+        let want = hmac_sha256(&[9; KEY_BYTES], b"c:log:a:b\n");
+        assert_eq!(a.mac(b"log", b"a:b\n"), want);
+        let frame = a.frame("log", b"a:b");
+        assert_eq!(
+            frame,
+            format!(
+                "\n\x1eLCF:n:log:3:{}:a:b\n",
+                hex(&hmac_sha256(&[9; KEY_BYTES], b"c:log:a:b"))
+            )
+            .into_bytes()
+        );
     }
 
     #[test]
@@ -359,7 +591,7 @@ mod tests {
             }
             assert_eq!(
                 lines,
-                vec![b"\x1eLCF:n:log:{\"x\":1}".to_vec(), b"\x1eLCF:n:result:{}".to_vec()],
+                vec![line(&auth("n"), "log", b"{\"x\":1}"), line(&auth("n"), "result", b"{}")],
                 "chunk size {size}"
             );
             // Stray output never piles up in the buffer.
@@ -487,21 +719,28 @@ mod tests {
                 prop_assert_eq!(&got, &want);
                 for line in want.iter().flatten() {
                     // Parsing never panics; another nonce never sees the frame.
-                    let _ = parse_frame(line, "n");
-                    prop_assert_eq!(parse_frame(line, "m"), Ok(None));
+                    let _ = parse_frame(line, &FrameAuth::with_nonce([1; KEY_BYTES], "c", "n"));
+                    prop_assert_eq!(parse_frame(line, &FrameAuth::with_nonce([1; KEY_BYTES], "c", "m")), Ok(None));
                 }
             }
 
             #[test]
-            fn frames_of_the_nonce_parse_to_their_kind(payload in "[ -~]{0,40}", reusable: bool) {
+            fn frames_of_the_nonce_parse_to_their_kind(payload in "[ -~]{0,40}", reusable: bool, cut in 0usize..200) {
+                let auth = FrameAuth::with_nonce([3; KEY_BYTES], "ch", "abc");
                 let kind = if reusable { "result" } else { "result-final" };
-                let line = format!("\x1eLCF:abc:{kind}:{payload}");
+                let frame = auth.frame(kind, payload.as_bytes());
+                let line = &frame[1..frame.len() - 1];
                 prop_assert_eq!(
-                    parse_frame(line.as_bytes(), "abc"),
+                    parse_frame(line, &auth),
                     Ok(Some(Frame::Result { envelope: payload.as_bytes(), reusable }))
                 );
-                let line = format!("\x1eLCF:abc:log:{payload}");
-                prop_assert_eq!(parse_frame(line.as_bytes(), "abc"), Ok(Some(Frame::Log(payload.as_bytes()))));
+                // Any strictly shorter prefix that still carries the nonce is refused.
+                let head = FRAME_PREFIX.len() + 4;
+                if head + cut < line.len() {
+                    prop_assert!(parse_frame(&line[..head + cut], &auth).is_err());
+                }
+                let frame = auth.frame("log", payload.as_bytes());
+                prop_assert_eq!(parse_frame(&frame[1..frame.len() - 1], &auth), Ok(Some(Frame::Log(payload.as_bytes()))));
             }
         }
     }

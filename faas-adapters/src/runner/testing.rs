@@ -22,8 +22,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::protocol::{RunnerKey, FRAME_SLACK};
-use super::{Chunk, Exit, Launcher, Liveness, Purpose, Runner};
+use super::pool::Counts;
+use super::protocol::{FrameAuth, RunnerKey, FRAME_SLACK};
+
+use super::{Chunk, ExecutionConfig, Exit, Launcher, Liveness, Purpose, Runner};
 
 /// What a [`FakeLauncher`]'s runners share with the test.
 #[derive(Debug, Default)]
@@ -116,8 +118,35 @@ pub(crate) struct FakeRunner {
     gone: bool,
 }
 
-fn frame(nonce: &str, kind: &str, payload: &str) -> Chunk {
-    Chunk::Stdout(format!("\n\x1eLCF:{nonce}:{kind}:{payload}\n").into_bytes())
+fn frame(auth: &FrameAuth, kind: &str, payload: &str) -> Chunk {
+    Chunk::Stdout(auth.frame(kind, payload.as_bytes()))
+}
+
+/// A log frame just over the longest frame line `job` allows.
+fn oversized_log(auth: &FrameAuth, job: &Value) -> Chunk {
+    let cap = job["max_output_bytes"]
+        .as_u64()
+        .unwrap_or(0)
+        .max(job["max_log_bytes"].as_u64().unwrap_or(0))
+        + FRAME_SLACK;
+    frame(auth, "log", &"x".repeat(usize::try_from(cap).unwrap() + 10))
+}
+
+/// Checks one instant's pool counts against the caps of `config`; `alive`
+/// (runners that exist, counted at that instant or just after) must not
+/// pass the caps plus the `clients` runs in flight plus the removals under
+/// way (`removals_since`: those started since the counts were taken).
+pub(crate) fn check_caps(c: Counts, alive: usize, removals_since: u64, config: &ExecutionConfig, clients: usize) {
+    assert!(c.warm_live <= config.warm_max_containers, "{c:?}");
+    assert!(c.warm_live_max_per_key <= config.warm_max_per_key, "{c:?}");
+    assert!(c.warm_idle <= c.warm_live, "{c:?}");
+    assert!(c.prewarm_idle + c.launching <= config.prewarm_pool_size, "{c:?}");
+    let bound = config.warm_max_containers
+        + config.prewarm_pool_size
+        + clients
+        + c.removals_pending
+        + usize::try_from(removals_since).unwrap();
+    assert!(alive <= bound, "{alive} runners alive, bound {bound}: {c:?}");
 }
 
 impl FakeRunner {
@@ -137,14 +166,18 @@ impl Runner for FakeRunner {
         }
         let Some(key) = self.key.clone() else {
             self.key = Some(RunnerKey::from_line(bytes).expect("the first line is the key"));
-            let _ = self.tx.send(Some(frame("-", "ready", "{}")));
+            let _ = self.tx.send(Some(frame(
+                &FrameAuth::ready(self.key.as_ref().unwrap()),
+                "ready",
+                "{}",
+            )));
             return Ok(());
         };
         let job: Value = serde_json::from_slice(bytes).expect("a job line");
-        let nonce = key.nonce(job["challenge"].as_str().expect("a challenge"));
+        let auth = FrameAuth::job(&key, job["challenge"].as_str().expect("a challenge"));
         let input: Value = serde_json::from_str(job["input"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
         self.calls += 1;
-        let _ = self.tx.send(Some(frame(&nonce, "started", "{}")));
+        let _ = self.tx.send(Some(frame(&auth, "started", "{}")));
         if input["hang"] == true {
             return Ok(());
         }
@@ -153,17 +186,11 @@ impl Runner for FakeRunner {
             return Ok(());
         }
         if input["bad_frame"] == true {
-            let _ = self.tx.send(Some(frame(&nonce, "bogus", "{}")));
+            let _ = self.tx.send(Some(frame(&auth, "bogus", "{}")));
             return Ok(());
         }
         if input["oversized"] == true {
-            let cap = job["max_output_bytes"]
-                .as_u64()
-                .unwrap_or(0)
-                .max(job["max_log_bytes"].as_u64().unwrap_or(0))
-                + FRAME_SLACK;
-            let huge = "x".repeat(usize::try_from(cap).unwrap() + 10);
-            let _ = self.tx.send(Some(frame(&nonce, "log", &huge)));
+            let _ = self.tx.send(Some(oversized_log(&auth, &job)));
             return Ok(());
         }
         let kind = if input["taint"] == true {
@@ -173,7 +200,7 @@ impl Runner for FakeRunner {
         };
         let envelope =
             json!({"type": "result", "value": {"ok": true, "data": {"runner": self.id, "calls": self.calls}}});
-        let answer = frame(&nonce, kind, &envelope.to_string());
+        let answer = frame(&auth, kind, &envelope.to_string());
         match input["wait_ms"].as_u64() {
             Some(ms) => {
                 let tx = self.tx.clone();
@@ -278,18 +305,10 @@ impl Runner for FaultyRunner {
                 if let Ok(job) = serde_json::from_slice::<Value>(bytes) {
                     let input: Value =
                         serde_json::from_str(job["input"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
-                    let nonce = key.nonce(job["challenge"].as_str().unwrap_or_default());
+                    let auth = FrameAuth::job(key, job["challenge"].as_str().unwrap_or_default());
                     match input["inject"].as_str() {
-                        Some("bad-frame") => self.injected.push_back(frame(&nonce, "bogus", "{}")),
-                        Some("oversized") => {
-                            let cap = job["max_output_bytes"]
-                                .as_u64()
-                                .unwrap_or(0)
-                                .max(job["max_log_bytes"].as_u64().unwrap_or(0))
-                                + FRAME_SLACK;
-                            let huge = "x".repeat(usize::try_from(cap).unwrap() + 10);
-                            self.injected.push_back(frame(&nonce, "log", &huge));
-                        }
+                        Some("bad-frame") => self.injected.push_back(frame(&auth, "bogus", "{}")),
+                        Some("oversized") => self.injected.push_back(oversized_log(&auth, &job)),
                         _ => {}
                     }
                 }
