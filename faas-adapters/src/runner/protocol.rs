@@ -127,22 +127,19 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     hmac_sha256_parts(key, &[message])
 }
 
-/// HMAC-SHA256 of the concatenation of `parts`.
+/// HMAC-SHA256 of the concatenation of `parts` (the `hmac` crate), with a
+/// key of at most one block (a runner key is 32 bytes): zero-padded to the
+/// block, as RFC 2104 pads a short key, so building the MAC cannot fail.
 fn hmac_sha256_parts(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut block = [0u8; 64];
     let len = key.len().min(block.len());
     block[..len].copy_from_slice(&key[..len]);
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new(&block.into());
     for part in parts {
-        inner.update(part);
+        mac.update(part);
     }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    mac.finalize().into_bytes().into()
 }
 
 /// What authenticates the frames of one job (or the ready frame): the
