@@ -94,6 +94,53 @@ pub(super) struct DockerLauncher {
     pub(super) uid: u64,
     pub(super) gid: u64,
     pub(super) client: Arc<Client>,
+    /// Removals of containers whose launch was cut short, still under way.
+    pub(super) cleanups: Arc<Cleanups>,
+}
+
+/// Counts the clean-ups [`ContainerGuard`] runs in the background, so that
+/// shutdown can wait for them: a launch cut short while the daemon was
+/// still creating its container removes it only once the create settled,
+/// which can be after the run answered.
+#[derive(Debug, Default)]
+pub(super) struct Cleanups {
+    pending: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+impl Cleanups {
+    fn start(self: &Arc<Self>) -> CleanupTicket {
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CleanupTicket(Arc::clone(self))
+    }
+
+    /// Waits (at most `limit`) until no clean-up is under way.
+    pub(super) async fn settled(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            // Registered before the check, so a wake-up in between is not lost.
+            let notified = self.settled.notified();
+            if self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    "Container clean-ups still under way at shutdown; the owner label removes what is left."
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// One clean-up under way; done when dropped.
+struct CleanupTicket(Arc<Cleanups>);
+
+impl Drop for CleanupTicket {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.settled.notify_waiters();
+    }
 }
 
 impl DockerLauncher {
@@ -274,7 +321,7 @@ impl Launcher for DockerLauncher {
             Purpose::Pool => container_name(RunId::generate().as_str().replacen("run-", "runner-", 1).as_str()),
         };
         let started = Instant::now();
-        let mut guard = ContainerGuard::new(docker.clone(), name);
+        let mut guard = ContainerGuard::new(docker.clone(), name, Arc::clone(&self.cleanups));
         self.create(&docker, &mut guard, purpose, deadline).await?;
         let created = started.elapsed();
         let name = guard.name.clone();
@@ -578,15 +625,18 @@ pub(super) struct ContainerGuard {
     pub(super) name: String,
     /// The create request, while it has not answered.
     pending_create: Option<tokio::task::JoinHandle<Result<String, Fault>>>,
+    /// Where the clean-up of a dropped launch is counted.
+    cleanups: Arc<Cleanups>,
     pub(super) armed: bool,
 }
 
 impl ContainerGuard {
-    pub(super) fn new(docker: Docker, name: String) -> Self {
+    pub(super) fn new(docker: Docker, name: String, cleanups: Arc<Cleanups>) -> Self {
         Self {
             docker,
             name,
             pending_create: None,
+            cleanups,
             armed: true,
         }
     }
@@ -616,9 +666,11 @@ impl Drop for ContainerGuard {
         let docker = self.docker.clone();
         let name = std::mem::take(&mut self.name);
         let pending = self.pending_create.take();
+        let ticket = self.cleanups.start();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
+                    let _ticket = ticket;
                     if let Some(task) = pending {
                         if tokio::time::timeout(CONTROL_TIMEOUT, task).await.is_err() {
                             tracing::warn!(container = %name, "An interrupted container creation did not settle in time.");

@@ -153,6 +153,7 @@ impl DockerRuntime {
             uid,
             gid,
             client: Arc::new(Client::new(connect, docker)),
+            cleanups: Arc::default(),
         });
         let pool = Pool::new(Arc::clone(&launcher) as Arc<dyn Launcher>, execution);
         Ok(Self { launcher, pool })
@@ -174,6 +175,8 @@ impl DockerRuntime {
     /// [`Self::remove_owned_containers`].
     pub async fn shutdown(&self) {
         self.pool.shutdown().await;
+        // Launches cut short remove their containers once the create settled.
+        self.launcher.cleanups.settled(CONTROL_TIMEOUT * 2).await;
     }
 
     /// Pulls the image in the background of start-up when `prewarm_image`

@@ -78,6 +78,7 @@ fn the_bootstrap_travels_in_the_command_and_the_workspace_is_a_capped_tmpfs() {
         uid: 1000,
         gid: 1001,
         client: std::sync::Arc::new(super::launcher::Client::new(Docker::connect_with_defaults, None)),
+        cleanups: std::sync::Arc::default(),
     };
     let body = launcher.container_body("lowcode-faas-x", None);
     let cmd = body.cmd.unwrap();

@@ -98,6 +98,9 @@ async fn a_deadline_during_creation_leaves_no_container() {
         assert_eq!(failure.message, "function timed out after 1 ms");
         assert_no_container_eventually(RUN_ID_LABEL, &run_id).await;
     }
+    // A create the daemon finished after the run answered is removed once it
+    // settled: shutdown waits for those clean-ups, then nothing is left.
+    shut_down(rt).await;
 }
 
 #[tokio::test]
