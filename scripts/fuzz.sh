@@ -114,13 +114,15 @@ smoke)
     ;;
 long)
     seconds="${2:?usage: scripts/fuzz.sh long SECONDS}"
+    # The commit the targets are built from (HEAD may move during the run).
+    commit="$(git rev-parse --short HEAD)"
     build
     table="$target_dir/long.md"
     status=0
     fuzz_all "$seconds" "$table" || status=$?
     {
         echo "<!-- fuzz-figures:start -->"
-        echo "Run of $(date -u +%Y-%m-%d) on $(nproc) CPU(s), ${seconds} s a target (${FUZZ_PARALLEL:-1} at a time), sanitizer \`$sanitizer\`, commit \`$(git rev-parse --short HEAD)\`:"
+        echo "Run of $(date -u +%Y-%m-%d) on $(nproc) CPU(s), ${seconds} s a target (${FUZZ_PARALLEL:-1} at a time), sanitizer \`$sanitizer\`, commit \`$commit\`:"
         echo
         cat "$table"
         echo "<!-- fuzz-figures:end -->"
