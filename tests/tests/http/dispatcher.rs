@@ -338,9 +338,16 @@ async fn functions_lifecycle_and_errors() {
             "COLLECTION_NOT_FOUND",
         ),
         (
-            json!({"name": "f", "source_code": "x", "collection_path": "a/env"}),
+            json!({"name": "f", "source_code": "x", "collection_path": "a.b"}),
             400,
             "INVALID_COLLECTION_PATH",
+        ),
+        // A path only the Go version's grammar accepts addresses a stored
+        // collection (docs/api.md §2.2): here there is none.
+        (
+            json!({"name": "f", "source_code": "x", "collection_path": "a/env"}),
+            404,
+            "COLLECTION_NOT_FOUND",
         ),
         (
             json!({"name": "f", "source_url": "ftp://example.com/x"}),
