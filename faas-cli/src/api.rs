@@ -156,13 +156,13 @@ fn function_route(collection: &str, tail: &str) -> String {
     }
 }
 
-/// The functions of a collection (list, create): see [`function_route`].
+/// The functions of a collection (list, create): see `function_route`.
 pub fn functions_path(collection: &str) -> String {
     function_route(collection, "")
 }
 
 /// The path of one function (`…/functions/{name}`), plus an optional action
-/// (`invoke`, `versions`, `pull`); see [`function_route`].
+/// (`invoke`, `versions`, `pull`); see `function_route`.
 pub fn function_path(collection: &str, name: &str, action: Option<&str>) -> String {
     match action {
         Some(a) => function_route(collection, &format!("/{name}/{a}")),

@@ -168,7 +168,7 @@ impl CollectionPath {
     /// Normalises and validates a path the Go version could have stored:
     /// like [`CollectionPath::parse`] but the reserved segments (`__root__`,
     /// `functions`, `env`) and segments longer than
-    /// [`MAX_COLLECTION_SEGMENT_LEN`] (within the 256 bytes of the whole
+    /// 64 bytes (within the 256 bytes of the whole
     /// path) are accepted. Used to address stored collections (listings,
     /// reads, invokes, env updates, deletes) and for new paths when legacy
     /// names are enabled. The characters stay `[a-z0-9_-]`, so such a path
