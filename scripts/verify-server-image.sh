@@ -14,9 +14,11 @@ names=()
 cleanup() { for n in "${names[@]}"; do docker rm -f "$n" >/dev/null 2>&1 || true; done; docker image rm "$IMAGE" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# start runs in a subshell (`< <(start …)`): the caller registers the name
+# for the clean-up, start only uses it.
+cname() { echo "lowcode-faas-verify-$1-$$"; }
 start() { # name, port inside, command...
-  local name="lowcode-faas-verify-$1-$$" inside="$2"; shift 2
-  names+=("$name")
+  local name inside="$2"; name="$(cname "$1")"; shift 2
   docker run -d --name "$name" -p "127.0.0.1::$inside" -e LOWCODE_FAAS_RUNTIME=process \
     -e LOWCODE_FAAS_WORKER_TOKEN=verify-token "$IMAGE" "$@" >/dev/null
   local port
@@ -29,12 +31,14 @@ start() { # name, port inside, command...
   die "$* did not become healthy"
 }
 
+names+=("$(cname dispatcher)")
 read -r dname dport < <(start dispatcher 8080 dispatcher)
 list="$(curl -sf "http://127.0.0.1:$dport/functions")" || die "GET /functions failed"
 grep -q '"name":"hello"' <<<"$list" || die "the bundled data is not served: $list"
 out="$(curl -sf -X POST "http://127.0.0.1:$dport/functions/hello/invoke" -d '{"input":{"name":"image"}}')" || die "invoke failed"
 grep -q '"status":"success"' <<<"$out" || die "the bundled function did not run: $out"
 
+names+=("$(cname worker)")
 read -r wname wport < <(start worker 9090 worker)
 run="$(curl -sf -X POST -H 'Authorization: Bearer verify-token' "http://127.0.0.1:$wport/v1/run" -d '{"function_name":"hello","input":{"name":"worker"}}')" || die "worker run failed"
 grep -q '"status":"success"' <<<"$run" || die "the worker did not run: $run"
