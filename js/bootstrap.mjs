@@ -402,13 +402,7 @@ function nonceFor(challenge) {
   }
   const inner = new U32(8);
   hashAfterBlock(INNER_PAD, msg, size, inner);
-  const innerBytes = new U8(32);
-  for (let i = 0; i < 8; i++) {
-    innerBytes[4 * i] = inner[i] >>> 24;
-    innerBytes[4 * i + 1] = (inner[i] >>> 16) & 0xff;
-    innerBytes[4 * i + 2] = (inner[i] >>> 8) & 0xff;
-    innerBytes[4 * i + 3] = inner[i] & 0xff;
-  }
+  const innerBytes = wordsToBytes(inner);
   const outer = new U32(8);
   hashAfterBlock(OUTER_PAD, innerBytes, 32, outer);
   const bytes = new U8(NONCE_SIZE);
@@ -417,15 +411,7 @@ function nonceFor(challenge) {
     bytes[2 * i] = HEX_DIGITS[b >> 4];
     bytes[2 * i + 1] = HEX_DIGITS[b & 15];
   }
-  for (let i = 0; i < 8; i++) {
-    inner[i] = 0;
-    outer[i] = 0;
-  }
-  for (let i = 0; i < 32; i++) innerBytes[i] = 0;
-  for (let i = 0; i < 64; i++) {
-    W[i] = 0;
-    BLOCK[i] = 0;
-  }
+  wipeHmac(inner, outer, innerBytes);
   return { bytes, size: NONCE_SIZE, challenge: { bytes: msg, size } };
 }
 
@@ -446,6 +432,14 @@ function frameMac(challenge, kind, body, bodySize) {
   const outer = new U32(8);
   hashAfterBlock(OUTER_PAD, innerBytes, 32, outer);
   const mac = wordsToBytes(outer);
+  wipeHmac(inner, outer, innerBytes);
+  return mac;
+}
+
+// 8 big-endian words to 32 bytes.
+// Zeroes what an HMAC computation leaves behind: its two states, the inner
+// hash's bytes and the shared message schedule and block buffers.
+function wipeHmac(inner, outer, innerBytes) {
   for (let i = 0; i < 8; i++) {
     inner[i] = 0;
     outer[i] = 0;
@@ -455,10 +449,8 @@ function frameMac(challenge, kind, body, bodySize) {
     W[i] = 0;
     BLOCK[i] = 0;
   }
-  return mac;
 }
 
-// 8 big-endian words to 32 bytes.
 function wordsToBytes(words) {
   const out = new U8(32);
   for (let i = 0; i < 8; i++) {
