@@ -6,7 +6,24 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+/// Creates the function `name` at the root of the dispatcher at `base`;
+/// panics unless it answers 201 (the benchmark and the soak set up with it).
+pub async fn deploy(client: &reqwest::Client, base: &str, name: &str, source: &str) {
+    let res = client
+        .post(format!("{base}/functions"))
+        .json(&json!({"name": name, "source_code": source}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        201,
+        "deploy {name}: {}",
+        res.text().await.unwrap_or_default()
+    );
+}
 
 /// The path of a binary built next to the running one (`target/release/…`).
 pub fn sibling_binary(name: &str) -> PathBuf {

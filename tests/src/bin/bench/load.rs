@@ -3,18 +3,7 @@
 use super::*;
 
 pub(crate) async fn deploy(client: &reqwest::Client, base: &str) {
-    let res = client
-        .post(format!("{base}/functions"))
-        .json(&json!({"name": "hello", "source_code": HELLO}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status().as_u16(),
-        201,
-        "deploy: {}",
-        res.text().await.unwrap_or_default()
-    );
+    faas_tests::proc_support::deploy(client, base, "hello", HELLO).await;
 }
 
 /// One invoke; its latency and start kind.

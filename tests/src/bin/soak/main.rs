@@ -46,7 +46,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faas_tests::proc_support::{free_port, Server};
-use serde_json::json;
 
 use environment::{s3fs_binary, wait_ready, S3};
 use faults::{Faults, Window};
@@ -119,18 +118,7 @@ async fn main() {
     let base = dispatcher.base.clone();
     let client = reqwest::Client::new();
     for (name, source) in FUNCTIONS {
-        let res = client
-            .post(format!("{base}/functions"))
-            .json(&json!({"name": name, "source_code": source}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status().as_u16(),
-            201,
-            "deploy {name}: {}",
-            res.text().await.unwrap_or_default()
-        );
+        faas_tests::proc_support::deploy(&client, &base, name, source).await;
     }
     println!(
         "soak: {seconds} s, {clients} clients + {savers} savers, runtime {runtime}, a fault every {} s",
